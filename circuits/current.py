@@ -1,0 +1,137 @@
+"""Current-mode subthreshold primitives after Binas et al. 2016 (ideal math and device bill).
+
+Signals are currents; summing is free (Kirchhoff), weights are programmable current mirrors
+(11 transistors per synapse: sign-select pair, three binary-weighted 4/2/1 branches and their
+switches), and a neuron is a diode-connected soma that rectifies plus the mirrors feeding the
+next layer (5 transistors). Ideal semantics use the exact weights; quantizing them to the
+3-bit + sign levels is a hardware model, applied later, not part of the ideal function.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from circuits import ideal
+from circuits.base import Primitive, as_finite_array, normalize_axes
+from circuits.errors import ParameterError
+
+SYNAPSE_TRANSISTORS = 11
+NEURON_TRANSISTORS = 5
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SynapseArray(Primitive):
+    """Synapses onto a layer of neurons: y = ReLU(W·x + b) when ``rectify``, else W·x + b.
+
+    A non-rectifying layer is read out by a pair of somas per output (positive and negative
+    parts), so signed outputs survive. The bias is a synapse from a reference current.
+    """
+
+    kind: ClassVar[str] = "current.synapse_array"
+    weights: np.ndarray
+    bias: np.ndarray | None = None
+    rectify: bool = False
+
+    def __post_init__(self) -> None:
+        w = as_finite_array("weights", self.weights, ndim=(2, 3))
+        if self.bias is not None:
+            b = as_finite_array("bias", self.bias)
+            if b.shape != w.shape[:-1]:
+                raise ParameterError(f"bias: shape {b.shape} does not match weights {w.shape}")
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        y = ideal.dense(x, self.weights, self.bias)
+        return ideal.rectify(y, 0.0) if self.rectify else y
+
+    def devices(self, lanes: int) -> Counter[str]:
+        outs = int(np.prod(self.weights.shape[:-1]))
+        synapses = int(np.count_nonzero(self.weights))
+        if self.bias is not None:
+            synapses += int(np.count_nonzero(self.bias))
+        somas = outs if self.rectify else 2 * outs
+        return Counter(mosfet=SYNAPSE_TRANSISTORS * synapses + NEURON_TRANSISTORS * somas)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CurrentNeuron(Primitive):
+    """A stand-alone soma: the diode-connected input transistor rectifies, y = max(0, x)."""
+
+    kind: ClassVar[str] = "current.neuron"
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return ideal.rectify(x, 0.0)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return Counter(mosfet=NEURON_TRANSISTORS * lanes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CurrentJunction(Primitive):
+    """Currents joined on one node, each through a mirror of ratio gᵢ: y = Σ gᵢ·xᵢ + b."""
+
+    kind: ClassVar[str] = "current.junction"
+    gains: tuple[np.ndarray | float, ...]
+    bias: np.ndarray | float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.gains:
+            raise ParameterError("gains: at least one input is required")
+        for i, g in enumerate(self.gains):
+            as_finite_array(f"gains[{i}]", g)
+        if self.bias is not None:
+            as_finite_array("bias", self.bias)
+
+    @property
+    def n_inputs(self) -> int:  # type: ignore[override]
+        return len(self.gains)
+
+    def ideal(self, *xs: np.ndarray) -> np.ndarray:
+        return ideal.weighted_sum(xs, self.gains, self.bias)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        mirrors = sum(1 for g in self.gains if not np.all(np.asarray(g) == 1.0))
+        return Counter(mosfet=lanes * (2 * mirrors + (self.bias is not None)))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WinnerTakeAll(Primitive):
+    """Lazzaro winner-take-all: two transistors per input, output the largest current (max pooling)."""
+
+    kind: ClassVar[str] = "current.wta"
+    axes: tuple[int, ...] = (-1,)
+    window: int = 1
+    keepdims: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return ideal.window_max(x, self.axes, self.keepdims)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return Counter(mosfet=2 * self.window * lanes + 2 * lanes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MirrorAverage(Primitive):
+    """Window currents summed on a node and scaled by a mirror ratio: y = gain·Σ x over ``axes``."""
+
+    kind: ClassVar[str] = "current.average"
+    axes: tuple[int, ...] = (-1,)
+    gain: np.ndarray | float = 1.0
+    window: int = 1
+    keepdims: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
+        as_finite_array("gain", self.gain)
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return ideal.window_sum(x, self.axes, self.gain, self.keepdims)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return Counter(mosfet=2 * lanes)

@@ -1,0 +1,297 @@
+"""Voltage-mode op-amp analog-computer primitives (ideal math and device bill).
+
+Signals are voltages; an inverting stage gives V_o = -R_f·Σ V_i/R_i, so a signed weight
+uses the input directly (negative weight) or an inverted copy of it (positive weight).
+The device bill per circuit follows the textbook topologies named in each docstring.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from circuits import ideal
+from circuits.base import Primitive, as_finite_array, normalize_axes
+from circuits.errors import ParameterError
+
+
+def _linear_bank_devices(weights: np.ndarray, bias: np.ndarray | None) -> Counter[str]:
+    """One inverting summer per output, plus one shared inverter per input used with a positive weight."""
+    w = weights.reshape(-1, *weights.shape[-2:]) if weights.ndim == 3 else weights[None]
+    nnz = int(np.count_nonzero(w))
+    outs = w.shape[0] * w.shape[1]
+    inverters = int(np.count_nonzero((w > 0).any(axis=1)))
+    bias_r = 0 if bias is None else int(np.count_nonzero(bias))
+    return Counter(
+        opamp=outs + inverters,
+        resistor=nnz + outs + bias_r + 2 * inverters,
+    )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class InvertingSummerArray(Primitive):
+    """A layer of inverting weighted adders: y = W·x + b, bias from a reference voltage.
+
+    Weights are (out, in), or (groups, out, in) for grouped convolutions. Example: the
+    analog-computer block V_o = -0.35·V1 + 5.24·V2 + 2.6 is one summer with W = [-0.35, 5.24].
+    """
+
+    kind: ClassVar[str] = "opamp.summer"
+    weights: np.ndarray
+    bias: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        w = as_finite_array("weights", self.weights, ndim=(2, 3))
+        if self.bias is not None:
+            b = as_finite_array("bias", self.bias)
+            if b.shape != w.shape[:-1]:
+                raise ParameterError(f"bias: shape {b.shape} does not match weights {w.shape}")
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return ideal.dense(x, self.weights, self.bias)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return _linear_bank_devices(self.weights, self.bias)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ElementwiseSummer(Primitive):
+    """Per-element weighted sum of signals: y = Σ gᵢ·xᵢ + b (Add, Sub, Sum, scaling, affine BatchNorm).
+
+    Gains and bias broadcast against the signals like NumPy arrays.
+    """
+
+    kind: ClassVar[str] = "opamp.elementwise_summer"
+    gains: tuple[np.ndarray | float, ...]
+    bias: np.ndarray | float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.gains:
+            raise ParameterError("gains: at least one input is required")
+        for i, g in enumerate(self.gains):
+            as_finite_array(f"gains[{i}]", g)
+        if self.bias is not None:
+            as_finite_array("bias", self.bias)
+
+    @property
+    def n_inputs(self) -> int:  # type: ignore[override]
+        return len(self.gains)
+
+    def ideal(self, *xs: np.ndarray) -> np.ndarray:
+        return ideal.weighted_sum(xs, self.gains, self.bias)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        positive = sum(1 for g in self.gains if np.any(np.asarray(g) > 0))
+        return Counter(
+            opamp=lanes * (1 + positive),
+            resistor=lanes * (len(self.gains) + 1 + (self.bias is not None) + 2 * positive),
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PrecisionRectifier(Primitive):
+    """Precision (superdiode) half-wave rectifier and output inverter: ReLU, or leaky ReLU.
+
+    y = max(0, x) + negative_slope·min(0, x).
+    """
+
+    kind: ClassVar[str] = "opamp.rectifier"
+    negative_slope: float = 0.0
+
+    def __post_init__(self) -> None:
+        as_finite_array("negative_slope", self.negative_slope, ndim=(0,))
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return ideal.rectify(x, self.negative_slope)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return Counter(opamp=2 * lanes, diode=2 * lanes,
+                       resistor=(4 + (self.negative_slope != 0.0)) * lanes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Clipper(Primitive):
+    """Unity-gain stage with a diode limiter to reference levels: y = min(max(x, low), high)."""
+
+    kind: ClassVar[str] = "opamp.clipper"
+    low: float = -np.inf
+    high: float = np.inf
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or np.isnan(v):
+                raise ParameterError(f"{name}: expected a number, got {v!r}")
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        lo = x.dtype.type(self.low) if np.isfinite(self.low) else None
+        hi = x.dtype.type(self.high) if np.isfinite(self.high) else None
+        y = x if lo is None else np.maximum(x, lo)
+        return y if hi is None else np.minimum(y, hi)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return Counter(opamp=lanes, resistor=2 * lanes, diode=2 * lanes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DiffPairActivation(Primitive):
+    """BJT differential pair with a transimpedance output: tanh, or sigmoid = (1 + tanh(x/2))/2."""
+
+    kind: ClassVar[str] = "opamp.diffpair"
+    function: Literal["tanh", "sigmoid"] = "tanh"
+
+    def __post_init__(self) -> None:
+        if self.function not in ("tanh", "sigmoid"):
+            raise ParameterError(f"function: expected 'tanh' or 'sigmoid', got {self.function!r}")
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return np.tanh(x) if self.function == "tanh" else ideal.sigmoid(x)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        extra = self.function == "sigmoid"
+        return Counter(bjt=2 * lanes, current_source=lanes, opamp=lanes,
+                       resistor=(3 + extra) * lanes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LogAmp(Primitive):
+    """Transdiode log amplifier: V_o = -n·V_T·ln(V_in/(I_S·R)); ideal in model units: y = ln(x)."""
+
+    kind: ClassVar[str] = "opamp.log"
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(x)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return Counter(opamp=lanes, bjt=lanes, resistor=lanes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AntilogAmp(Primitive):
+    """Antilog (exponential) amplifier: V_o = -R·I_S·exp(V_in/(n·V_T)); ideal: y = eˣ."""
+
+    kind: ClassVar[str] = "opamp.exp"
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return np.exp(x)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return Counter(opamp=lanes, bjt=lanes, resistor=lanes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LogExpMultiplier(Primitive):
+    """antilog(log a + log b) multiplier, offset to four quadrants: y = a·b (broadcasting)."""
+
+    kind: ClassVar[str] = "opamp.multiplier"
+    n_inputs: ClassVar[int] = 2
+
+    def ideal(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.multiply(a, b)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return Counter(opamp=5 * lanes, bjt=3 * lanes, resistor=9 * lanes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LogExpDivider(Primitive):
+    """antilog(log a - log b) divider, offset for a signed numerator: y = a / b."""
+
+    kind: ClassVar[str] = "opamp.divider"
+    n_inputs: ClassVar[int] = 2
+
+    def ideal(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.divide(a, b)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return Counter(opamp=5 * lanes, bjt=3 * lanes, resistor=8 * lanes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ActivationMatMul(Primitive):
+    """Product of two signal matrices: a multiplier per term and a summer per output (y = a @ b)."""
+
+    kind: ClassVar[str] = "opamp.matmul"
+    n_inputs: ClassVar[int] = 2
+    inner: int = 1
+
+    def ideal(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.result_type(a, b))
+
+    def devices(self, lanes: int) -> Counter[str]:
+        per = LogExpMultiplier().devices(self.inner)
+        per.update(opamp=1, resistor=self.inner + 1)
+        return Counter({k: v * lanes for k, v in per.items()})
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SoftmaxUnit(Primitive):
+    """Softmax from analog blocks: a max selector, subtractors, antilog amps, a summer and dividers.
+
+    y = exp(x - max) / Σ exp(x - max) jointly over ``axes`` (negative axes).
+    """
+
+    kind: ClassVar[str] = "opamp.softmax"
+    axes: tuple[int, ...] = (-1,)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return ideal.softmax(x, self.axes)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return Counter(opamp=8 * lanes, bjt=4 * lanes, resistor=13 * lanes, diode=lanes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MaxSelector(Primitive):
+    """Superdiode max circuit: one precision diode per window input, y = max over ``axes``."""
+
+    kind: ClassVar[str] = "opamp.max"
+    axes: tuple[int, ...] = (-1,)
+    window: int = 1
+    keepdims: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
+        if self.window < 1:
+            raise ParameterError(f"window: must be >= 1, got {self.window}")
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return ideal.window_max(x, self.axes, self.keepdims)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return Counter(opamp=lanes * self.window, diode=lanes * self.window, resistor=lanes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AveragingSummer(Primitive):
+    """Summer with equal input resistors: y = gain·Σ x over ``axes`` (gain = 1/count for a mean).
+
+    ``gain`` may be an array (per output position) when window counts differ at the borders.
+    """
+
+    kind: ClassVar[str] = "opamp.average"
+    axes: tuple[int, ...] = (-1,)
+    gain: np.ndarray | float = 1.0
+    window: int = 1
+    keepdims: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
+        as_finite_array("gain", self.gain)
+        if self.window < 1:
+            raise ParameterError(f"window: must be >= 1, got {self.window}")
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return ideal.window_sum(x, self.axes, self.gain, self.keepdims)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return Counter(opamp=2 * lanes, resistor=(self.window + 3) * lanes)

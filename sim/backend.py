@@ -1,0 +1,89 @@
+"""Kelvin as a standard ONNX backend (``onnx.backend.base.Backend``), executing with ideal devices.
+
+    import sim.backend as kb
+    rep = kb.prepare(model, device="CPU", target="opamp")
+    outputs = rep.run([x])
+
+Options: ``target`` (opamp | current | crossbar, default opamp) and ``lower`` (False runs
+the imported graph without lowering, for debugging a pass).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx.backend.base import Backend, BackendRep, Device, DeviceType
+
+from compiler.ir import Graph
+from compiler.onnx_import import import_model
+from compiler.pipeline import compile_model
+from sim.engine import execute
+
+
+class KelvinRep(BackendRep):
+    """A prepared model: the lowered graph, run with ideal device models."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self._outputs = namedtuple("Outputs", [f"o{i}" for i in range(len(graph.outputs))])  # type: ignore[misc]
+
+    def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
+        """Run on a list of arrays (graph input order), a dict by name, or a single array."""
+        if isinstance(inputs, Mapping):
+            feeds = dict(inputs)
+        else:
+            if isinstance(inputs, np.ndarray):
+                inputs = [inputs]
+            seq: Sequence[np.ndarray] = list(inputs)
+            feeds = dict(zip(self.graph.inputs, seq))
+        result = execute(self.graph, feeds)
+        return self._outputs(*(result[name] for name in self.graph.outputs))
+
+
+class KelvinBackend(Backend):
+    """ONNX backend API over Kelvin's compiler and ideal engine (CPU only)."""
+
+    @classmethod
+    def is_compatible(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> bool:
+        return cls.supports_device(device)
+
+    @classmethod
+    def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> KelvinRep:
+        """Import, lower to ``target`` (default opamp) unless ``lower=False``, and wrap."""
+        if not cls.supports_device(device):
+            raise ValueError(f"Kelvin runs on CPU only, not {device!r}")
+        target = kwargs.pop("target", "opamp")
+        lower = kwargs.pop("lower", True)
+        graph = compile_model(model, target).graph if lower else import_model(model)
+        return KelvinRep(graph)
+
+    @classmethod
+    def run_model(cls, model: onnx.ModelProto, inputs: Any, device: str = "CPU", **kwargs: Any):
+        return cls.prepare(model, device, **kwargs).run(inputs)
+
+    @classmethod
+    def run_node(cls, node: onnx.NodeProto, inputs: Any, device: str = "CPU",
+                 outputs_info: Sequence[tuple[np.dtype, tuple[int, ...]]] | None = None, **kwargs: Any):
+        """Run a single node by wrapping it in a one-node model (inputs are graph inputs)."""
+        arrays = list(inputs.values()) if isinstance(inputs, Mapping) else list(inputs)
+        vi = [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+              for n, a in zip(node.input, arrays)]
+        outs = [onnx.helper.make_empty_tensor_value_info(n) for n in node.output]
+        graph = onnx.helper.make_graph([node], "run_node", vi, outs)
+        model = onnx.helper.make_model(graph)
+        return cls.run_model(model, arrays, device, **kwargs)
+
+    @classmethod
+    def supports_device(cls, device: str) -> bool:
+        return Device(device).type == DeviceType.CPU
+
+
+prepare = KelvinBackend.prepare
+run_model = KelvinBackend.run_model
+run_node = KelvinBackend.run_node
+supports_device = KelvinBackend.supports_device
+is_compatible = KelvinBackend.is_compatible
