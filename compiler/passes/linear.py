@@ -85,7 +85,7 @@ class FuseBiasAdd:
     def run(self, g: Graph) -> bool:
         changed = False
         for node in g.nodes:
-            if not (isinstance(node, OpNode) and node.op == "Add" and node in g.nx):
+            if not (isinstance(node, OpNode) and node.op == "Add" and node.name in g):
                 continue
             for i, t in enumerate(node.inputs):
                 other = node.inputs[1 - i]

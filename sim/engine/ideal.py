@@ -8,7 +8,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-import compiler.ops.kelvin_ops  # noqa: F401  (registers kelvin.* kernels)
 from circuits.errors import InputError, KelvinError, ModelError
 from compiler.ir import Graph, Node, OpNode, PrimitiveNode
 from compiler.ops import lookup

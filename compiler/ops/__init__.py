@@ -1,0 +1,18 @@
+"""NumPy semantics of the ONNX ops Kelvin understands, one registry keyed by op and schema version.
+
+Importing this package registers every kernel:
+    linear      Gemm, MatMul, Conv
+    pooling     MaxPool, AveragePool, GlobalAveragePool, ReduceMean
+    elementwise Relu, LeakyRelu, Sigmoid, Tanh, Exp, Log, Clip, Softmax,
+                Add, Sub, Mul, Div, Sum, BatchNormalization
+    shape       Flatten, Reshape, Transpose, Concat, Identity, Dropout, Unsqueeze, Squeeze
+    folding     Shape, Gather, Slice, Cast, Constant, ConstantOfShape, Expand, Range, Equal, Where
+    kelvin_ops  kelvin.Dense, kelvin.Im2Col, kelvin.ColToImage, kelvin.WindowMax, kelvin.WindowSum
+"""
+
+from __future__ import annotations
+
+from . import elementwise, folding, kelvin_ops, linear, pooling, shape  # noqa: F401  (registers kernels)
+from .registry import OPS, OpSpec, lookup, register
+
+__all__ = ["OPS", "OpSpec", "lookup", "register"]

@@ -1,0 +1,174 @@
+"""Elementwise ops: activations, arithmetic with multidirectional broadcasting, BatchNormalization.
+
+Every kernel keeps the input dtype (float16/32/64 stay as they are). Sigmoid, Softmax and
+Log are written so that large or non-positive inputs give inf/0/nan without warnings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import reduce
+from typing import Any
+
+import numpy as np
+
+from circuits.errors import ModelError, UnsupportedError
+
+from ._args import Attrs, Inputs, axis, optional
+from .registry import register
+
+
+@register("Relu", (6, 13, 14))
+def relu(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """max(x, 0)."""
+    return [np.maximum(inputs[0], 0)]
+
+
+@register("LeakyRelu", (6, 16))
+def leaky_relu(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """x for x >= 0, alpha * x otherwise."""
+    x = inputs[0]
+    return [np.where(x >= 0, x, x * np.asarray(attrs["alpha"], dtype=x.dtype))]
+
+
+@register("Sigmoid", (6, 13))
+def sigmoid(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """1 / (1 + exp(-x)), evaluated from exp(-|x|) so it never overflows."""
+    x = inputs[0]
+    e = np.exp(-np.abs(x))
+    return [np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)]
+
+
+@register("Tanh", (6, 13))
+def tanh(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """tanh(x)."""
+    return [np.tanh(inputs[0])]
+
+
+@register("Exp", (6, 13))
+def exp(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """exp(x); overflow gives inf."""
+    with np.errstate(over="ignore"):
+        return [np.exp(inputs[0])]
+
+
+@register("Log", (6, 13))
+def log(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """Natural log; 0 gives -inf and negatives nan."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return [np.log(inputs[0])]
+
+
+def _bound(value: Any, dtype: np.dtype) -> np.ndarray:
+    """A Clip bound in the input dtype (FLT_MAX saturates to inf in float16)."""
+    with np.errstate(over="ignore"):
+        return np.asarray(value).astype(dtype)
+
+
+@register("Clip", (6, 11, 12, 13))
+def clip(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """min(max(x, lo), hi): bounds are attributes before v11, optional scalar inputs from v11."""
+    x = inputs[0]
+    if version < 11:
+        lo, hi = attrs["min"], attrs["max"]
+    else:
+        lo, hi = optional(inputs, 1), optional(inputs, 2)
+    if lo is not None:
+        x = np.maximum(x, _bound(lo, x.dtype))
+    if hi is not None:
+        x = np.minimum(x, _bound(hi, x.dtype))
+    return [x]
+
+
+@register("Softmax", (1, 11, 13))
+def softmax(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """exp(x) / sum(exp(x)); before v13 over the 2-D coercion at ``axis``, from v13 along ``axis``."""
+    x = inputs[0]
+    if x.ndim == 0:
+        raise ModelError("Softmax: input must have rank >= 1")
+    ax = axis("Softmax", int(attrs["axis"]), x.ndim)
+    if version < 13:
+        flat = x.reshape(int(np.prod(x.shape[:ax])), int(np.prod(x.shape[ax:])))
+        return [_softmax_along(flat, 1).reshape(x.shape)]
+    return [_softmax_along(x, ax)]
+
+
+def _softmax_along(x: np.ndarray, ax: int) -> np.ndarray:
+    """Softmax along one axis, shifted by the maximum so exp never overflows."""
+    if x.size == 0:
+        return x.copy()
+    e = np.exp(x - x.max(axis=ax, keepdims=True))
+    return (e / e.sum(axis=ax, keepdims=True)).astype(x.dtype)
+
+
+Binary = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _broadcast(op: str, fn: Binary, operands: Sequence[np.ndarray]) -> np.ndarray:
+    """Apply the binary ufunc ``fn`` left to right with numpy (= ONNX multidirectional) broadcasting."""
+    try:
+        return reduce(fn, operands)
+    except ValueError as err:
+        shapes = ", ".join(str(a.shape) for a in operands)
+        raise ModelError(f"{op}: input shapes {shapes} do not broadcast") from err
+
+
+def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b; integers divide with truncation toward zero, as in C."""
+    if a.dtype.kind in "iu" and b.dtype.kind in "iu":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (a - np.fmod(a, b)) // np.where(b == 0, 1, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.divide(a, b)
+
+
+@register("Add", (7, 13, 14))
+def add(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """A + B with broadcasting."""
+    return [_broadcast("Add", np.add, inputs[:2])]
+
+
+@register("Sub", (7, 13, 14))
+def sub(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """A - B with broadcasting."""
+    return [_broadcast("Sub", np.subtract, inputs[:2])]
+
+
+@register("Mul", (7, 13, 14))
+def mul(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """A * B with broadcasting."""
+    return [_broadcast("Mul", np.multiply, inputs[:2])]
+
+
+@register("Div", (7, 13, 14))
+def div(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """A / B with broadcasting."""
+    return [_broadcast("Div", _divide, inputs[:2])]
+
+
+@register("Sum", (6, 8, 13))
+def sum_(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """Elementwise sum of any number of inputs (v6 requires equal shapes; broadcasting covers it)."""
+    return [np.asarray(_broadcast("Sum", np.add, inputs))]
+
+
+@register("BatchNormalization", (7, 9, 14, 15))
+def batch_normalization(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """Inference form: Y = (X - mean) / sqrt(var + epsilon) * scale + B; returns only Y."""
+    if attrs.get("training_mode", 0):
+        raise UnsupportedError(
+            "BatchNormalization: training_mode=1 is not supported; Kelvin compiles inference "
+            "graphs, so export the model in eval mode"
+        )
+    x = inputs[0]
+    if x.ndim < 2:
+        raise ModelError(f"BatchNormalization: input must be (N, C, ...), got shape {x.shape}")
+
+    def per_channel(p: np.ndarray) -> np.ndarray:
+        # (C,) when spatial, (C, D1, ...) when v7 spatial=0: pad with size-1 axes to X's rank - 1.
+        p = np.asarray(p, dtype=np.float64)
+        return p.reshape(p.shape + (1,) * (x.ndim - 1 - p.ndim))
+
+    scale, bias, mean, var = (per_channel(p) for p in inputs[1:5])
+    y = (x.astype(np.float64) - mean) / np.sqrt(var + attrs["epsilon"]) * scale + bias
+    return [y.astype(x.dtype)]

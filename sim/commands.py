@@ -1,0 +1,146 @@
+"""What the CLI subcommands do, as plain functions (the CLI only parses and prints)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from circuits.errors import InputError, OutputError
+from circuits.files import ensure_dir, write_json, write_npy, write_npz
+from compiler.ir import Graph
+from compiler.pipeline import Compiled, compile_model
+from compiler.report import graph_document
+from sim.engine import execute
+
+log = logging.getLogger(__name__)
+
+
+def compile_with_progress(model: str | os.PathLike[str], target: str, progress: bool = True) -> Compiled:
+    """Compile, showing one progress step per pass."""
+    from compiler.onnx_import import import_model
+    from compiler.pipeline import lowering_pipeline
+
+    graph = import_model(model)
+    n = len(lowering_pipeline(target))
+    with tqdm(total=n, desc=f"compile [{target}]", unit="pass", disable=not progress or None,
+              leave=False) as bar:
+        compiled = compile_model(graph, target, on_pass=lambda p: bar.update(1))
+    return compiled
+
+
+def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str], target: str,
+                   progress: bool = True) -> dict[str, Any]:
+    """Compile ``model`` for ``target`` and write OUTDIR/graph.json; returns the document."""
+    out = ensure_dir(outdir)  # fail before the work if the directory is unusable
+    compiled = compile_with_progress(model, target, progress)
+    doc = graph_document(compiled, source=str(model))
+    path = write_json(out / "graph.json", doc)
+    doc["_path"] = str(path)
+    return doc
+
+
+def format_summary(doc: dict[str, Any]) -> str:
+    """The compile summary as a few readable lines."""
+    s = doc["summary"]
+    lines = [f"model {doc['model']['name']} (opset {doc['model']['opset']}) -> target {s['target']}",
+             f"  nodes: {s['nodes']} ({', '.join(f'{v} {k}' for k, v in s['placement'].items())})",
+             f"  parameters: {s['parameters']:,}"]
+    if s["primitives"]:
+        lines.append("  primitives:")
+        for kind, c in s["primitives"].items():
+            lines.append(f"    {kind:<28} {c['banks']:>4} bank(s) {c['instances']:>12,} instance(s)")
+    if s["devices"]:
+        lines.append("  devices: " + ", ".join(f"{k} {v:,}" for k, v in s["devices"].items()))
+    if s["digital_ops"]:
+        lines.append("  digital periphery: " + ", ".join(f"{k} x{v}" for k, v in s["digital_ops"].items()))
+    return "\n".join(lines)
+
+
+def load_inputs(path: str | os.PathLike[str], graph: Graph) -> dict[str, np.ndarray]:
+    """Read input arrays for ``graph`` from .npy, .npz (by input name) or .csv (one sample per row)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such input file")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npy":
+            arrays = {graph.inputs[0]: np.load(p, allow_pickle=False)} if len(graph.inputs) == 1 else None
+            if arrays is None:
+                raise InputError(f"{p}: the model has {len(graph.inputs)} inputs "
+                                 f"({', '.join(graph.inputs)}); give an .npz keyed by those names")
+        elif suffix == ".npz":
+            with np.load(p, allow_pickle=False) as data:
+                if len(graph.inputs) == 1 and graph.inputs[0] not in data and len(data.files) == 1:
+                    arrays = {graph.inputs[0]: data[data.files[0]]}
+                else:
+                    missing = [n for n in graph.inputs if n not in data]
+                    if missing:
+                        raise InputError(f"{p}: missing array(s) for input(s) {', '.join(missing)}")
+                    arrays = {n: data[n] for n in graph.inputs}
+        elif suffix == ".csv":
+            if len(graph.inputs) != 1:
+                raise InputError(f"{p}: CSV input needs a single-input model")
+            arrays = {graph.inputs[0]: np.atleast_2d(np.loadtxt(p, delimiter=",", dtype=np.float64))}
+        else:
+            raise InputError(f"{p}: unknown input format {suffix or '(none)'}; use .npy, .npz or .csv")
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{p}: cannot read input ({exc})") from exc
+    return arrays
+
+
+def _reshape_rows(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Let a flat (samples, features) array feed a (N, C, H, W) input, as CSV rows do."""
+    out = {}
+    for name, arr in feeds.items():
+        shape = graph.shape(name)
+        if shape and arr.ndim == 2 and len(shape) > 2 and all(isinstance(d, int) for d in shape[1:]):
+            per = int(np.prod(shape[1:]))
+            if arr.shape[1] == per:
+                arr = arr.reshape(arr.shape[0], *shape[1:])
+        out[name] = arr
+    return out
+
+
+def run_batches(graph: Graph, feeds: dict[str, np.ndarray], batch_size: int,
+                progress: bool = True) -> dict[str, np.ndarray]:
+    """Execute in chunks of ``batch_size`` samples along axis 0, with a progress bar."""
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    n = min(a.shape[0] for a in feeds.values()) if feeds and all(a.ndim for a in feeds.values()) else 0
+    if n == 0 or any(a.shape[0] != n for a in feeds.values()):
+        return execute(graph, feeds)
+    parts: dict[str, list[np.ndarray]] = {}
+    with tqdm(total=n, desc="run", unit="sample", disable=not progress or None, leave=False) as bar:
+        for start in range(0, n, batch_size):
+            chunk = {k: v[start:start + batch_size] for k, v in feeds.items()}
+            for k, v in execute(graph, chunk).items():
+                parts.setdefault(k, []).append(v)
+            bar.update(min(batch_size, n - start))
+    return {k: np.concatenate(v, axis=0) for k, v in parts.items()}
+
+
+def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str], output: str | None,
+                   target: str, batch_size: int = 256,
+                   progress: bool = True) -> tuple[dict[str, np.ndarray], str | None]:
+    """Compile ``model``, run it on the inputs file, optionally write the outputs atomically."""
+    if output is not None:
+        out_path = Path(output)
+        ensure_dir(out_path.parent if str(out_path.parent) else ".")
+    compiled = compile_with_progress(model, target, progress)
+    graph = compiled.graph
+    feeds = _reshape_rows(graph, load_inputs(inputs, graph))
+    result = run_batches(graph, feeds, batch_size, progress)
+    if output is None:
+        return result, None
+    if output.endswith(".npz"):
+        write_npz(output, **result)
+    elif len(result) == 1:
+        write_npy(output, next(iter(result.values())))
+    else:
+        raise OutputError(f"{output}: the model has {len(result)} outputs; use an .npz file")
+    return result, output
