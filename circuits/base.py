@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from circuits import ideal
 from circuits.errors import ParameterError
 
 
@@ -79,3 +80,80 @@ def normalize_axes(name: str, axes: tuple[int, ...]) -> tuple[int, ...]:
     if any(a >= 0 for a in axes):
         raise ParameterError(f"{name}: axes must be negative (counted from the last), got {axes}")
     return tuple(sorted(set(axes)))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LinearBank(Primitive):
+    """Any technology's linear layer: y = W·x + b, W (out, in) or grouped (groups, out, in)."""
+
+    weights: np.ndarray
+    bias: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        w = as_finite_array("weights", self.weights, ndim=(2, 3))
+        if self.bias is not None:
+            b = as_finite_array("bias", self.bias)
+            if b.shape != w.shape[:-1]:
+                raise ParameterError(f"bias: shape {b.shape} does not match weights {w.shape}")
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return ideal.dense(x, self.weights, self.bias)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WeightedSum(Primitive):
+    """Any technology's per-element sum of signals: y = Σ gᵢ·xᵢ + b (NumPy broadcasting)."""
+
+    gains: tuple[np.ndarray | float, ...]
+    bias: np.ndarray | float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.gains:
+            raise ParameterError("gains: at least one input is required")
+        for i, g in enumerate(self.gains):
+            as_finite_array(f"gains[{i}]", g)
+        if self.bias is not None:
+            as_finite_array("bias", self.bias)
+
+    @property
+    def n_inputs(self) -> int:  # type: ignore[override]
+        return len(self.gains)
+
+    def ideal(self, *xs: np.ndarray) -> np.ndarray:
+        return ideal.weighted_sum(xs, self.gains, self.bias)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WindowMax(Primitive):
+    """Any technology's max over a window: y = max over ``axes`` (negative axes)."""
+
+    axes: tuple[int, ...] = (-1,)
+    window: int = 1
+    keepdims: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
+        if self.window < 1:
+            raise ParameterError(f"window: must be >= 1, got {self.window}")
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return ideal.window_max(x, self.axes, self.keepdims)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WindowSum(Primitive):
+    """Any technology's scaled window sum: y = gain·Σ x over ``axes`` (gain = 1/count for a mean)."""
+
+    axes: tuple[int, ...] = (-1,)
+    gain: np.ndarray | float = 1.0
+    window: int = 1
+    keepdims: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
+        as_finite_array("gain", self.gain)
+        if self.window < 1:
+            raise ParameterError(f"window: must be >= 1, got {self.window}")
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return ideal.window_sum(x, self.axes, self.gain, self.keepdims)

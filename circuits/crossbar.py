@@ -12,40 +12,29 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 
-from circuits import ideal
-from circuits.base import Primitive, as_finite_array
+from circuits.base import LinearBank
 from circuits.errors import ParameterError
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class CrossbarArray(Primitive):
+class CrossbarArray(LinearBank):
     """A layer mapped onto crossbar tiles: y = W·x + b (bias on an extra row driven at full scale)."""
 
     kind: ClassVar[str] = "crossbar.tiles"
-    weights: np.ndarray
-    bias: np.ndarray | None = None
     tile_rows: int = 512
     tile_cols: int = 512
     devices_per_weight: int = 2
     g_max_us: float = 25.0
 
     def __post_init__(self) -> None:
-        w = as_finite_array("weights", self.weights, ndim=(2, 3))
-        if self.bias is not None:
-            b = as_finite_array("bias", self.bias)
-            if b.shape != w.shape[:-1]:
-                raise ParameterError(f"bias: shape {b.shape} does not match weights {w.shape}")
+        LinearBank.__post_init__(self)
         if self.tile_rows < 1 or self.tile_cols < 1:
             raise ParameterError(f"tile size must be positive, got {self.tile_rows}x{self.tile_cols}")
         if self.devices_per_weight not in (2, 4):
             raise ParameterError(f"devices_per_weight: 2 or 4, got {self.devices_per_weight}")
         if not self.g_max_us > 0:
             raise ParameterError(f"g_max_us: must be > 0, got {self.g_max_us}")
-
-    def ideal(self, x: np.ndarray) -> np.ndarray:
-        return ideal.dense(x, self.weights, self.bias)
 
     def tile_grid(self) -> tuple[int, int, int]:
         """(groups, row tiles, column tiles) this layer occupies."""

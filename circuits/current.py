@@ -16,15 +16,14 @@ from typing import ClassVar
 import numpy as np
 
 from circuits import ideal
-from circuits.base import Primitive, as_finite_array, normalize_axes
-from circuits.errors import ParameterError
+from circuits.base import LinearBank, Primitive, WeightedSum, WindowMax, WindowSum
 
 SYNAPSE_TRANSISTORS = 11
 NEURON_TRANSISTORS = 5
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class SynapseArray(Primitive):
+class SynapseArray(LinearBank):
     """Synapses onto a layer of neurons: y = ReLU(W·x + b) when ``rectify``, else W·x + b.
 
     A non-rectifying layer is read out by a pair of somas per output (positive and negative
@@ -32,16 +31,7 @@ class SynapseArray(Primitive):
     """
 
     kind: ClassVar[str] = "current.synapse_array"
-    weights: np.ndarray
-    bias: np.ndarray | None = None
     rectify: bool = False
-
-    def __post_init__(self) -> None:
-        w = as_finite_array("weights", self.weights, ndim=(2, 3))
-        if self.bias is not None:
-            b = as_finite_array("bias", self.bias)
-            if b.shape != w.shape[:-1]:
-                raise ParameterError(f"bias: shape {b.shape} does not match weights {w.shape}")
 
     def ideal(self, x: np.ndarray) -> np.ndarray:
         y = ideal.dense(x, self.weights, self.bias)
@@ -54,7 +44,6 @@ class SynapseArray(Primitive):
             synapses += int(np.count_nonzero(self.bias))
         somas = outs if self.rectify else 2 * outs
         return Counter(mosfet=SYNAPSE_TRANSISTORS * synapses + NEURON_TRANSISTORS * somas)
-
 
 @dataclass(frozen=True, slots=True, eq=False)
 class CurrentNeuron(Primitive):
@@ -70,68 +59,29 @@ class CurrentNeuron(Primitive):
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class CurrentJunction(Primitive):
+class CurrentJunction(WeightedSum):
     """Currents joined on one node, each through a mirror of ratio gᵢ: y = Σ gᵢ·xᵢ + b."""
 
     kind: ClassVar[str] = "current.junction"
-    gains: tuple[np.ndarray | float, ...]
-    bias: np.ndarray | float | None = None
-
-    def __post_init__(self) -> None:
-        if not self.gains:
-            raise ParameterError("gains: at least one input is required")
-        for i, g in enumerate(self.gains):
-            as_finite_array(f"gains[{i}]", g)
-        if self.bias is not None:
-            as_finite_array("bias", self.bias)
-
-    @property
-    def n_inputs(self) -> int:  # type: ignore[override]
-        return len(self.gains)
-
-    def ideal(self, *xs: np.ndarray) -> np.ndarray:
-        return ideal.weighted_sum(xs, self.gains, self.bias)
 
     def devices(self, lanes: int) -> Counter[str]:
         mirrors = sum(1 for g in self.gains if not np.all(np.asarray(g) == 1.0))
         return Counter(mosfet=lanes * (2 * mirrors + (self.bias is not None)))
 
-
 @dataclass(frozen=True, slots=True, eq=False)
-class WinnerTakeAll(Primitive):
+class WinnerTakeAll(WindowMax):
     """Lazzaro winner-take-all: two transistors per input, output the largest current (max pooling)."""
 
     kind: ClassVar[str] = "current.wta"
-    axes: tuple[int, ...] = (-1,)
-    window: int = 1
-    keepdims: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
-
-    def ideal(self, x: np.ndarray) -> np.ndarray:
-        return ideal.window_max(x, self.axes, self.keepdims)
 
     def devices(self, lanes: int) -> Counter[str]:
         return Counter(mosfet=2 * self.window * lanes + 2 * lanes)
 
-
 @dataclass(frozen=True, slots=True, eq=False)
-class MirrorAverage(Primitive):
+class MirrorAverage(WindowSum):
     """Window currents summed on a node and scaled by a mirror ratio: y = gain·Σ x over ``axes``."""
 
     kind: ClassVar[str] = "current.average"
-    axes: tuple[int, ...] = (-1,)
-    gain: np.ndarray | float = 1.0
-    window: int = 1
-    keepdims: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
-        as_finite_array("gain", self.gain)
-
-    def ideal(self, x: np.ndarray) -> np.ndarray:
-        return ideal.window_sum(x, self.axes, self.gain, self.keepdims)
 
     def devices(self, lanes: int) -> Counter[str]:
         return Counter(mosfet=2 * lanes)

@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from circuits import ideal
-from circuits.base import Primitive, as_finite_array, normalize_axes
+from circuits.base import LinearBank, Primitive, WeightedSum, WindowMax, WindowSum, as_finite_array, normalize_axes
 from circuits.errors import ParameterError
 
 
@@ -32,7 +32,7 @@ def _linear_bank_devices(weights: np.ndarray, bias: np.ndarray | None) -> Counte
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class InvertingSummerArray(Primitive):
+class InvertingSummerArray(LinearBank):
     """A layer of inverting weighted adders: y = W·x + b, bias from a reference voltage.
 
     Weights are (out, in), or (groups, out, in) for grouped convolutions. Example: the
@@ -40,48 +40,15 @@ class InvertingSummerArray(Primitive):
     """
 
     kind: ClassVar[str] = "opamp.summer"
-    weights: np.ndarray
-    bias: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        w = as_finite_array("weights", self.weights, ndim=(2, 3))
-        if self.bias is not None:
-            b = as_finite_array("bias", self.bias)
-            if b.shape != w.shape[:-1]:
-                raise ParameterError(f"bias: shape {b.shape} does not match weights {w.shape}")
-
-    def ideal(self, x: np.ndarray) -> np.ndarray:
-        return ideal.dense(x, self.weights, self.bias)
 
     def devices(self, lanes: int) -> Counter[str]:
         return _linear_bank_devices(self.weights, self.bias)
 
-
 @dataclass(frozen=True, slots=True, eq=False)
-class ElementwiseSummer(Primitive):
-    """Per-element weighted sum of signals: y = Σ gᵢ·xᵢ + b (Add, Sub, Sum, scaling, affine BatchNorm).
-
-    Gains and bias broadcast against the signals like NumPy arrays.
-    """
+class ElementwiseSummer(WeightedSum):
+    """Per-element weighted sum of signals: y = Σ gᵢ·xᵢ + b (Add, Sub, Sum, scaling, affine BatchNorm)."""
 
     kind: ClassVar[str] = "opamp.elementwise_summer"
-    gains: tuple[np.ndarray | float, ...]
-    bias: np.ndarray | float | None = None
-
-    def __post_init__(self) -> None:
-        if not self.gains:
-            raise ParameterError("gains: at least one input is required")
-        for i, g in enumerate(self.gains):
-            as_finite_array(f"gains[{i}]", g)
-        if self.bias is not None:
-            as_finite_array("bias", self.bias)
-
-    @property
-    def n_inputs(self) -> int:  # type: ignore[override]
-        return len(self.gains)
-
-    def ideal(self, *xs: np.ndarray) -> np.ndarray:
-        return ideal.weighted_sum(xs, self.gains, self.bias)
 
     def devices(self, lanes: int) -> Counter[str]:
         positive = sum(1 for g in self.gains if np.any(np.asarray(g) > 0))
@@ -89,7 +56,6 @@ class ElementwiseSummer(Primitive):
             opamp=lanes * (1 + positive),
             resistor=lanes * (len(self.gains) + 1 + (self.bias is not None) + 2 * positive),
         )
-
 
 @dataclass(frozen=True, slots=True, eq=False)
 class PrecisionRectifier(Primitive):
@@ -251,47 +217,19 @@ class SoftmaxUnit(Primitive):
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class MaxSelector(Primitive):
+class MaxSelector(WindowMax):
     """Superdiode max circuit: one precision diode per window input, y = max over ``axes``."""
 
     kind: ClassVar[str] = "opamp.max"
-    axes: tuple[int, ...] = (-1,)
-    window: int = 1
-    keepdims: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
-        if self.window < 1:
-            raise ParameterError(f"window: must be >= 1, got {self.window}")
-
-    def ideal(self, x: np.ndarray) -> np.ndarray:
-        return ideal.window_max(x, self.axes, self.keepdims)
 
     def devices(self, lanes: int) -> Counter[str]:
         return Counter(opamp=lanes * self.window, diode=lanes * self.window, resistor=lanes)
 
-
 @dataclass(frozen=True, slots=True, eq=False)
-class AveragingSummer(Primitive):
-    """Summer with equal input resistors: y = gain·Σ x over ``axes`` (gain = 1/count for a mean).
-
-    ``gain`` may be an array (per output position) when window counts differ at the borders.
-    """
+class AveragingSummer(WindowSum):
+    """Summer with equal input resistors: y = gain·Σ x over ``axes`` (gain may vary per position)."""
 
     kind: ClassVar[str] = "opamp.average"
-    axes: tuple[int, ...] = (-1,)
-    gain: np.ndarray | float = 1.0
-    window: int = 1
-    keepdims: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
-        as_finite_array("gain", self.gain)
-        if self.window < 1:
-            raise ParameterError(f"window: must be >= 1, got {self.window}")
-
-    def ideal(self, x: np.ndarray) -> np.ndarray:
-        return ideal.window_sum(x, self.axes, self.gain, self.keepdims)
 
     def devices(self, lanes: int) -> Counter[str]:
         return Counter(opamp=2 * lanes, resistor=(self.window + 3) * lanes)
