@@ -53,7 +53,7 @@ def indexed_inputs(points: np.ndarray, nodes: Sequence[str], volts_per_unit: flo
 
 def index_sweep(deck: Deck, n_points: int) -> Deck:
     """Add the ``.dc`` sweep over the index source that visits every point once."""
-    return deck.dc(INDEX_SOURCE, 0.0, float(max(n_points - 1, 1)), 1.0)
+    return deck.dc(INDEX_SOURCE, 0.0, float(n_points - 1), 1.0)
 
 
 class BlockCircuit(ABC):

@@ -117,9 +117,11 @@ def capacitor(name: str, a: str, b: str, farads: float, ic_v: float | None = Non
 
 
 def vsource(name: str, p: str, n: str, dc_v: float = 0.0, pulse: Sequence[float] | None = None,
-            pwl: Sequence[tuple[float, float]] | None = None) -> Element:
-    """Independent voltage source: DC, optionally PULSE(...) or PWL(...) for transients."""
+            pwl: Sequence[tuple[float, float]] | None = None, ac_v: float | None = None) -> Element:
+    """Independent voltage source: DC, optionally PULSE(...) or PWL(...) for transients, AC magnitude for .ac."""
     spec = f"DC {fmt(dc_v)}"
+    if ac_v is not None:
+        spec += f" AC {fmt(ac_v)}"
     if pulse is not None:
         spec += " PULSE(" + " ".join(fmt(v) for v in pulse) + ")"
     if pwl is not None:
@@ -155,6 +157,30 @@ def mosfet(name: str, d: str, g: str, s: str, b: str, model: str, w_m: float, l_
     return Element("M", name, (d, g, s, b), spice_name(model), params)
 
 
+def diode(name: str, anode: str, cathode: str, model: str) -> Element:
+    """A junction diode; current flows anode -> cathode when forward biased."""
+    return Element("D", name, (anode, cathode), spice_name(model))
+
+
+def bjt(name: str, c: str, b: str, e: str, model: str) -> Element:
+    """A bipolar transistor (collector, base, emitter) of a ``.model ... npn|pnp`` card."""
+    return Element("Q", name, (c, b, e), spice_name(model))
+
+
+_B_EXPR = re.compile(r"[A-Za-z0-9_+\-*/(). ,]*")
+
+
+def bsource(name: str, p: str, n: str, expr: str, current: bool = False) -> Element:
+    """Behavioural source ``V = expr`` (or ``I = expr``, flowing p -> n through the source).
+
+    ``expr`` must be built from `fmt` numbers and ``V(node)`` of sanitized nodes: only
+    identifiers, numbers, operators, parentheses and commas are accepted (no newline, no '.').
+    """
+    if not _B_EXPR.fullmatch(expr) or re.search(r"(^|[^0-9])\.[A-Za-z]", expr):
+        raise ParameterError(f"bsource {name}: expression {expr!r} has characters outside the allowed set")
+    return Element("B", name, (p, n), f"{'I' if current else 'V'} = {expr}")
+
+
 @dataclass(slots=True)
 class Subckt:
     """A ``.subckt NAME ports... params`` block holding elements."""
@@ -183,7 +209,8 @@ def _comment(text: str) -> str:
 class Deck:
     """A complete ngspice input: title, models, subcircuits, top-level elements, analyses.
 
-    Analyses are typed: ``op()``, ``dc(source, start, stop, step)``, ``tran(step, stop)``.
+    Analyses are typed: ``op()``, ``dc(source, start, stop, step)``, ``tran(step, stop)``,
+    ``ac(points_per_decade, f_start, f_stop)``.
     """
 
     title: str
@@ -207,6 +234,14 @@ class Deck:
 
     def tran(self, step_s: float, stop_s: float, uic: bool = False) -> Deck:
         self.analyses.append(f".tran {fmt(step_s)} {fmt(stop_s)}" + (" uic" if uic else ""))
+        return self
+
+    def ac(self, points_per_decade: int, f_start_hz: float, f_stop_hz: float) -> Deck:
+        """Small-signal sweep ``.ac dec`` (sources need ``ac_v``); vectors come back complex."""
+        if not (points_per_decade >= 1 and 0 < f_start_hz < f_stop_hz):
+            raise ParameterError(f"ac: need points_per_decade >= 1 and 0 < f_start < f_stop, got "
+                                 f"{points_per_decade}, {f_start_hz}, {f_stop_hz}")
+        self.analyses.append(f".ac dec {int(points_per_decade)} {fmt(f_start_hz)} {fmt(f_stop_hz)}")
         return self
 
     def render(self) -> str:

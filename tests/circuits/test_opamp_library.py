@@ -1,0 +1,55 @@
+"""The op-amp circuit registry: every kind builds a block from its primitive and validates like `kelvin validate`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from circuits.errors import UnsupportedError
+from circuits.opamp import (
+    AntilogAmp, AveragingSummer, Clipper, DiffPairActivation, ElementwiseSummer, InvertingSummerArray, LogAmp,
+    LogExpDivider, LogExpMultiplier, PrecisionRectifier, SoftmaxUnit,
+)
+from circuits.spice.library import CIRCUITS, block_for, register
+
+RNG = np.random.default_rng(3)
+PRIMITIVES = [
+    InvertingSummerArray(RNG.normal(size=(4, 5)), RNG.normal(size=4)),
+    ElementwiseSummer((1.0, -2.0, np.array([0.5, 3.0])), 0.3),
+    AveragingSummer((-1,), 0.25, 4),
+    PrecisionRectifier(0.1),
+    Clipper(0.0, 6.0),
+    DiffPairActivation("tanh"),
+    LogAmp(),
+    AntilogAmp(),
+    LogExpMultiplier(),
+    LogExpDivider(),
+]
+
+
+def test_every_opamp_kind_is_registered() -> None:
+    assert {p.kind for p in PRIMITIVES} <= set(CIRCUITS)
+    with pytest.raises(UnsupportedError, match="opamp.summer"):
+        block_for(SoftmaxUnit(), 0, 1.0)
+    with pytest.raises(Exception, match="already registered"):
+        register("opamp.summer")(lambda p, i, s: None)
+
+
+def test_summer_factory_takes_the_indexed_row() -> None:
+    prim = PRIMITIVES[0]
+    block = block_for(prim, 2, 0.5)
+    assert block.weights == tuple(prim.weights[2]) and block.bias == prim.bias[2]
+    assert block.name == "opamp_summer_2" and block.volts_per_unit == 0.5
+
+
+@pytest.mark.ngspice
+@pytest.mark.parametrize("prim", PRIMITIVES, ids=lambda p: p.kind)
+def test_block_validates_within_its_tolerance(prim) -> None:
+    """Random test points of the block's range, one .dc sweep, error in % of full scale."""
+    from sim.spice import SimJob, run_inline
+
+    block = block_for(prim, 1, 1.0)
+    points = block.test_points(25, np.random.default_rng(0))
+    vectors = run_inline(SimJob(block.name, block.dc_bench(points).render())).raise_for_error().vectors
+    err = np.max(np.abs(block.read(vectors) - block.ideal(points))) / block.full_scale() * 100
+    assert err < block.tolerance_pct_fs
