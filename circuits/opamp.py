@@ -31,6 +31,11 @@ def _linear_bank_devices(weights: np.ndarray, bias: np.ndarray | None) -> Counte
     )
 
 
+def _log_domain_devices(lanes: int) -> Counter[str]:
+    """Transdiode stage, a reference transistor at the unit current (cancels I_S), a gain stage."""
+    return Counter(opamp=3 * lanes, bjt=2 * lanes, resistor=6 * lanes, capacitor=2 * lanes)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class InvertingSummerArray(LinearBank):
     """A layer of inverting weighted adders: y = W·x + b, bias from a reference voltage.
@@ -75,7 +80,7 @@ class PrecisionRectifier(Primitive):
 
     def devices(self, lanes: int) -> Counter[str]:
         return Counter(opamp=2 * lanes, diode=2 * lanes,
-                       resistor=(4 + (self.negative_slope != 0.0)) * lanes)
+                       resistor=(4 + 2 * (self.negative_slope != 0.0)) * lanes)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -99,7 +104,7 @@ class Clipper(Primitive):
         return y if hi is None else np.minimum(y, hi)
 
     def devices(self, lanes: int) -> Counter[str]:
-        return Counter(opamp=lanes, resistor=2 * lanes, diode=2 * lanes)
+        return Counter(opamp=4 * lanes, resistor=12 * lanes, diode=4 * lanes)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -119,7 +124,7 @@ class DiffPairActivation(Primitive):
     def devices(self, lanes: int) -> Counter[str]:
         extra = self.function == "sigmoid"
         return Counter(bjt=2 * lanes, current_source=lanes, opamp=lanes,
-                       resistor=(3 + extra) * lanes)
+                       resistor=(6 + 2 * extra) * lanes)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -133,7 +138,7 @@ class LogAmp(Primitive):
             return np.log(x)
 
     def devices(self, lanes: int) -> Counter[str]:
-        return Counter(opamp=lanes, bjt=lanes, resistor=lanes)
+        return _log_domain_devices(lanes)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -147,7 +152,7 @@ class AntilogAmp(Primitive):
             return np.exp(x)
 
     def devices(self, lanes: int) -> Counter[str]:
-        return Counter(opamp=lanes, bjt=lanes, resistor=lanes)
+        return _log_domain_devices(lanes)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -161,7 +166,7 @@ class LogExpMultiplier(Primitive):
         return np.multiply(a, b)
 
     def devices(self, lanes: int) -> Counter[str]:
-        return Counter(opamp=5 * lanes, bjt=3 * lanes, resistor=9 * lanes)
+        return Counter(opamp=5 * lanes, bjt=4 * lanes, resistor=13 * lanes, capacitor=4 * lanes)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -176,7 +181,7 @@ class LogExpDivider(Primitive):
             return np.divide(a, b)
 
     def devices(self, lanes: int) -> Counter[str]:
-        return Counter(opamp=5 * lanes, bjt=3 * lanes, resistor=8 * lanes)
+        return Counter(opamp=5 * lanes, bjt=4 * lanes, resistor=8 * lanes, capacitor=4 * lanes)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -232,4 +237,4 @@ class AveragingSummer(WindowSum):
     kind: ClassVar[str] = "opamp.average"
 
     def devices(self, lanes: int) -> Counter[str]:
-        return Counter(opamp=2 * lanes, resistor=(self.window + 3) * lanes)
+        return Counter(opamp=(self.window + 1) * lanes, resistor=(3 * self.window + 1) * lanes)

@@ -37,7 +37,7 @@ def test_models_found_from_installed_wheel(tmp_path):
     prefix = tmp_path / "prefix"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--prefix", str(prefix),
                     str(wheel)], check=True, cwd=tmp_path)
-    site = next(prefix.glob("lib/python*/site-packages"))
+    site = next(prefix.rglob("circuits/__init__.py")).parent.parent  # lib/pythonX.Y/{site,dist}-packages
     code = ("import circuits, circuits.data as d; print(circuits.__file__); "
             "print(d.model_file('examples', 'digits_mlp.onnx'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

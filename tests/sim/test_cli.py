@@ -42,8 +42,11 @@ def test_compile_writes_graph_json(tmp_path, capsys):
     assert "current.synapse_array" in out and "mosfet" in out
     doc = json.loads((tmp_path / "out" / "graph.json").read_text())
     assert doc["target"]["name"] == "current"
-    # Binas et al.: 5 transistors per neuron, 11 per weight (64·16 + 16 + 16·10 + 10 weights incl. biases)
-    assert doc["summary"]["devices"]["mosfet"] == 11 * (64 * 16 + 16 + 16 * 10 + 10) + 5 * (16 + 2 * 10)
+    # Binas et al.: 5 transistors per neuron, 11 per weight (biases included); the signed output
+    # layer is read by a soma pair fed by the synapses and their negated copies.
+    hidden = 11 * (64 * 16 + 16) + 5 * 16
+    output = 2 * (11 * (16 * 10 + 10) + 5 * 10)
+    assert doc["summary"]["devices"]["mosfet"] == hidden + output
     assert all({"name", "kind", "placement"} <= set(n) for n in doc["nodes"])
 
 

@@ -1,0 +1,150 @@
+"""The circuit library: primitive kind -> factory of the `BlockCircuit` realising one instance.
+
+``CIRCUITS[kind](primitive, index, volts_per_unit)`` designs instance ``index`` of a bank
+(a weight row for summer arrays; ignored where every instance is identical). Register a new
+realisation with ``@register("kind")``.
+
+| kind                       | block                         | valid model-unit range (default)          |
+|----------------------------|-------------------------------|-------------------------------------------|
+| opamp.summer               | SummerBlock (row ``index``)   | abs(x) <= 1                               |
+| opamp.elementwise_summer   | ElementwiseSummerBlock        | abs(x) <= 1                               |
+| opamp.average              | SummerBlock, equal gains      | abs(x) <= 1                               |
+| opamp.rectifier            | RectifierBlock                | abs(x) <= 1                               |
+| opamp.clipper              | ClipperBlock                  | half a span beyond the bounds             |
+| opamp.diffpair             | DiffPairBlock                 | abs(x) <= 3 (tanh), 6 (sigmoid)           |
+| opamp.log / opamp.exp      | LogBlock / AntilogBlock       | x in [0.01, 10] / eˣ in [0.1, 10], within the rails |
+| opamp.multiplier           | MultiplierBlock, offset 1.1   | abs(a), abs(b) <= 1 (signed operands)     |
+| opamp.divider              | DividerBlock                  | a, b in [1/√R, √R], R·V_unit inside the rails |
+| crossbar.tiles             | CrossbarColumnBlock (column ``index``) | abs(x) <= 1, read at ≤ 0.2 V per unit |
+| current.synapse_array      | SynapseArrayBlock (row ``index``), scale in A per unit | x in [0, 1], ≤ 1 µA per unit |
+| current.neuron             | NeuronBlock, scale in A per unit | abs(x) <= 1, ≤ 1 µA per unit            |
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from circuits.base import Primitive
+from circuits.errors import ParameterError, UnsupportedError
+from circuits.spice.block import BlockCircuit
+from circuits.spice.blocks_linear import ElementwiseSummerBlock, SummerBlock, averaging_block
+from circuits.spice.blocks_nonlinear import (
+    AntilogBlock, ClipperBlock, DiffPairBlock, DividerBlock, LogBlock, MultiplierBlock, RectifierBlock,
+)
+from circuits.spice.crossbar_blocks import V_READ_MAX_V, CrossbarColumnBlock
+from circuits.spice.current_blocks import NeuronBlock, SynapseArrayBlock
+from circuits.spice.opamp_macro import OpampMacro
+from circuits.spice.opamp_stages import block_name
+
+Factory = Callable[[Primitive, int, float], BlockCircuit]
+CIRCUITS: dict[str, Factory] = {}
+SWING_MARGIN = 0.9  # use 90 % of the op-amp's output range for a block's full scale
+
+
+def register(kind: str) -> Callable[[Factory], Factory]:
+    """Decorator adding ``factory(primitive, index, volts_per_unit)`` for ``kind``."""
+    def add(factory: Factory) -> Factory:
+        if kind in CIRCUITS:
+            raise ParameterError(f"register: a circuit for {kind!r} is already registered")
+        CIRCUITS[kind] = factory
+        return factory
+    return add
+
+
+def block_for(primitive: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    """The registered circuit for ``primitive.kind``; UnsupportedError lists the kinds there are."""
+    factory = CIRCUITS.get(primitive.kind)
+    if factory is None:
+        raise UnsupportedError(f"no SPICE circuit for primitive {primitive.kind} (available: {', '.join(sorted(CIRCUITS))})")
+    return factory(primitive, index, volts_per_unit)
+
+
+def _swing_v() -> float:
+    macro = OpampMacro.default()
+    return SWING_MARGIN * min(macro.v_rail_pos_v, -macro.v_rail_neg_v)
+
+
+@register("opamp.summer")
+def _summer(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    return SummerBlock.from_primitive(prim, index, volts_per_unit, name=block_name(prim.kind, index))  # type: ignore[arg-type]
+
+
+@register("opamp.elementwise_summer")
+def _elementwise(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    return ElementwiseSummerBlock.from_primitive(prim, index, volts_per_unit,  # type: ignore[arg-type]
+                                                 name=block_name(prim.kind, index))
+
+
+@register("opamp.average")
+def _average(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    return averaging_block(prim, index, volts_per_unit, name=block_name(prim.kind, index))  # type: ignore[arg-type]
+
+
+@register("opamp.rectifier")
+def _rectifier(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    return RectifierBlock.from_primitive(prim, volts_per_unit, name=block_name(prim.kind, index))  # type: ignore[arg-type]
+
+
+@register("opamp.clipper")
+def _clipper(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    return ClipperBlock.from_primitive(prim, volts_per_unit, name=block_name(prim.kind, index))  # type: ignore[arg-type]
+
+
+@register("opamp.diffpair")
+def _diffpair(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    return DiffPairBlock.from_primitive(prim, volts_per_unit, name=block_name(prim.kind, index))  # type: ignore[arg-type]
+
+
+@register("opamp.log")
+def _log(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    """x in [0.01, 10], narrowed so the input x·V_unit stays inside the rails."""
+    x_max = min(10.0, _swing_v() / volts_per_unit)
+    return LogBlock.from_primitive(prim, volts_per_unit, x_min=min(0.01, x_max / 10),  # type: ignore[arg-type]
+                                   x_max=x_max, name=block_name(prim.kind, index))
+
+
+@register("opamp.exp")
+def _exp(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    """x in [−ln 10, ln 10], the top narrowed so eˣ·V_unit stays inside the rails."""
+    x_max = min(math.log(10.0), math.log(_swing_v() / volts_per_unit))
+    return AntilogBlock.from_primitive(prim, volts_per_unit, x_min=min(-math.log(10.0), x_max - 1.0),  # type: ignore[arg-type]
+                                       x_max=x_max, name=block_name(prim.kind, index))
+
+
+@register("opamp.multiplier")
+def _multiplier(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    """Signed operands: offset 1.1 with log stages over [0.1, 2.1], so abs(a), abs(b) <= 1."""
+    return MultiplierBlock.from_primitive(prim, volts_per_unit, offset=1.1, x_min=0.1, x_max=2.1,  # type: ignore[arg-type]
+                                          name=block_name(prim.kind, index))
+
+
+@register("opamp.divider")
+def _divider(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    """Operands in [1/√R, √R] with the largest quotient R·V_unit inside the rails (R ≤ 100)."""
+    ratio = min(100.0, _swing_v() / volts_per_unit)
+    if ratio <= 1:
+        raise ParameterError(f"volts_per_unit: {volts_per_unit} V leaves no room for a divider's output "
+                             f"inside the {_swing_v():.3g} V swing")
+    half = math.sqrt(ratio)
+    return DividerBlock.from_primitive(prim, volts_per_unit, x_min=1 / half, x_max=half,  # type: ignore[arg-type]
+                                       name=block_name(prim.kind, index))
+
+
+@register("crossbar.tiles")
+def _crossbar(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    """Output column ``index``; rows are read at min(volts_per_unit, 0.2 V) per unit (PCM read range)."""
+    v_read = min(volts_per_unit, V_READ_MAX_V)
+    return CrossbarColumnBlock.from_primitive(prim, index, v_read, name=block_name(prim.kind, index))  # type: ignore[arg-type]
+
+
+@register("current.synapse_array")
+def _synapse_array(prim: Primitive, index: int, amps_per_unit: float) -> BlockCircuit:
+    """Output ``index``: its fan-in synapses onto one soma (a soma pair if signed); scale in A per unit."""
+    return SynapseArrayBlock.from_primitive(prim, index, amps_per_unit)  # type: ignore[arg-type]
+
+
+@register("current.neuron")
+def _current_neuron(prim: Primitive, index: int, amps_per_unit: float) -> BlockCircuit:
+    """A stand-alone rectifying soma with its output mirror; scale in A per unit."""
+    return NeuronBlock.from_primitive(prim, index, amps_per_unit)  # type: ignore[arg-type]
