@@ -35,6 +35,7 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -47,6 +48,12 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return p
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -26,6 +26,12 @@ def node_devices(node: PrimitiveNode) -> Counter[str]:
     return Counter({k: v * node.copies for k, v in per.items()})
 
 
+def bank_size(node: PrimitiveNode) -> int:
+    """Circuits in one copy of a bank: one per output of a linear layer, else one per lane."""
+    w = getattr(node.primitive, "weights", None)
+    return int(np.prod(w.shape[:-1])) if isinstance(w, np.ndarray) else node.lanes
+
+
 def primitive_parameters(node: PrimitiveNode) -> int:
     """Number of programmable values a bank holds (float arrays: weights, biases, gains)."""
     total = 0
@@ -50,7 +56,7 @@ def summary(c: Compiled) -> dict[str, Any]:
         placements[node.placement] += 1
         if isinstance(node, PrimitiveNode):
             banks[node.kind] += 1
-            instances[node.kind] += node.copies * node.lanes
+            instances[node.kind] += node.copies * bank_size(node)
             devices.update(node_devices(node))
             params += primitive_parameters(node)
         elif node.placement == "digital":

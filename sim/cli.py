@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="ONNX model file")
     p.add_argument("-o", "--outdir", required=True, help="output directory (created if missing)")
     p.add_argument("--target", choices=targets, default="opamp", help="hardware target (default: opamp)")
+    p.add_argument("--scale", type=float, help="signal scale: volts (opamp, crossbar) or amperes (current) "
+                                               "per model unit (default: 0.25 V, 10 nA, 0.1 V)")
+    p.add_argument("--max-devices", type=int, default=200_000,
+                   help="largest network written as a whole SPICE netlist (default: 200000 elements)")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("run", parents=[common], help="execute a model on inputs",
@@ -54,7 +58,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write outputs here (.npy for one output, .npz for several)")
     p.add_argument("--target", choices=targets, default="opamp", help="hardware target (default: opamp)")
     p.add_argument("--batch-size", type=int, default=256, help="samples per engine call (default: 256)")
+    p.add_argument("--engine", choices=["ideal", "spice"], default="ideal",
+                   help="ideal: NumPy with ideal devices; spice: the whole netlist in ngspice, one run per sample")
+    _spice_options(p)
+    p.add_argument("--scale", type=float, help="signal scale per model unit for --engine spice")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", parents=[common], help="check every block of a compiled network in ngspice",
+                       description="Simulate the DC transfer of each block instance of OUTDIR (or a seeded "
+                                   "sample of N) in ngspice and compare it with the block's ideal function. "
+                                   "Exits 1 if any block exceeds its tolerance.")
+    p.add_argument("outdir", help="directory written by `kelvin compile`")
+    p.add_argument("--blocks", default="all", help="'all' or a number N of instances to sample (default: all)")
+    p.add_argument("--points", type=int, default=21, help="input points per block (default: 21)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the sample and the points (default: 0)")
+    p.add_argument("--report", help="write the results as JSON here (e.g. report.json)")
+    _spice_options(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("stimulus", parents=[common], help="drive a compiled netlist's inputs from a vector",
+                       description="Rewrite OUTDIR/inputs.inc so `ngspice -b OUTDIR/netlist.cir` simulates "
+                                   "one sample of an input file (.npy/.npz/.csv).")
+    p.add_argument("outdir", help="directory written by `kelvin compile`")
+    p.add_argument("--input", "-i", required=True, help="input file")
+    p.add_argument("--row", type=int, default=0, help="which sample (default: 0)")
+    p.set_defaults(func=cmd_stimulus)
 
     p = sub.add_parser("demo", parents=[common], help="compile and run the bundled digits classifier",
                        description="Compile the bundled 64-16-10 digits MLP to every target, run the "
@@ -64,10 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _spice_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, help="ngspice worker processes (default: one per CPU)")
+    p.add_argument("--dask", metavar="ADDRESS", help="run simulations on this Dask scheduler instead")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per simulation (default: 300)")
+
+
+def _executor(args: argparse.Namespace):
+    if not getattr(args, "dask", None):
+        return None
+    from sim.spice import dask_executor
+
+    return dask_executor(args.dask)
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     from sim.commands import compile_to_dir, format_summary
 
-    doc = compile_to_dir(args.model, args.outdir, args.target, progress=not args.quiet)
+    doc = compile_to_dir(args.model, args.outdir, args.target, progress=not args.quiet, scale=args.scale,
+                         max_devices=args.max_devices)
     print(format_summary(doc))
     print(f"wrote {doc['_path']}")
     return 0
@@ -76,8 +119,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from sim.commands import run_model_file
 
-    outputs, path = run_model_file(args.model, args.input, args.output, args.target,
-                                   batch_size=args.batch_size, progress=not args.quiet)
+    executor = _executor(args)
+    try:
+        outputs, path = run_model_file(
+            args.model, args.input, args.output, args.target, batch_size=args.batch_size,
+            progress=not args.quiet, engine=args.engine,
+            spice={"scale": args.scale, "workers": args.workers, "executor": executor, "timeout_s": args.timeout})
+    finally:
+        if executor is not None:
+            executor.shutdown()
     for name, value in outputs.items():
         print(f"{name}: shape {list(value.shape)} {value.dtype}")
         if path is None:
@@ -85,6 +135,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     if path is not None:
         print(f"wrote {path}")
     return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from sim.validate import validate_outdir
+
+    sample = None if args.blocks == "all" else _positive_int(args.blocks, "--blocks")
+    executor = _executor(args)
+    try:
+        doc, text = validate_outdir(args.outdir, sample=sample, points=args.points, seed=args.seed,
+                                    report=args.report, workers=args.workers, executor=executor,
+                                    timeout_s=args.timeout, progress=not args.quiet)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    print(text)
+    return 0 if doc["passed"] else EXIT_ERROR
+
+
+def cmd_stimulus(args: argparse.Namespace) -> int:
+    from sim.spice_commands import write_stimulus
+
+    print(f"wrote {write_stimulus(args.outdir, args.input, args.row)}")
+    return 0
+
+
+def _positive_int(text: str, option: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise KelvinError(f"{option} must be 'all' or a positive number, got {text!r}")
+    return value
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

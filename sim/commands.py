@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from circuits.errors import InputError, OutputError
+from circuits.errors import InputError, OutputError, UnsupportedError
 from circuits.files import ensure_dir, write_json, write_npy, write_npz
 from compiler.ir import Graph
 from compiler.pipeline import Compiled, compile_model
@@ -34,11 +34,29 @@ def compile_with_progress(model: str | os.PathLike[str], target: str, progress: 
 
 
 def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str], target: str,
-                   progress: bool = True) -> dict[str, Any]:
-    """Compile ``model`` for ``target`` and write OUTDIR/graph.json; returns the document."""
+                   progress: bool = True, scale: float | None = None,
+                   max_devices: int = 200_000) -> dict[str, Any]:
+    """Compile ``model`` for ``target``; write graph.json, and the SPICE netlist when it can be built.
+
+    Returns the graph document (plus "_path"); its "netlist" entry says whether a netlist
+    was written and, if not, why (digital ops in the graph, too many devices...).
+    """
+    from sim.spice_commands import default_scale, save_compile_inputs, write_netlist_files
+
     out = ensure_dir(outdir)  # fail before the work if the directory is unusable
     compiled = compile_with_progress(model, target, progress)
+    scale = default_scale(target) if scale is None else scale
     doc = graph_document(compiled, source=str(model))
+    save_compile_inputs(out, model, target, scale)
+    try:
+        nl = write_netlist_files(out, compiled, scale, max_devices)
+        doc["netlist"] = {"written": True, "file": "netlist.cir", "scale": scale,
+                          "subckts": len(nl.subckts), "elements": nl.devices}
+    except UnsupportedError as exc:
+        log.info("no netlist: %s", exc)
+        doc["netlist"] = {"written": False, "reason": str(exc)}
+        for stale in ("netlist.cir", "inputs.inc", "netlist.json"):  # from an earlier compile
+            (out / stale).unlink(missing_ok=True)
     path = write_json(out / "graph.json", doc)
     doc["_path"] = str(path)
     return doc
@@ -58,6 +76,10 @@ def format_summary(doc: dict[str, Any]) -> str:
         lines.append("  devices: " + ", ".join(f"{k} {v:,}" for k, v in s["devices"].items()))
     if s["digital_ops"]:
         lines.append("  digital periphery: " + ", ".join(f"{k} x{v}" for k, v in s["digital_ops"].items()))
+    nl = doc.get("netlist")
+    if nl is not None:
+        lines.append(f"  netlist: netlist.cir ({nl['subckts']} subckt designs, scale {nl['scale']:g} per unit)"
+                     if nl["written"] else f"  netlist: not written: {nl['reason']}")
     return "\n".join(lines)
 
 
@@ -125,16 +147,23 @@ def run_batches(graph: Graph, feeds: dict[str, np.ndarray], batch_size: int,
 
 
 def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str], output: str | None,
-                   target: str, batch_size: int = 256,
-                   progress: bool = True) -> tuple[dict[str, np.ndarray], str | None]:
-    """Compile ``model``, run it on the inputs file, optionally write the outputs atomically."""
+                   target: str, batch_size: int = 256, progress: bool = True, engine: str = "ideal",
+                   spice: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], str | None]:
+    """Compile ``model``, run it on the inputs file (ideal engine or ngspice), write outputs atomically."""
     if output is not None:
         out_path = Path(output)
         ensure_dir(out_path.parent if str(out_path.parent) else ".")
     compiled = compile_with_progress(model, target, progress)
     graph = compiled.graph
     feeds = _reshape_rows(graph, load_inputs(inputs, graph))
-    result = run_batches(graph, feeds, batch_size, progress)
+    if engine == "spice":
+        from sim.spice_commands import default_scale, run_network_spice
+
+        opts = dict(spice or {})
+        scale = opts.pop("scale", None) or default_scale(target)
+        result = run_network_spice(compiled, feeds, scale, progress=progress, **opts)
+    else:
+        result = run_batches(graph, feeds, batch_size, progress)
     if output is None:
         return result, None
     if output.endswith(".npz"):

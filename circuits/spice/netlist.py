@@ -219,6 +219,8 @@ class Deck:
     elements: list[Element] = field(default_factory=list)
     analyses: list[str] = field(default_factory=list)
     options: dict[str, float] = field(default_factory=dict)
+    includes: list[str] = field(default_factory=list)  # file names Kelvin chose (never model text)
+    prints: list[str] = field(default_factory=list)  # node names to print after the analysis
 
     def op(self) -> Deck:
         self.analyses.append(".op")
@@ -251,7 +253,14 @@ class Deck:
         lines += self.models
         lines += [s.render() for s in self.subckts]
         lines += [e.render() for e in self.elements]
+        for inc in self.includes:
+            if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", inc):
+                raise ParameterError(f"include file name {inc!r} is not a plain file name")
+            lines.append(f".include {inc}")
         lines += self.analyses
+        if self.prints and self.analyses:
+            kind = self.analyses[0].split()[0][1:]
+            lines.append(f".print {kind} " + " ".join(f"v({_node(n)})" for n in self.prints))
         lines.append(".end")
         return "\n".join(lines) + "\n"
 

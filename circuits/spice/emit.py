@@ -1,0 +1,98 @@
+"""Emitting primitive banks into a network netlist: the context emitters write into, and their registry.
+
+An emitter turns one primitive bank into cell instances: for each output element it places
+an ``X`` instance of a per-kind parameterized ``.subckt`` (one definition per kind and
+arity, shared by every instance), wired to the nets of its input elements. Signals are in
+model units times ``scale`` (volts or amperes per unit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from circuits.base import Primitive
+from circuits.errors import UnsupportedError
+from circuits.spice.netlist import Element, NameTable, Subckt, spice_name
+
+GROUND = "0"
+
+
+@dataclass(slots=True)
+class Supplies:
+    """The supply and reference nets every cell may use, in the top-level port order."""
+
+    nets: tuple[str, ...] = ("vpos", "vneg", "vref")
+    volts: tuple[float, ...] = (12.0, -12.0, 1.0)
+
+
+@dataclass(slots=True)
+class EmitContext:
+    """What emitters add to: subcircuit definitions (by name), element cards, fresh nets."""
+
+    scale: float = 1.0
+    supplies: Supplies = field(default_factory=Supplies)
+    subckts: dict[str, Subckt] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+    elements: list[Element] = field(default_factory=list)
+    devices: int = 0
+    _nets: NameTable = field(default_factory=lambda: NameTable("n"))
+    _count: int = 0
+    mismatch: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def net(self, hint: str) -> str:
+        """A new net name, unique in the network."""
+        self._count += 1
+        return self._nets(f"{hint}_{self._count}")
+
+    def instance_name(self, hint: str) -> str:
+        self._count += 1
+        return spice_name(f"{hint}_{self._count}", "x")
+
+    def define(self, sub: Subckt) -> str:
+        """Add a subcircuit definition once (by name); returns its name."""
+        self.subckts.setdefault(sub.name, sub)
+        return sub.name
+
+    def model(self, key: str, text: str) -> None:
+        """Add model-card text (trusted, from models/) once."""
+        self.models.setdefault(key, text)
+
+
+Emitter = Callable[[Primitive, EmitContext, list[np.ndarray]], np.ndarray]
+"""emit(primitive, ctx, input_nets) -> output_nets; nets are object arrays of one sample's shape."""
+
+EMITTERS: dict[str, Emitter] = {}
+
+
+def register(kind: str) -> Callable[[Emitter], Emitter]:
+    def deco(fn: Emitter) -> Emitter:
+        EMITTERS[kind] = fn
+        return fn
+
+    return deco
+
+
+def emitter_for(kind: str, node: str) -> Emitter:
+    """The emitter of ``kind``; UnsupportedError listing the kinds that can be netlisted."""
+    _load()
+    fn = EMITTERS.get(kind)
+    if fn is None:
+        raise UnsupportedError(
+            f"node {node!r}: no SPICE netlist for primitive {kind} yet "
+            f"(netlistable: {', '.join(sorted(EMITTERS)) or 'none'})")
+    return fn
+
+
+def _load() -> None:
+    """Import the modules that register emitters (kept lazy so circuits imports stay light)."""
+    import importlib
+
+    for mod in ("circuits.spice.emit_opamp", "circuits.spice.emit_current", "circuits.spice.emit_crossbar"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise

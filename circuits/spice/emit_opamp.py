@@ -1,0 +1,118 @@
+"""Network emitters for voltage-mode op-amp primitives: one block circuit per output element.
+
+Every block keeps the network's signal scale (V = volts_per_unit·x) at its inputs and
+output, so blocks connect directly; fan-out is free in voltage mode. A block's
+``.subckt`` is named by a hash of its contents: identical instances (every rectifier of a
+layer, summers with equal rows) share one definition, and each distinct design appears once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from circuits import opamp
+from circuits.base import Primitive
+from circuits.spice.block import BlockCircuit
+from circuits.spice.blocks_linear import ElementwiseSummerBlock, SummerBlock
+from circuits.spice.emit import EmitContext, register
+from circuits.spice.library import block_for
+from circuits.spice.netlist import Subckt, instance, spice_name
+
+MACRO = "opamp_macro"
+
+
+def place(ctx: EmitContext, block: BlockCircuit, inputs: list[str], hint: str) -> str:
+    """Define the block's subcircuits (once each) and instantiate it; returns the output net."""
+    subs = block.subckts()
+    for text in getattr(block, "models", lambda: [])():
+        ctx.model(hashlib.sha1(text.encode()).hexdigest(), text)
+    for sub in subs[:-1]:
+        ctx.define(sub)
+    own = subs[-1]
+    body = "\n".join(e.render() for e in own.elements) + "|" + " ".join(own.ports)
+    name = spice_name(f"{block.kind}_{hashlib.sha1(body.encode()).hexdigest()[:10]}")
+    if name not in ctx.subckts:
+        ctx.define(Subckt(name, own.ports, list(own.elements), dict(own.params), own.comment))
+        ctx.devices += len(own.elements)
+    out = ctx.net(hint)
+    ctx.elements.append(instance(ctx.instance_name(hint), name, [*inputs, out]))
+    return out
+
+
+def _sample_array(value, shape: tuple[int, ...]) -> np.ndarray:
+    """A gain/bias broadcast to one sample's shape (a leading batch axis of 1 is dropped)."""
+    arr = np.asarray(0.0 if value is None else value, dtype=np.float64)
+    while arr.ndim > len(shape) and arr.shape[0] == 1:
+        arr = arr[0]
+    return np.broadcast_to(arr, shape)
+
+
+@register("opamp.summer")
+def emit_summer(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
+    """y[..., o] = Σ W[o, i]·x[..., i] + b[o]; grouped weights act on x[..., g, :]."""
+    assert isinstance(prim, opamp.InvertingSummerArray)
+    x = ins[0]
+    w = prim.weights
+    grouped = w.ndim == 3
+    lead = x.shape[:-2] if grouped else x.shape[:-1]
+    groups, outs = (w.shape[0], w.shape[1]) if grouped else (1, w.shape[0])
+    y = np.empty((*lead, groups, outs) if grouped else (*lead, outs), dtype=object)
+    blocks = [SummerBlock.from_primitive(prim, r, ctx.scale) for r in range(groups * outs)]
+    for pos in np.ndindex(*lead):
+        for g in range(groups):
+            row_in = list(x[pos + (g,)] if grouped else x[pos])
+            for o in range(outs):
+                net = place(ctx, blocks[g * outs + o], row_in, "sum")
+                y[(*pos, g, o) if grouped else (*pos, o)] = net
+    return y
+
+
+@register("opamp.elementwise_summer")
+def emit_elementwise(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
+    """y = Σ gᵢ·xᵢ + b per element, gains and bias broadcast like the signals."""
+    assert isinstance(prim, opamp.ElementwiseSummer)
+    xs = np.broadcast_arrays(*ins)
+    shape = xs[0].shape
+    gains = [_sample_array(g, shape) for g in prim.gains]
+    bias = _sample_array(prim.bias, shape)
+    y = np.empty(shape, dtype=object)
+    for pos in np.ndindex(*shape):
+        block = ElementwiseSummerBlock(tuple(float(g[pos]) for g in gains), float(bias[pos]), ctx.scale)
+        y[pos] = place(ctx, block, [str(x[pos]) for x in xs], "esum")
+    return y
+
+
+@register("opamp.average")
+def emit_average(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
+    """y = gain·Σ x over the window axes: an equal-resistor summer per output position."""
+    assert isinstance(prim, opamp.AveragingSummer)
+    x = ins[0]
+    axes = tuple(a % x.ndim for a in prim.axes)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    moved = np.transpose(x, (*kept, *axes)).reshape(*[x.shape[a] for a in kept], -1)
+    out_shape = tuple(1 if a in axes else x.shape[a] for a in range(x.ndim)) if prim.keepdims else \
+        tuple(x.shape[a] for a in kept)
+    gain = _sample_array(prim.gain, out_shape).reshape(moved.shape[:-1])
+    y = np.empty(moved.shape[:-1], dtype=object)
+    for pos in np.ndindex(*moved.shape[:-1]):
+        block = SummerBlock((float(gain[pos]),) * moved.shape[-1], 0.0, ctx.scale)
+        y[pos] = place(ctx, block, list(moved[pos]), "avg")
+    return y.reshape(out_shape)
+
+
+def _elementwise(kind: str) -> None:
+    @register(kind)
+    def emit(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
+        xs = np.broadcast_arrays(*ins)
+        block = block_for(prim, 0, ctx.scale)
+        y = np.empty(xs[0].shape, dtype=object)
+        for pos in np.ndindex(*xs[0].shape):
+            y[pos] = place(ctx, block, [str(x[pos]) for x in xs], kind.split(".")[-1])
+        return y
+
+
+for _kind in ("opamp.rectifier", "opamp.clipper", "opamp.diffpair", "opamp.log", "opamp.exp",
+              "opamp.multiplier", "opamp.divider"):
+    _elementwise(_kind)

@@ -1,0 +1,215 @@
+"""A lowered graph -> a hierarchical SPICE deck for one sample.
+
+Structure of the deck (netlist.cir):
+    model cards and one ``.subckt`` per primitive kind (and arity), then
+    ``.subckt kelvin_model <inputs...> <outputs...> <supplies...>``: the whole network, with
+        inputs and outputs flattened in C order of each tensor, graph inputs first, in the
+        model's order, then graph outputs, then the supply/reference nets (e.g. vpos vneg vref);
+    a testbench: one instance of kelvin_model, a DC source per input (the sample's values
+    times the scale, default 0), the supplies, and ``.op``.
+
+Wiring ops (Reshape, Flatten, Transpose, Concat, Im2Col...) are not circuits: they are
+evaluated on arrays of net ids with the op's own kernel, which yields the permutation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from circuits.errors import InputError, UnsupportedError
+from circuits.spice.emit import GROUND, EmitContext, Supplies, emitter_for
+from circuits.spice.netlist import Deck, Element, NameTable, Subckt, instance, vsource
+from circuits.targets import Target
+from compiler.ir import Graph, OpNode, PrimitiveNode
+from compiler.ops import lookup
+
+log = logging.getLogger(__name__)
+
+TOP = "kelvin_model"
+FILL_ZERO = -1   # an Im2Col pad that reads 0 (ground)
+FILL_LOW = -2    # an Im2Col pad that must never win a max (tied to the negative rail)
+
+
+@dataclass(slots=True)
+class NetlistOptions:
+    """Signal scale (volts or amperes per model unit) and a size guard."""
+
+    scale: float = 1.0
+    max_devices: int = 200_000
+    supplies: Supplies = field(default_factory=Supplies)
+
+
+@dataclass(slots=True)
+class Netlist:
+    """The emitted network: its deck pieces and where each graph input/output element lives."""
+
+    models: list[str]
+    subckts: list[Subckt]
+    top: Subckt
+    input_ports: dict[str, list[str]]   # graph input -> port nets, C order
+    output_ports: dict[str, list[str]]  # graph output -> port nets, C order
+    input_shapes: dict[str, tuple[int, ...]]
+    output_shapes: dict[str, tuple[int, ...]]
+    supplies: Supplies
+    scale: float
+    devices: int
+
+    @property
+    def ports(self) -> list[str]:
+        return [p for v in self.input_ports.values() for p in v] + \
+               [p for v in self.output_ports.values() for p in v] + list(self.supplies.nets)
+
+    def stimulus(self, sample: dict[str, np.ndarray] | None = None) -> list[Element]:
+        """DC sources putting one sample (model units; default zeros) on the input ports."""
+        elements = []
+        for name, nets in self.input_ports.items():
+            values = np.zeros(len(nets)) if sample is None else np.asarray(sample[name], np.float64).reshape(-1)
+            if values.size != len(nets):
+                raise InputError(f"input {name!r}: {values.size} values for {len(nets)} input ports "
+                                 f"(one sample of shape {list(self.input_shapes[name])})")
+            elements += [_drive(f"in_{net}", net, float(v) * self.scale) for net, v in zip(nets, values)]
+        return elements
+
+    def deck(self, sample: dict[str, np.ndarray] | None = None, title: str = "kelvin network",
+             stimulus_file: str | None = None) -> Deck:
+        """A complete, runnable deck: the network, one sample's sources (or an include), ``.op``."""
+        d = Deck(title=title, models=list(self.models), subckts=[*self.subckts, self.top])
+        d.elements.append(instance("dut", TOP, self.ports))
+        if stimulus_file is None:
+            d.elements += self.stimulus(sample)
+        else:
+            d.includes.append(stimulus_file)
+        d.prints = [p for v in self.output_ports.values() for p in v]
+        for net, v in zip(self.supplies.nets, self.supplies.volts):
+            d.elements.append(vsource(f"sup_{net}", net, GROUND, v))
+        for nets in self.output_ports.values():
+            for net in nets:  # a tiny load keeps every output net DC-defined
+                d.elements.append(Element("R", f"load_{net}", (net, GROUND), "1e12"))
+        d.options["reltol"] = 1e-6
+        return d.op()
+
+    def read_outputs(self, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Output port voltages of an ``.op`` run, back in model units (the scale undone)."""
+        out = {}
+        for name, nets in self.output_ports.items():
+            vals = [float(np.asarray(vectors[n]).reshape(-1)[0]) for n in nets]
+            out[name] = (np.asarray(vals) / self.scale).reshape(self.output_shapes[name])
+        return out
+
+
+def _drive(name: str, net: str, value: float) -> Element:
+    return vsource(name, net, GROUND, value)
+
+
+def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = None) -> Netlist:
+    """Emit ``graph`` (already lowered for ``target``) as a network netlist for one sample."""
+    opts = options or NetlistOptions()
+    ctx = EmitContext(scale=opts.scale, supplies=opts.supplies)
+    ports = NameTable("p")
+    nets: dict[str, np.ndarray] = {}
+    input_ports, input_shapes = {}, {}
+    for name in graph.inputs:
+        shape = _sample_shape(graph, name)
+        flat = [ports(f"in_{name}_{i}") for i in range(int(np.prod(shape, dtype=np.int64)))]
+        input_ports[name], input_shapes[name] = flat, shape
+        nets[name] = np.array(flat, dtype=object).reshape(shape)
+    _check_size(graph, opts)
+    for node in graph.topo():
+        ins = [_nets_of(graph, ctx, nets, t) if t else None for t in node.inputs]
+        if isinstance(node, PrimitiveNode):
+            assert node.primitive is not None
+            emit = emitter_for(node.kind, node.name)
+            outs = [emit(node.primitive, ctx, [x for x in ins if x is not None])]
+        elif node.placement == "wiring":
+            outs = _wire(graph, ctx, node, ins)
+        else:
+            raise UnsupportedError(
+                f"node {node.name!r} ({node.kind}) runs in the digital periphery of target "
+                f"{target.name}; a SPICE netlist needs an all-analog graph (try --target opamp)")
+        for t, value in zip(node.outputs, outs):
+            if t:
+                nets[t] = value
+    output_ports, output_shapes, aliases = {}, {}, []
+    for name in graph.outputs:
+        value = _nets_of(graph, ctx, nets, name)
+        flat = [ports(f"out_{name}_{i}") for i in range(value.size)]
+        for port, net in zip(flat, value.reshape(-1)):
+            aliases.append(Element("V", f"alias_{port}", (port, net), "DC 0"))
+        output_ports[name], output_shapes[name] = flat, value.shape
+    port_list = [p for v in input_ports.values() for p in v] + \
+                [p for v in output_ports.values() for p in v] + list(opts.supplies.nets)
+    top = Subckt(TOP, tuple(port_list), elements=[*ctx.elements, *aliases],
+                 comment=f"network {graph.name}: inputs, outputs, then supplies {' '.join(opts.supplies.nets)}")
+    log.info("netlist: %d cells, %d subckt kinds, %d devices", len(ctx.elements), len(ctx.subckts), ctx.devices)
+    return Netlist(list(ctx.models.values()), list(ctx.subckts.values()), top, input_ports, output_ports,
+                   input_shapes, output_shapes, opts.supplies, opts.scale, ctx.devices)
+
+
+def _sample_shape(graph: Graph, tensor: str) -> tuple[int, ...]:
+    shape = graph.shape(tensor)
+    if shape is None or not all(isinstance(d, int) for d in shape[1:]):
+        raise UnsupportedError(f"tensor {tensor!r}: a netlist needs static non-batch dims, got {shape}")
+    return tuple(int(d) for d in shape[1:])  # type: ignore[misc]
+
+
+def _check_size(graph: Graph, opts: NetlistOptions) -> None:
+    total = 0
+    for node in graph.topo():
+        if isinstance(node, PrimitiveNode) and node.primitive is not None:
+            total += sum(node.primitive.devices(node.lanes).values()) * node.copies
+    if total > opts.max_devices:
+        raise UnsupportedError(
+            f"the network needs about {total:,} devices, more than the netlist limit of "
+            f"{opts.max_devices:,}; whole-network netlists are for small networks (raise the limit "
+            "with --max-devices, or validate block by block)")
+
+
+def _nets_of(graph: Graph, ctx: EmitContext, nets: dict[str, np.ndarray], tensor: str) -> np.ndarray:
+    """The nets of a tensor; a constant becomes DC sources (one per distinct value)."""
+    if tensor in nets:
+        return nets[tensor]
+    if tensor in graph.constants:
+        value = np.asarray(graph.constants[tensor], dtype=np.float64)
+        out = np.empty(value.shape, dtype=object)
+        for idx, v in np.ndenumerate(value):
+            net = ctx.net("const")
+            ctx.elements.append(vsource(f"c_{net}", net, GROUND, float(v) * ctx.scale))
+            out[idx] = net
+        nets[tensor] = out
+        return out
+    raise UnsupportedError(f"tensor {tensor!r} has no nets (is it computed at run time by a digital op?)")
+
+
+def _wire(graph: Graph, ctx: EmitContext, node: OpNode, ins: list[np.ndarray | None]) -> list[np.ndarray]:
+    """Apply a wiring op to net arrays by running its kernel on integer net ids."""
+    table: list[str] = []
+    ids = []
+    for x in ins:
+        if x is None:
+            ids.append(None)
+            continue
+        if x.dtype != object:  # a constant operand such as a Reshape target: pass through
+            ids.append(x)
+            continue
+        base = len(table)
+        table.extend(x.reshape(-1).tolist())
+        ids.append((np.arange(x.size, dtype=np.int64) + base).reshape(1, *x.shape))
+    consts = {i: graph.constants[t] for i, t in enumerate(node.inputs) if t in graph.constants}
+    args = [consts.get(i, a) for i, a in enumerate(ids)]
+    attrs = dict(node.attrs)
+    if node.op == "kelvin.Im2Col":
+        attrs["fill"] = FILL_LOW if attrs.get("fill", 0.0) == -np.inf else FILL_ZERO
+    outs = lookup(node.op, node.version, node.name).kernel(args, attrs, node.version)
+    result = []
+    for out in outs[: len(node.outputs)]:
+        out = np.asarray(out)
+        if out.dtype.kind not in "iu":
+            raise UnsupportedError(f"node {node.name!r} ({node.op}) does not route signals one to one")
+        flat = out.reshape(out.shape[1:]) if out.ndim and out.shape[0] == 1 else out
+        low = ctx.supplies.nets[1]
+        result.append(np.vectorize(lambda i: table[i] if i >= 0 else (GROUND if i == FILL_ZERO else low),
+                                   otypes=[object])(flat) if flat.size else flat.astype(object))
+    return result

@@ -1,0 +1,117 @@
+"""The SPICE side of the CLI: netlist files, stimulus, running whole networks and validating blocks.
+
+Files ``kelvin compile`` writes next to graph.json (all atomically):
+    netlist.cir    complete deck: models, one .subckt per block design, the network as
+                   .subckt kelvin_model (ports: inputs, outputs, supplies), testbench, .op
+    inputs.inc     the input sources netlist.cir includes (default: every input at 0)
+    netlist.json   port order, shapes, scale and supplies; ``kelvin stimulus`` uses it
+    model.onnx     the compiled model, so ``kelvin validate OUTDIR`` can rebuild the graph
+    kelvin.json    how the directory was compiled (target, scale, source)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from circuits.errors import InputError, KelvinError
+from circuits.files import write_bytes, write_json, write_text
+from circuits.spice.netlist import Deck
+from compiler.netlist import Netlist, NetlistOptions, emit_netlist
+from compiler.pipeline import Compiled
+from sim.spice import SimJob, run_jobs
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SCALE = {"opamp": 0.25, "current": 10e-9, "crossbar": 0.1}
+"""Signal scale per target: volts per model unit (op-amp, crossbar) or amperes per unit (current)."""
+
+
+def default_scale(target: str) -> float:
+    return DEFAULT_SCALE.get(target, 1.0)
+
+
+def write_netlist_files(outdir: Path, compiled: Compiled, scale: float, max_devices: int) -> Netlist:
+    """Emit the network and write netlist.cir, inputs.inc and netlist.json."""
+    nl = emit_netlist(compiled.graph, compiled.target, NetlistOptions(scale=scale, max_devices=max_devices))
+    deck = nl.deck(title=f"kelvin {compiled.graph.name} target {compiled.target.name}", stimulus_file="inputs.inc")
+    write_text(outdir / "inputs.inc", _stimulus_text(nl, None))
+    write_text(outdir / "netlist.cir", deck.render())
+    write_json(outdir / "netlist.json", {
+        "top": "kelvin_model",
+        "ports": nl.ports,
+        "inputs": {k: {"ports": v, "shape": list(nl.input_shapes[k])} for k, v in nl.input_ports.items()},
+        "outputs": {k: {"ports": v, "shape": list(nl.output_shapes[k])} for k, v in nl.output_ports.items()},
+        "supplies": dict(zip(nl.supplies.nets, nl.supplies.volts)),
+        "scale": scale,
+        "scale_unit": "A per unit" if compiled.target.name == "current" else "V per unit",
+        "subckts": len(nl.subckts),
+        "devices": nl.devices,
+    })
+    return nl
+
+
+def _stimulus_text(nl: Netlist, sample: dict[str, np.ndarray] | None) -> str:
+    lines = ["* input sources for kelvin_model (model units x scale); rewrite with `kelvin stimulus`"]
+    lines += [e.render() for e in nl.stimulus(sample)]
+    return "\n".join(lines) + "\n"
+
+
+def save_compile_inputs(outdir: Path, model: str | os.PathLike[str], target: str, scale: float) -> None:
+    """Keep what validate/stimulus need to rebuild the graph: the model and how it was compiled."""
+    data = Path(model).read_bytes()
+    write_bytes(outdir / "model.onnx", data)
+    write_json(outdir / "kelvin.json", {"source": str(model), "target": target, "scale": scale})
+
+
+def load_outdir(outdir: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+    """An OUTDIR written by ``kelvin compile``: its path and kelvin.json."""
+    out = Path(outdir)
+    meta = out / "kelvin.json"
+    if not meta.is_file() or not (out / "model.onnx").is_file():
+        raise InputError(f"{out}: not a compiled directory (no kelvin.json/model.onnx); run `kelvin compile` first")
+    try:
+        info = json.loads(meta.read_text())
+        return out, {"target": str(info["target"]), "scale": float(info["scale"]), "source": info.get("source")}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{meta}: unreadable ({exc})") from exc
+
+
+def write_stimulus(outdir: str | os.PathLike[str], inputs: str | os.PathLike[str], row: int = 0) -> Path:
+    """Rewrite OUTDIR/inputs.inc so netlist.cir simulates sample ``row`` of an input file."""
+    from compiler.pipeline import compile_model
+    from sim.commands import _reshape_rows, load_inputs
+
+    out, info = load_outdir(outdir)
+    compiled = compile_model(out / "model.onnx", info["target"])
+    feeds = _reshape_rows(compiled.graph, load_inputs(inputs, compiled.graph))
+    n = min(len(v) for v in feeds.values())
+    if not 0 <= row < n:
+        raise InputError(f"{inputs}: row {row} is out of range (the file has {n} samples)")
+    nl = emit_netlist(compiled.graph, compiled.target, NetlistOptions(scale=info["scale"], max_devices=10**9))
+    return write_text(out / "inputs.inc", _stimulus_text(nl, {k: v[row] for k, v in feeds.items()}))
+
+
+def run_network_spice(compiled: Compiled, feeds: dict[str, np.ndarray], scale: float, *,
+                      workers: int | None = None, executor: Executor | None = None, timeout_s: float = 300.0,
+                      max_devices: int = 200_000, progress: bool = True) -> dict[str, np.ndarray]:
+    """Simulate the whole network in ngspice once per sample (batched through the runner)."""
+    nl = emit_netlist(compiled.graph, compiled.target, NetlistOptions(scale=scale, max_devices=max_devices))
+    n = min(len(v) for v in feeds.values())
+    jobs = []
+    for i in range(n):
+        deck: Deck = nl.deck({k: v[i] for k, v in feeds.items()}, title=f"sample {i}")
+        jobs.append(SimJob(f"sample_{i}", deck.render(), timeout_s))
+    results = run_jobs(jobs, workers=workers, executor=executor, progress=progress)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        first = failed[0]
+        raise KelvinError(f"{len(failed)} of {n} sample simulations failed; first, {first.name}: {first.error}")
+    per = [nl.read_outputs(r.vectors) for r in results]
+    return {name: np.stack([p[name] for p in per]).astype(np.float32) for name in nl.output_ports}
