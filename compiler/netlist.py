@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from circuits.errors import InputError, UnsupportedError
-from circuits.spice.emit import GROUND, EmitContext, Supplies, emitter_for
-from circuits.spice.netlist import Deck, Element, NameTable, Subckt, instance, vsource
+from circuits.spice.emit import GROUND, EmitContext, Supplies, adapters, emitter_for
+from circuits.spice.netlist import Deck, Element, NameTable, Subckt, instance, isource, vsource
 from circuits.targets import Target
 from compiler.ir import Graph, OpNode, PrimitiveNode
 from compiler.ops import lookup
@@ -35,11 +35,18 @@ FILL_LOW = -2    # an Im2Col pad that must never win a max (tied to the negative
 
 @dataclass(slots=True)
 class NetlistOptions:
-    """Signal scale (volts or amperes per model unit) and a size guard."""
+    """Signal scale (volts or amperes per model unit), signal kind, supplies and a size guard.
+
+    ``signal="current"``: inputs are currents injected into the input ports and each output
+    port is held at ``v_out_bias`` by a sense source whose current (into the port's source,
+    i.e. out of the network) is the output; otherwise ports carry voltages.
+    """
 
     scale: float = 1.0
     max_devices: int = 200_000
     supplies: Supplies = field(default_factory=Supplies)
+    signal: str = "voltage"
+    v_out_bias: float = 0.0
 
 
 @dataclass(slots=True)
@@ -56,6 +63,8 @@ class Netlist:
     supplies: Supplies
     scale: float
     devices: int
+    signal: str = "voltage"
+    v_out_bias: float = 0.0
 
     @property
     def ports(self) -> list[str]:
@@ -70,7 +79,10 @@ class Netlist:
             if values.size != len(nets):
                 raise InputError(f"input {name!r}: {values.size} values for {len(nets)} input ports "
                                  f"(one sample of shape {list(self.input_shapes[name])})")
-            elements += [_drive(f"in_{net}", net, float(v) * self.scale) for net, v in zip(nets, values)]
+            if self.signal == "current":  # current flows from ground through the source into the port
+                elements += [isource(f"in_{net}", GROUND, net, float(v) * self.scale) for net, v in zip(nets, values)]
+            else:
+                elements += [_drive(f"in_{net}", net, float(v) * self.scale) for net, v in zip(nets, values)]
         return elements
 
     def deck(self, sample: dict[str, np.ndarray] | None = None, title: str = "kelvin network",
@@ -82,12 +94,16 @@ class Netlist:
             d.elements += self.stimulus(sample)
         else:
             d.includes.append(stimulus_file)
-        d.prints = [p for v in self.output_ports.values() for p in v]
+        if self.signal != "current":
+            d.prints = [p for v in self.output_ports.values() for p in v]
         for net, v in zip(self.supplies.nets, self.supplies.volts):
             d.elements.append(vsource(f"sup_{net}", net, GROUND, v))
         for nets in self.output_ports.values():
-            for net in nets:  # a tiny load keeps every output net DC-defined
-                d.elements.append(Element("R", f"load_{net}", (net, GROUND), "1e12"))
+            for net in nets:
+                if self.signal == "current":  # hold the port, measure the current it delivers
+                    d.elements.append(vsource(f"sense_{net}", net, GROUND, self.v_out_bias))
+                else:  # a tiny load keeps every output net DC-defined
+                    d.elements.append(Element("R", f"load_{net}", (net, GROUND), "1e12"))
         d.options["reltol"] = 1e-6
         return d.op()
 
@@ -95,7 +111,8 @@ class Netlist:
         """Output port voltages of an ``.op`` run, back in model units (the scale undone)."""
         out = {}
         for name, nets in self.output_ports.items():
-            vals = [float(np.asarray(vectors[n]).reshape(-1)[0]) for n in nets]
+            keys = [f"vsense_{n}#branch" if self.signal == "current" else n for n in nets]
+            vals = [float(np.asarray(vectors[k]).reshape(-1)[0]) for k in keys]
             out[name] = (np.asarray(vals) / self.scale).reshape(self.output_shapes[name])
         return out
 
@@ -107,15 +124,16 @@ def _drive(name: str, net: str, value: float) -> Element:
 def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = None) -> Netlist:
     """Emit ``graph`` (already lowered for ``target``) as a network netlist for one sample."""
     opts = options or NetlistOptions()
-    ctx = EmitContext(scale=opts.scale, supplies=opts.supplies)
+    ctx = EmitContext(scale=opts.scale, supplies=opts.supplies, signal=opts.signal)
     ports = NameTable("p")
+    adapt_in, adapt_out = adapters(opts.signal)
     nets: dict[str, np.ndarray] = {}
     input_ports, input_shapes = {}, {}
     for name in graph.inputs:
         shape = _sample_shape(graph, name)
         flat = [ports(f"in_{name}_{i}") for i in range(int(np.prod(shape, dtype=np.int64)))]
         input_ports[name], input_shapes[name] = flat, shape
-        nets[name] = np.array(flat, dtype=object).reshape(shape)
+        nets[name] = np.array([adapt_in(ctx, p) for p in flat], dtype=object).reshape(shape)
     _check_size(graph, opts)
     for node in graph.topo():
         ins = [_nets_of(graph, ctx, nets, t) if t else None for t in node.inputs]
@@ -137,7 +155,7 @@ def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = 
         value = _nets_of(graph, ctx, nets, name)
         flat = [ports(f"out_{name}_{i}") for i in range(value.size)]
         for port, net in zip(flat, value.reshape(-1)):
-            aliases.append(Element("V", f"alias_{port}", (port, net), "DC 0"))
+            aliases.append(Element("V", f"alias_{port}", (port, adapt_out(ctx, net)), "DC 0"))
         output_ports[name], output_shapes[name] = flat, value.shape
     port_list = [p for v in input_ports.values() for p in v] + \
                 [p for v in output_ports.values() for p in v] + list(opts.supplies.nets)
@@ -145,7 +163,8 @@ def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = 
                  comment=f"network {graph.name}: inputs, outputs, then supplies {' '.join(opts.supplies.nets)}")
     log.info("netlist: %d cells, %d subckt kinds, %d devices", len(ctx.elements), len(ctx.subckts), ctx.devices)
     return Netlist(list(ctx.models.values()), list(ctx.subckts.values()), top, input_ports, output_ports,
-                   input_shapes, output_shapes, opts.supplies, opts.scale, ctx.devices)
+                   input_shapes, output_shapes, opts.supplies, opts.scale, ctx.devices, opts.signal,
+                   opts.v_out_bias)
 
 
 def _sample_shape(graph: Graph, tensor: str) -> tuple[int, ...]:

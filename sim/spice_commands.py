@@ -23,6 +23,7 @@ import numpy as np
 from circuits.errors import InputError, KelvinError
 from circuits.files import write_bytes, write_json, write_text
 from circuits.spice.netlist import Deck
+from circuits.spice.emit import Supplies
 from compiler.netlist import Netlist, NetlistOptions, emit_netlist
 from compiler.pipeline import Compiled
 from sim.spice import SimJob, run_jobs
@@ -37,9 +38,17 @@ def default_scale(target: str) -> float:
     return DEFAULT_SCALE.get(target, 1.0)
 
 
+def netlist_options(target: str, scale: float, max_devices: int = 200_000) -> NetlistOptions:
+    """How a target's networks are netlisted: voltage signals on ±12 V, or currents on a 1.8 V VDD."""
+    if target == "current":
+        return NetlistOptions(scale=scale, max_devices=max_devices, supplies=Supplies(("vdd",), (1.8,)),
+                              signal="current", v_out_bias=0.9)
+    return NetlistOptions(scale=scale, max_devices=max_devices)
+
+
 def write_netlist_files(outdir: Path, compiled: Compiled, scale: float, max_devices: int) -> Netlist:
     """Emit the network and write netlist.cir, inputs.inc and netlist.json."""
-    nl = emit_netlist(compiled.graph, compiled.target, NetlistOptions(scale=scale, max_devices=max_devices))
+    nl = emit_netlist(compiled.graph, compiled.target, netlist_options(compiled.target.name, scale, max_devices))
     deck = nl.deck(title=f"kelvin {compiled.graph.name} target {compiled.target.name}", stimulus_file="inputs.inc")
     write_text(outdir / "inputs.inc", _stimulus_text(nl, None))
     write_text(outdir / "netlist.cir", deck.render())
@@ -94,7 +103,7 @@ def write_stimulus(outdir: str | os.PathLike[str], inputs: str | os.PathLike[str
     n = min(len(v) for v in feeds.values())
     if not 0 <= row < n:
         raise InputError(f"{inputs}: row {row} is out of range (the file has {n} samples)")
-    nl = emit_netlist(compiled.graph, compiled.target, NetlistOptions(scale=info["scale"], max_devices=10**9))
+    nl = emit_netlist(compiled.graph, compiled.target, netlist_options(info["target"], info["scale"], 10**9))
     return write_text(out / "inputs.inc", _stimulus_text(nl, {k: v[row] for k, v in feeds.items()}))
 
 
@@ -102,7 +111,7 @@ def run_network_spice(compiled: Compiled, feeds: dict[str, np.ndarray], scale: f
                       workers: int | None = None, executor: Executor | None = None, timeout_s: float = 300.0,
                       max_devices: int = 200_000, progress: bool = True) -> dict[str, np.ndarray]:
     """Simulate the whole network in ngspice once per sample (batched through the runner)."""
-    nl = emit_netlist(compiled.graph, compiled.target, NetlistOptions(scale=scale, max_devices=max_devices))
+    nl = emit_netlist(compiled.graph, compiled.target, netlist_options(compiled.target.name, scale, max_devices))
     n = min(len(v) for v in feeds.values())
     jobs = []
     for i in range(n):

@@ -34,6 +34,7 @@ class EmitContext:
 
     scale: float = 1.0
     supplies: Supplies = field(default_factory=Supplies)
+    signal: str = "voltage"  # "current": nets between banks carry currents (see compiler.netlist)
     subckts: dict[str, Subckt] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
     elements: list[Element] = field(default_factory=list)
@@ -61,6 +62,14 @@ class EmitContext:
         self.models.setdefault(key, text)
 
 
+Adapter = Callable[[EmitContext, str], str]
+"""adapt(ctx, net) -> net: connects a port to the network's signal convention (see ADAPTERS)."""
+
+ADAPTERS: dict[str, tuple[Adapter, Adapter]] = {}
+"""signal kind -> (input adapter, output adapter). The compiler passes every input port net
+through the input adapter before the first bank sees it, and every graph-output net through
+the output adapter before it is aliased to its port. Voltage mode needs none (identity)."""
+
 Emitter = Callable[[Primitive, EmitContext, list[np.ndarray]], np.ndarray]
 """emit(primitive, ctx, input_nets) -> output_nets; nets are object arrays of one sample's shape."""
 
@@ -84,6 +93,16 @@ def emitter_for(kind: str, node: str) -> Emitter:
             f"node {node!r}: no SPICE netlist for primitive {kind} yet "
             f"(netlistable: {', '.join(sorted(EMITTERS)) or 'none'})")
     return fn
+
+
+def adapters(signal: str) -> tuple[Adapter, Adapter]:
+    """The port adapters of a signal kind (identity for voltage mode)."""
+    _load()
+    if signal == "voltage":
+        return (lambda ctx, net: net), (lambda ctx, net: net)
+    if signal not in ADAPTERS:
+        raise UnsupportedError(f"no port adapters for {signal}-mode netlists yet")
+    return ADAPTERS[signal]
 
 
 def _load() -> None:
