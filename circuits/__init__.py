@@ -10,6 +10,8 @@
 | opamp.log / opamp.exp         | transdiode log / antilog amplifier                  | ln x, eˣ                        |
 | opamp.multiplier / .divider   | log-add-antilog, offset to four quadrants           | a·b, a/b                        |
 | opamp.matmul                  | multipliers + summers                               | a @ b                           |
+| opamp.integrator              | inverting integrator with initial-condition mode    | y0 − (1/τ)∫x dt                 |
+| opamp.differentiator          | inverting differentiator with a series R            | −τ·dx/dt                        |
 | opamp.softmax                 | max selector, antilog amps, summer, dividers        | softmax over axes               |
 | opamp.max / opamp.average     | superdiode max / equal-resistor summer              | window max / gain·Σ window      |
 | current.synapse_array         | Binas et al. mirror synapses onto somas             | ReLU(W·x + b) or W·x + b        |
@@ -26,7 +28,8 @@ from circuits.base import Primitive
 from circuits.crossbar import CrossbarArray
 from circuits.current import CurrentJunction, CurrentNeuron, MirrorAverage, SynapseArray, WinnerTakeAll
 from circuits.opamp import (
-    ActivationMatMul, AntilogAmp, AveragingSummer, Clipper, DiffPairActivation, ElementwiseSummer,
+    ActivationMatMul, AntilogAmp, AveragingSummer, Clipper, DiffPairActivation, Differentiator,
+    ElementwiseSummer, Integrator,
     InvertingSummerArray, LogAmp, LogExpDivider, LogExpMultiplier, MaxSelector, PrecisionRectifier,
     SoftmaxUnit,
 )
@@ -37,7 +40,7 @@ PRIMITIVES: dict[str, type[Primitive]] = {
     for cls in (
         InvertingSummerArray, ElementwiseSummer, PrecisionRectifier, Clipper, DiffPairActivation,
         LogAmp, AntilogAmp, LogExpMultiplier, LogExpDivider, ActivationMatMul, SoftmaxUnit,
-        MaxSelector, AveragingSummer, SynapseArray, CurrentNeuron, CurrentJunction, WinnerTakeAll,
+        MaxSelector, AveragingSummer, Integrator, Differentiator, SynapseArray, CurrentNeuron, CurrentJunction, WinnerTakeAll,
         MirrorAverage, CrossbarArray,
     )
 }

@@ -238,3 +238,55 @@ class AveragingSummer(WindowSum):
 
     def devices(self, lanes: int) -> Counter[str]:
         return Counter(opamp=(self.window + 1) * lanes, resistor=(3 * self.window + 1) * lanes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Integrator(Primitive):
+    """Inverting integrator with an initial condition: y(t) = y0 − (1/τ)·∫₀ᵗ x dt, τ = R·C.
+
+    Ideal on sampled signals: x (..., T) at step ``dt_s``, trapezoidal integration.
+    """
+
+    kind: ClassVar[str] = "opamp.integrator"
+    tau_s: float = 1e-3
+    y0: float = 0.0
+    dt_s: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("tau_s", "dt_s"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"{name}: must be > 0, got {getattr(self, name)}")
+        as_finite_array("y0", self.y0, ndim=(0,))
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        xf = x.astype(np.float64)
+        steps = 0.5 * (xf[..., 1:] + xf[..., :-1]) * self.dt_s
+        area = np.concatenate([np.zeros_like(xf[..., :1]), np.cumsum(steps, axis=-1)], axis=-1)
+        return (self.y0 - area / self.tau_s).astype(x.dtype if x.dtype.kind == "f" else np.float64)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return Counter(opamp=lanes, resistor=2 * lanes, capacitor=lanes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Differentiator(Primitive):
+    """Inverting differentiator: y = −τ·dx/dt (a small series R keeps it stable), τ = R·C.
+
+    Ideal on sampled signals: x (..., T) at step ``dt_s``, central differences.
+    """
+
+    kind: ClassVar[str] = "opamp.differentiator"
+    tau_s: float = 1e-3
+    dt_s: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("tau_s", "dt_s"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"{name}: must be > 0, got {getattr(self, name)}")
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        slope = np.gradient(x.astype(np.float64), self.dt_s, axis=-1)
+        return (-self.tau_s * slope).astype(x.dtype if x.dtype.kind == "f" else np.float64)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        return Counter(opamp=lanes, resistor=2 * lanes, capacitor=lanes)

@@ -16,7 +16,7 @@ from circuits.files import ensure_dir, write_json
 from circuits.targets import TARGETS
 from compiler.onnx_import import import_model
 from compiler.report import graph_document
-from sim.commands import compile_with_progress, run_batches
+from sim.commands import compile_to_dir, compile_with_progress, run_batches
 from sim.engine import execute
 from sim.zoo import gemm_example
 
@@ -34,8 +34,8 @@ def run_demo(outdir: str | os.PathLike[str] = "out/demo", progress: bool = True)
     rows, results = [], {}
     for target in TARGETS:
         compiled = compile_with_progress(model_path, target, progress)
-        doc = graph_document(compiled, source=str(model_path))
-        path = write_json(ensure_dir(out / target) / "graph.json", doc)
+        doc = compile_to_dir(model_path, out / target, target, progress=False)  # graph.json, netlist.cir
+        path = doc["_path"]
         logits = next(iter(run_batches(compiled.graph, {"x": x}, 256, progress).values()))
         acc = float(np.mean(logits.argmax(1) == y))
         dev = float(np.max(np.abs(logits - ref_logits)))
@@ -46,9 +46,46 @@ def run_demo(outdir: str | os.PathLike[str] = "out/demo", progress: bool = True)
                            "graph": str(Path(path).relative_to(out))}
     lines += ["Per target (ideal devices):", *rows, ""]
     lines.append(_gemm_example(out, progress))
-    lines.append(f"\nOutputs in {out}/: <target>/graph.json (lowered graph), demo.json (these numbers)")
+    spice = _spice_section(out, model_path, x[:SPICE_SAMPLES], y[:SPICE_SAMPLES], progress)
+    lines += ["", *spice["text"]]
+    results["spice"] = spice["numbers"]
+    lines.append(f"\nOutputs in {out}/: <target>/graph.json (lowered graph), <target>/netlist.cir (SPICE deck, "
+                 "where the target's blocks can be netlisted), demo.json (these numbers)")
     write_json(out / "demo.json", {"model": str(model_path), "samples": int(len(y)), "targets": results})
     return "\n".join(lines)
+
+
+SPICE_SAMPLES = 10
+
+
+def _spice_section(out: Path, model_path: Path, x: np.ndarray, y: np.ndarray, progress: bool) -> dict:
+    """The digits MLP as one op-amp netlist in ngspice, and a sample of its blocks validated."""
+    from compiler.pipeline import compile_model
+    from sim.spice.errors import NgspiceMissingError
+    from sim.spice_commands import default_scale, run_network_spice
+    from sim.validate import validate_graph
+
+    compiled = compile_model(model_path, "opamp")
+    scale = default_scale("opamp")
+    try:
+        spice = run_network_spice(compiled, {"x": x}, scale, progress=progress)["logits"]
+        blocks = validate_graph(compiled.graph, scale=scale, sample=8, points=11, seed=0, progress=progress)
+    except NgspiceMissingError as exc:
+        return {"text": [f"SPICE: skipped ({exc})"], "numbers": {"skipped": str(exc)}}
+    ideal = execute(compiled.graph, {"x": x})["logits"]
+    err = float(np.max(np.abs(spice - ideal)))
+    worst = max(b.max_error_pct_fs or 0.0 for b in blocks)
+    numbers = {"samples": int(len(x)), "scale_v_per_unit": scale, "max_abs_logit_error": err,
+               "argmax_agreement": float(np.mean(spice.argmax(1) == ideal.argmax(1))),
+               "accuracy": float(np.mean(spice.argmax(1) == y)),
+               "blocks_validated": len(blocks), "blocks_passed": sum(b.passed for b in blocks),
+               "worst_block_error_pct_fs": worst}
+    text = [f"ngspice, op-amp target ({scale:g} V per unit): whole network on {len(x)} digits",
+            f"  max|Δlogit| vs ideal {err:.3g} (logits span ±{np.max(np.abs(ideal)):.1f}), "
+            f"argmax agreement {numbers['argmax_agreement']:.0%}, accuracy {numbers['accuracy']:.0%}",
+            f"  {numbers['blocks_passed']}/{len(blocks)} sampled blocks within tolerance "
+            f"(worst {worst:.3f} % of full scale)"]
+    return {"text": text, "numbers": numbers}
 
 
 def _gemm_example(out: Path, progress: bool) -> str:

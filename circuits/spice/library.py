@@ -15,6 +15,8 @@ realisation with ``@register("kind")``.
 | opamp.log / opamp.exp      | LogBlock / AntilogBlock       | x in [0.01, 10] / eˣ in [0.1, 10], within the rails |
 | opamp.multiplier           | MultiplierBlock, offset 1.1   | abs(a), abs(b) <= 1 (signed operands)     |
 | opamp.divider              | DividerBlock                  | a, b in [1/√R, √R], R·V_unit inside the rails |
+| opamp.integrator           | IntegratorBlock (τ, y0)       | abs(x) <= 1, window = τ                   |
+| opamp.differentiator       | DifferentiatorBlock (τ)       | ramps of abs(slope)·τ <= 1                |
 | crossbar.tiles             | CrossbarColumnBlock (column ``index``) | abs(x) <= 1, read at ≤ 0.2 V per unit |
 | current.synapse_array      | SynapseArrayBlock (row ``index``), scale in A per unit | x in [0, 1], ≤ 1 µA per unit |
 | current.neuron             | NeuronBlock, scale in A per unit | abs(x) <= 1, ≤ 1 µA per unit            |
@@ -28,7 +30,9 @@ from collections.abc import Callable
 from circuits.base import Primitive
 from circuits.errors import ParameterError, UnsupportedError
 from circuits.spice.block import BlockCircuit
-from circuits.spice.blocks_linear import ElementwiseSummerBlock, SummerBlock, averaging_block
+from circuits.spice.blocks_linear import (
+    DifferentiatorBlock, ElementwiseSummerBlock, IntegratorBlock, SummerBlock, averaging_block,
+)
 from circuits.spice.blocks_nonlinear import (
     AntilogBlock, ClipperBlock, DiffPairBlock, DividerBlock, LogBlock, MultiplierBlock, RectifierBlock,
 )
@@ -148,3 +152,16 @@ def _synapse_array(prim: Primitive, index: int, amps_per_unit: float) -> BlockCi
 def _current_neuron(prim: Primitive, index: int, amps_per_unit: float) -> BlockCircuit:
     """A stand-alone rectifying soma with its output mirror; scale in A per unit."""
     return NeuronBlock.from_primitive(prim, index, amps_per_unit)  # type: ignore[arg-type]
+
+
+@register("opamp.integrator")
+def _integrator(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    """τ and the initial condition from the primitive; each DC point integrates for one τ."""
+    return IntegratorBlock(tau_s=prim.tau_s, y0=prim.y0, volts_per_unit=volts_per_unit,  # type: ignore[attr-defined]
+                           window_s=prim.tau_s, name=block_name(prim.kind, index))  # type: ignore[attr-defined]
+
+
+@register("opamp.differentiator")
+def _differentiator(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    return DifferentiatorBlock(tau_s=prim.tau_s, volts_per_unit=volts_per_unit,  # type: ignore[attr-defined]
+                               name=block_name(prim.kind, index))

@@ -53,3 +53,25 @@ def test_block_validates_within_its_tolerance(prim) -> None:
     vectors = run_inline(SimJob(block.name, block.dc_bench(points).render())).raise_for_error().vectors
     err = np.max(np.abs(block.read(vectors) - block.ideal(points))) / block.full_scale() * 100
     assert err < block.tolerance_pct_fs
+
+
+def test_integrator_and_differentiator_primitives_match_their_circuits():
+    """The time-domain primitives' ideal functions, and their blocks validated in ngspice."""
+    import numpy as np
+
+    from circuits.opamp import Differentiator, Integrator
+    from circuits.spice.library import block_for
+    from sim.spice import SimJob, run_inline
+
+    t = np.arange(101) * 1e-5
+    integ = Integrator(tau_s=1e-3, y0=0.5, dt_s=1e-5)
+    np.testing.assert_allclose(integ.ideal(np.ones_like(t)), 0.5 - t / 1e-3, atol=1e-12)
+    diff = Differentiator(tau_s=1e-3, dt_s=1e-5)
+    np.testing.assert_allclose(diff.ideal(200.0 * t), -0.2 * np.ones_like(t), atol=1e-9)
+    for prim in (integ, diff):
+        block = block_for(prim, 0, 1.0)
+        points = block.test_points(5, np.random.default_rng(0))
+        result = run_inline(SimJob(prim.kind, block.dc_bench(points).render(), 120))
+        assert result.ok, result.error
+        err = np.max(np.abs(block.read(result.vectors).ravel() - block.ideal(points).ravel()))
+        assert err / block.full_scale() * 100 < block.tolerance_pct_fs

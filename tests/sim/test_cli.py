@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import onnx
-import pytest
 from onnx import helper
 
 from circuits.data import model_file
