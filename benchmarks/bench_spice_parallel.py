@@ -2,7 +2,7 @@
 
 Prints JSON with the median wall time over a few repeats for serial in-process runs (the peer),
 `run_jobs(workers=1)` and `run_jobs(workers=2)`, and the 2-vs-1 speed-up. Never fails on a time.
-Run: PYTHONPATH=. python benchmarks/bench_spice_parallel.py [--jobs 200] [--repeats 3]
+Run: python benchmarks/bench_spice_parallel.py [--jobs 200] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -11,10 +11,13 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from sim.spice import SimJob, ngspice_version, run_inline, run_jobs
 
 
