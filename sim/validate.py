@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from circuits.errors import KelvinError, UnsupportedError
-from circuits.spice.block import BlockCircuit
+from circuits.spice.block import INDEX_NODE, INDEX_SOURCE, BlockCircuit
+from circuits.spice.netlist import Deck, spice_name, vsource
 from compiler.ir import Graph, PrimitiveNode
 from sim.spice import SimJob, SimResult, run_jobs
 
@@ -35,6 +36,8 @@ class BlockReport:
     tolerance_pct_fs: float
     passed: bool
     error: str | None = None
+    settling_s: float | None = None
+    power_w: float | None = None
 
 
 def block_instances(graph: Graph) -> Iterator[tuple[PrimitiveNode, int]]:
@@ -69,7 +72,7 @@ def validate_graph(graph: Graph, *, scale: float, sample: int | None = None, poi
     if sample is not None and sample < len(instances):
         chosen = sorted(rng.choice(len(instances), size=sample, replace=False))
         instances = [instances[i] for i in chosen]
-    blocks, jobs, grids, reports = [], [], [], []
+    blocks, jobs, grids, decks, reports = [], [], [], [], []
     for node, index in instances:
         try:
             block = build_block(node, index, scale)
@@ -77,13 +80,73 @@ def validate_graph(graph: Graph, *, scale: float, sample: int | None = None, poi
             reports.append(BlockReport(node.name, node.kind, index, 0, None, None, 0.0, False, str(exc)))
             continue
         grid = block.test_points(points, rng)
+        deck = block.dc_bench(grid)
         blocks.append((node, index, block))
         grids.append(grid)
-        jobs.append(SimJob(f"{node.name}[{index}]", block.dc_bench(grid).render(), timeout_s))
+        decks.append(deck)
+        jobs.append(SimJob(f"{node.name}[{index}]", deck.render(), timeout_s))
+        jobs.append(SimJob(f"{node.name}[{index}] step", _step_deck(deck).render(), timeout_s))
     results = run_jobs(jobs, workers=workers, executor=executor, progress=progress) if jobs else []
-    for (node, index, block), grid, res in zip(blocks, grids, results):
-        reports.append(_judge(node, index, block, grid, res))
+    for i, ((node, index, block), grid, deck) in enumerate(zip(blocks, grids, decks)):
+        rep = _judge(node, index, block, grid, results[2 * i])
+        if results[2 * i].ok:
+            rep.power_w = _supply_power_w(deck, results[2 * i].vectors)
+        rep.settling_s = _settling_s(block, results[2 * i + 1])
+        reports.append(rep)
     return reports
+
+
+STEP_AT_S = 1e-6
+STEP_STOP_S = 1e-3
+SETTLE_BAND = 0.01  # within 1 % of the output step
+
+
+def _step_deck(deck: Deck) -> Deck:
+    """The DC bench turned into a step response: the index source jumps from point 0 to point 1."""
+    step = Deck(deck.title + " step", list(deck.models), list(deck.subckts), [], [], dict(deck.options))
+    for e in deck.elements:
+        if e.letter.upper() == "V" and e.name == INDEX_SOURCE:
+            e = vsource(INDEX_SOURCE, INDEX_NODE, "0", 0.0, pulse=(0.0, 1.0, STEP_AT_S, 1e-9, 1e-9, 1.0, 2.0))
+        step.elements.append(e)
+    return step.tran(STEP_STOP_S / 2000, STEP_STOP_S)
+
+
+def _settling_s(block: BlockCircuit, res: SimResult) -> float | None:
+    """Time from the input step until the output stays within 1 % of its change (0.1 % of full scale at least).
+
+    None when the run failed or the output is still moving in the last tenth of the window.
+    """
+    if not res.ok or "time" not in res.vectors:
+        return None
+    try:
+        y = np.asarray(block.read(res.vectors), dtype=np.float64).reshape(len(res.vectors["time"]), -1)[:, 0]
+    except (KeyError, ValueError, IndexError):
+        return None
+    t = np.asarray(res.vectors["time"], dtype=np.float64)
+    before, after = y[t < STEP_AT_S], y[-1]
+    if before.size == 0:
+        return None
+    delta = abs(after - before[-1])
+    band = max(SETTLE_BAND * delta, 1e-3 * float(block.full_scale()))  # a null step settles at once
+    outside = np.nonzero((t >= STEP_AT_S) & (np.abs(y - after) > band))[0]
+    if outside.size and t[outside[-1]] > 0.9 * STEP_STOP_S:
+        return None
+    return 0.0 if outside.size == 0 else float(t[outside[-1]] - STEP_AT_S)
+
+
+def _supply_power_w(deck: Deck, vectors) -> float | None:
+    """Mean power the bench's top-level DC voltage sources deliver (supplies, references)."""
+    total, found = 0.0, False
+    for e in deck.elements:
+        if e.letter.upper() != "V" or e.name == INDEX_SOURCE or not e.value.startswith("DC "):
+            continue
+        volts = float(e.value.split()[1])
+        key = f"v{spice_name(e.name)}#branch"
+        if volts == 0.0 or key not in vectors:
+            continue
+        total += -volts * float(np.mean(vectors[key]))
+        found = True
+    return total if found else None
 
 
 def _judge(node: PrimitiveNode, index: int, block: BlockCircuit, grid: np.ndarray, res: SimResult) -> BlockReport:
@@ -125,12 +188,16 @@ def validate_outdir(outdir, *, sample: int | None, points: int, seed: int, repor
 
 def format_reports(reports: list[BlockReport], passed: bool) -> str:
     """A table of block results, failures first."""
-    lines = [f"{'block':<28} {'primitive':<26} {'max %FS':>8} {'rms %FS':>8} {'tol %FS':>8}  result"]
+    lines = [f"{'block':<28} {'primitive':<26} {'max %FS':>8} {'rms %FS':>8} {'tol %FS':>8} "
+             f"{'settle':>9} {'power':>9}  result"]
     for r in sorted(reports, key=lambda r: (r.passed, r.name, r.index)):
         mx = "-" if r.max_error_pct_fs is None else f"{r.max_error_pct_fs:.4f}"
         rms = "-" if r.rms_error_pct_fs is None else f"{r.rms_error_pct_fs:.4f}"
         verdict = "ok" if r.passed else f"FAIL{': ' + r.error if r.error else ''}"
-        lines.append(f"{r.name + f'[{r.index}]':<28} {r.primitive:<26} {mx:>8} {rms:>8} {r.tolerance_pct_fs:>8.3g}  {verdict}")
+        settle = "-" if r.settling_s is None else f"{r.settling_s * 1e6:.2f}us"
+        power = "-" if r.power_w is None else f"{r.power_w * 1e6:.3g}uW"
+        lines.append(f"{r.name + f'[{r.index}]':<28} {r.primitive:<26} {mx:>8} {rms:>8} "
+                     f"{r.tolerance_pct_fs:>8.3g} {settle:>9} {power:>9}  {verdict}")
     bad = sum(not r.passed for r in reports)
     lines.append(f"{len(reports)} block(s) validated: {'all within tolerance' if passed else f'{bad} failed'}")
     return "\n".join(lines)

@@ -138,8 +138,10 @@ def test_validate_reports_and_exit_codes(tmp_path, capsys):
     doc = json.loads(report.read_text())
     assert doc["passed"] is True and len(doc["blocks"]) == 6
     for b in doc["blocks"]:
-        assert {"name", "primitive", "max_error_pct_fs", "rms_error_pct_fs", "tolerance_pct_fs", "passed"} <= set(b)
+        assert {"name", "primitive", "max_error_pct_fs", "rms_error_pct_fs", "tolerance_pct_fs", "passed",
+                "settling_s", "power_w"} <= set(b)
         assert b["max_error_pct_fs"] <= b["tolerance_pct_fs"]
+        assert b["settling_s"] is not None and 0 <= b["settling_s"] < 1e-4  # 1 MHz op-amps settle in µs
     assert "within tolerance" in capsys.readouterr().out
 
 
@@ -198,3 +200,18 @@ def test_netlist_not_written_says_why(tmp_path, capsys, target, op, reason):
 
 def test_ngspice_binary_present():
     assert shutil.which("ngspice")
+
+
+def test_validate_on_a_dask_cluster(tmp_path, capsys):
+    """`--dask ADDRESS` runs the simulations on a Dask cluster (here a local one) with the same results."""
+    from distributed import LocalCluster
+
+    out = tmp_path / "g"
+    onnx.save(zoo.gemm_example(), tmp_path / "g.onnx")
+    assert main(["compile", str(tmp_path / "g.onnx"), "-o", str(out), "--scale", "1", "-q"]) == 0
+    local, remote = tmp_path / "local.json", tmp_path / "dask.json"
+    assert main(["validate", str(out), "--report", str(local), "-q"]) == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert main(["validate", str(out), "--report", str(remote), "--dask", cluster.scheduler_address, "-q"]) == 0
+    a, b = (json.loads(p.read_text())["blocks"][0] for p in (local, remote))
+    assert a["max_error_pct_fs"] == pytest.approx(b["max_error_pct_fs"], rel=1e-9)
