@@ -115,7 +115,7 @@ def load_inputs(path: str | os.PathLike[str], graph: Graph) -> dict[str, np.ndar
     return arrays
 
 
-def _reshape_rows(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def reshape_rows(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Let a flat (samples, features) array feed a (N, C, H, W) input, as CSV rows do."""
     out = {}
     for name, arr in feeds.items():
@@ -155,7 +155,7 @@ def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str]
         ensure_dir(out_path.parent if str(out_path.parent) else ".")
     compiled = compile_with_progress(model, target, progress)
     graph = compiled.graph
-    feeds = _reshape_rows(graph, load_inputs(inputs, graph))
+    feeds = reshape_rows(graph, load_inputs(inputs, graph))
     if engine == "spice":
         from sim.spice_commands import default_scale, run_network_spice
 

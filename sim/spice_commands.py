@@ -95,11 +95,11 @@ def load_outdir(outdir: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
 def write_stimulus(outdir: str | os.PathLike[str], inputs: str | os.PathLike[str], row: int = 0) -> Path:
     """Rewrite OUTDIR/inputs.inc so netlist.cir simulates sample ``row`` of an input file."""
     from compiler.pipeline import compile_model
-    from sim.commands import _reshape_rows, load_inputs
+    from sim.commands import reshape_rows, load_inputs
 
     out, info = load_outdir(outdir)
     compiled = compile_model(out / "model.onnx", info["target"])
-    feeds = _reshape_rows(compiled.graph, load_inputs(inputs, compiled.graph))
+    feeds = reshape_rows(compiled.graph, load_inputs(inputs, compiled.graph))
     n = min(len(v) for v in feeds.values())
     if not 0 <= row < n:
         raise InputError(f"{inputs}: row {row} is out of range (the file has {n} samples)")
