@@ -47,6 +47,7 @@ class NetlistOptions:
     supplies: Supplies = field(default_factory=Supplies)
     signal: str = "voltage"
     v_out_bias: float = 0.0
+    mismatch_seed: int | None = None  # transistor-level cells: one reproducible chip per seed
 
 
 @dataclass(slots=True)
@@ -124,7 +125,8 @@ def _drive(name: str, net: str, value: float) -> Element:
 def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = None) -> Netlist:
     """Emit ``graph`` (already lowered for ``target``) as a network netlist for one sample."""
     opts = options or NetlistOptions()
-    ctx = EmitContext(scale=opts.scale, supplies=opts.supplies, signal=opts.signal)
+    ctx = EmitContext(scale=opts.scale, supplies=opts.supplies, signal=opts.signal,
+                      mismatch_seed=opts.mismatch_seed)
     ports = NameTable("p")
     adapt_in, adapt_out = adapters(opts.signal)
     nets: dict[str, np.ndarray] = {}

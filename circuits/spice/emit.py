@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,8 @@ class EmitContext:
     _nets: NameTable = field(default_factory=lambda: NameTable("n"))
     _count: int = 0
     mismatch: dict[str, np.ndarray] = field(default_factory=dict)
+    mismatch_seed: int | None = None  # per-transistor delvto/β drawn from this seed (one chip); None: nominal
+    state: dict[str, Any] = field(default_factory=dict)  # per-technology emitter state, keyed by module
 
     def net(self, hint: str) -> str:
         """A new net name, unique in the network."""

@@ -1,0 +1,57 @@
+"""Crossbar network netlists: one `CrossbarColumnBlock` per output column, voltage in and voltage out.
+
+The network's signal is a voltage V = scale·x (scale in V per model unit). A column's rows are
+read directly at that voltage, so its read scale is the network's, and scale must stay within
+the PCM read range (``V_READ_MAX_V`` = 0.2 V per unit; inputs |x| ≤ 1 are read at ≤ 0.2 V).
+The column's two-TIA readout gives V_out = a_out·y with a_out = v_out_fs/y_fs (`crossbar_blocks`),
+so choosing y_fs = v_out_fs/scale (v_out_fs = 1 V) makes V_out = scale·y: blocks chain directly,
+like the op-amp blocks (R_f = w_max/(n·(g_max − g_min)), independent of the scale).
+
+The network netlist has no DAC/ADC quantization (``dac_bits = adc_bits = None``): it checks the
+analog signal path; converter resolution is a block-level study (`CrossbarColumnBlock`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from circuits.base import Primitive
+from circuits.crossbar import CrossbarArray
+from circuits.errors import ParameterError
+from circuits.spice.crossbar_blocks import V_READ_MAX_V, CrossbarColumnBlock
+from circuits.spice.emit import EmitContext, register
+from circuits.spice.emit_opamp import place
+
+V_OUT_FS_V = 1.0  # the column's output full scale in volts; y_fs = V_OUT_FS_V/scale
+
+
+def column_blocks(prim: CrossbarArray, volts_per_unit: float) -> list[CrossbarColumnBlock]:
+    """Every output column (index g·out + o for grouped weights), designed for V = volts_per_unit·x at
+    both its rows and its output; ParameterError when the scale exceeds the PCM read range."""
+    if not 0 < volts_per_unit <= V_READ_MAX_V:
+        raise ParameterError(
+            f"scale: {volts_per_unit} V per unit is outside (0, {V_READ_MAX_V}] V; crossbar rows are read "
+            f"at the network's signal voltage and PCM must be read below ~{V_READ_MAX_V} V per unit "
+            f"(use e.g. --scale 0.1 with --target crossbar)")
+    columns = int(np.prod(prim.weights.shape[:-1]))
+    return [CrossbarColumnBlock.from_primitive(prim, c, volts_per_unit, y_fs=V_OUT_FS_V / volts_per_unit,
+                                               v_out_fs_v=V_OUT_FS_V)
+            for c in range(columns)]
+
+
+@register("crossbar.tiles")
+def emit_crossbar(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
+    """y[..., o] = Σ W[o, i]·x[..., i] + b[o] per column; grouped weights act on x[..., g, :]."""
+    assert isinstance(prim, CrossbarArray)
+    x, w = ins[0], prim.weights
+    grouped = w.ndim == 3
+    lead = x.shape[:-2] if grouped else x.shape[:-1]
+    groups, outs = (w.shape[0], w.shape[1]) if grouped else (1, w.shape[0])
+    blocks = column_blocks(prim, ctx.scale)
+    y = np.empty((*lead, groups, outs) if grouped else (*lead, outs), dtype=object)
+    for pos in np.ndindex(*lead):
+        for g in range(groups):
+            rows = [str(s) for s in (x[pos + (g,)] if grouped else x[pos])]
+            for o in range(outs):
+                y[(*pos, g, o) if grouped else (*pos, o)] = place(ctx, blocks[g * outs + o], rows, "xbar")
+    return y

@@ -1,0 +1,369 @@
+"""Current-mode network netlists after Binas et al. 2016: somas, synapses and read-outs wired as on the chip.
+
+Convention between banks (arXiv 1606.07786, Fig. 1): a neuron's soma turns its summed input
+current into two gate lines, ``vn`` (NMOS) and ``vp`` (PMOS); every downstream synapse mirrors
+the soma current from those lines, so fan-out costs nothing but the synapse itself. The
+synapses of one output neuron drain onto that neuron's soma input node (Kirchhoff sums them).
+
+A net in the emitters' arrays names a *signal*; `CurrentSignal` (kept in ``ctx.state``) says
+which soma(s) carry it:
+
+- one soma: the value is I_soma/scale ≥ 0 (the soma's diode rectifies: ReLU);
+- a pair (signed, non-rectifying layers): value = (I_pos − I_neg)/scale, where the positive
+  soma takes the synapses at +k and the negative soma their negated copies at −k, so
+  I_pos = max(0, y), I_neg = max(0, −y). Downstream synapses read a pair at +k and −k.
+
+Weights (3 bits + sign, `SynapseArrayBlock`'s rule, per output row):
+    unit = max(1/m_diode, max(|w_row|, |b_row|)/7),  k = clip(round(w/unit), −7, 7),
+    I_syn = k·I_in/m_diode,  w_q = k·unit.
+A row whose unit exceeds the hardware step 1/m_diode = 0.25 needs a gain G = unit·m_diode on its
+output; the soma applies it in its first mirror (M1 has G·m_diode units), so every signal's
+lines carry exactly value·scale and no gain travels between layers. The bias is a synapse from
+a reference soma fed one unit (``scale`` amperes) by the chip's reference current.
+
+Ports: an input port (the testbench injects scale·x into it) is the input of an input soma,
+so inputs must be ≥ 0 (Binas: [0, 1]); an output is a read-out cell, a PMOS branch from the
+positive soma's ``vp`` sourcing I_pos and an NMOS branch from the negative soma's ``vn`` sinking
+I_neg, into a node the sense source holds at ``V_OUT_V``: the port current is scale·y.
+
+Cells are one ``.subckt`` per kind (soma, synapse, read-out), programmed per instance: synapse
+bits tie to VDD or ground, the soma gain is a parameter; with ``ctx.mismatch_seed`` each
+instance also gets every transistor's ``dvt_*``/``bf_*`` (Pelgrom, `ChipDraw`, one stream in
+emission order, so one seed is one reproducible chip).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from circuits.base import Primitive
+from circuits.current import CurrentNeuron, SynapseArray
+from circuits.errors import UnsupportedError
+from circuits.spice.current_blocks import SynapseArrayBlock, check_amps_per_unit
+from circuits.spice.current_cells import (
+    SOMA_PORTS, SYNAPSE_PORTS, CellSizing, ChipDraw, Mos, NeuronCircuit, SynapseCircuit, bit_nodes,
+)
+from circuits.spice.devices import Polarity
+from circuits.spice.emit import ADAPTERS, GROUND, EmitContext, register
+from circuits.spice.netlist import Subckt, instance, isource
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "current"
+V_OUT_V = 0.9  # read-out node voltage: the sense sources' v_out_bias (sim.spice_commands.netlist_options)
+READOUT_PORTS = ("vp", "vn", "out", "vdd", "vss")
+
+
+@dataclass(frozen=True, slots=True)
+class Soma:
+    """The gate lines of one soma; a downstream branch of m_diode units on them carries I_soma."""
+
+    vn: str
+    vp: str
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentSignal:
+    """What a net stands for: one soma (value ≥ 0) or a positive/negative pair (value = pos − neg)."""
+
+    pos: Soma
+    neg: Soma | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RowDesign:
+    """One output neuron's programming: synapse levels, bias level, the soma gain G = unit·m_diode."""
+
+    levels: tuple[int, ...]
+    bias_level: int
+    unit: float
+    gain: float
+
+
+# --- cells ------------------------------------------------------------------------------
+U_T_V = 0.025852  # thermal voltage kT/q at 27 °C, the card's tnom
+
+
+@dataclass(frozen=True, slots=True)
+class OperatingPoint:
+    """Diode voltages at the network's design current, for trimming mirror copies against the Early effect.
+
+    Weak inversion (EKV): V_GS = V_th + n·U_T·ln(I_unit/I_spec), I_spec = 2·n·k_p·U_T²·W/L, capped
+    at V_th. A copy whose drain sits ΔV above its diode's carries (1 + ΔV/V_A) more current, so it is
+    narrowed to W/(1 + ΔV/V_A) (V_A = V_A'·L). The cells' own trim assumes diodes at V_th, right near
+    100 nA per soma; at 10 nA per unit the diodes sit ~0.15 V lower and copies ran 1–2 % hot per stage
+    (ngspice: a synapse read +1.3 % at 1 unit; now within ±0.4 %). The trim holds at one current only:
+    ΔV falls by 2·n·U_T per e-fold of current, so a synapse still reads ~+1.5 % at 0.1 unit and
+    ~−1.4 % at 7 units (L = 4 µm mirrors without cascodes).
+    """
+
+    sizing: CellSizing
+    v_n_v: float  # NMOS diode V_GS at the design current
+    v_p_v: float  # PMOS diode V_SG
+
+    @classmethod
+    def at(cls, sizing: CellSizing, amps_per_unit: float) -> OperatingPoint:
+        """Design current: one model unit in a soma, amps_per_unit/m_diode per unit device."""
+        card, s = sizing.card, sizing
+        i_dev = amps_per_unit / s.m_diode
+        n = card.subthreshold_n
+
+        def v_gs(kp: float, vth: float) -> float:
+            i_spec = 2 * n * kp * U_T_V**2 * s.w_unit_m / s.l_unit_m
+            return min(vth, vth + n * U_T_V * float(np.log(i_dev / i_spec)))
+
+        return cls(sizing, v_gs(card.kp_n_a_v2, card.vth_n_v), v_gs(card.kp_p_a_v2, card.vth_p_v))
+
+    def copy_w_m(self, polarity: Polarity, dv_v: float) -> float:
+        """Unit width of a copy whose drain is ``dv_v`` further from its source than its diode's."""
+        s = self.sizing
+        if not s.trim:
+            return s.w_unit_m
+        return s.w_unit_m / (1.0 + max(dv_v, 0.0) / s.card.early_voltage_v(polarity, s.l_unit_m))
+
+    @property
+    def dv_soma_v(self) -> float:
+        """Soma copies M1 (drain at vp) and M3 (drain at vn), and synapse PMOS branches (drain at a
+        soma node): ΔV = VDD − V_n − V_p."""
+        return self.sizing.card.vdd_v - self.v_n_v - self.v_p_v
+
+
+def _retrim(devices: Sequence[Mos], widths: dict[str, float]) -> list[Mos]:
+    return [replace(t, w_m=widths[t.name]) if t.name in widths else t for t in devices]
+
+
+def soma_devices(op: OperatingPoint) -> list[Mos]:
+    """The 5-transistor soma of `NeuronCircuit`, copies trimmed at ``op``; M1 is scaled by parameter ``gain``."""
+    return _retrim(NeuronCircuit(op.sizing).devices(),
+                   {"m1": op.copy_w_m("n", op.dv_soma_v), "m3": op.copy_w_m("p", op.dv_soma_v)})
+
+
+def synapse_devices(op: OperatingPoint) -> list[Mos]:
+    """The 11-transistor synapse of `SynapseCircuit`, PMOS branches trimmed at ``op`` (NMOS branches
+    drain into a soma node like their diode and need none)."""
+    w_p = op.copy_w_m("p", op.dv_soma_v)
+    return _retrim(SynapseCircuit(op.sizing).devices(), {f"mp{m}": w_p for m in (4, 2, 1)})
+
+
+def readout_devices(op: OperatingPoint, v_out_v: float = V_OUT_V) -> list[Mos]:
+    """PMOS branch (sources I_pos) and NMOS branch (sinks I_neg) into ``out``, each m_diode units,
+    trimmed for ΔV_p = VDD − V_out − V_p and ΔV_n = V_out − V_n."""
+    s, vdd = op.sizing, op.sizing.card.vdd_v
+    return [Mos("mp", "out", "vp", "vdd", "vdd", "p", op.copy_w_m("p", vdd - v_out_v - op.v_p_v), s.l_unit_m,
+                s.m_diode),
+            Mos("mn", "out", "vn", "vss", "vss", "n", op.copy_w_m("n", v_out_v - op.v_n_v), s.l_unit_m, s.m_diode)]
+
+
+def cell_subckt(sizing: CellSizing, name: str, ports: Sequence[str], devices: Sequence[Mos], mismatch: bool,
+                gained: Sequence[str] = (), comment: str = "") -> Subckt:
+    """One cell kind as a ``.subckt``: devices in ``gained`` get m·gain (parameter ``gain``, default 1);
+    with ``mismatch`` every device takes its ``dvt_<name>`` (V) and ``bf_<name>`` (β factor) parameter."""
+    params: dict[str, float] = {"gain": 1.0} if gained else {}
+    elements = []
+    for t in devices:
+        factors = (["gain"] if t.name in gained else []) + ([f"bf_{t.name}"] if mismatch else [])
+        beta = "{" + "*".join(factors) + "}" if factors else None
+        delvto = f"{{dvt_{t.name}}}" if mismatch else None
+        if mismatch:
+            params[f"dvt_{t.name}"], params[f"bf_{t.name}"] = 0.0, 1.0
+        elements.append(sizing.card.mosfet(t.name, t.d, t.g, t.s, t.b, t.polarity, t.w_m, t.l_m, t.m,
+                                           delvto=delvto, beta=beta))
+    return Subckt(name + ("_mm" if mismatch else ""), tuple(ports), elements, params, comment)
+
+
+@dataclass(slots=True)
+class CurrentNetwork:
+    """Per-netlist state of the current-mode emitters (kept in ``ctx.state[STATE_KEY]``)."""
+
+    op: OperatingPoint
+    draw: ChipDraw
+    cells: dict[str, tuple[Subckt, list[Mos]]]  # kind -> (definition, its devices in draw order)
+    signals: dict[str, CurrentSignal] = field(default_factory=dict)
+    reference: CurrentSignal | None = None
+
+    @property
+    def sizing(self) -> CellSizing:
+        return self.op.sizing
+
+    def signal(self, net: str, where: str) -> CurrentSignal:
+        try:
+            return self.signals[net]
+        except KeyError:
+            raise UnsupportedError(
+                f"{where}: net {net!r} is not a current-mode signal (a constant or a voltage-mode "
+                "block feeds it); current-mode netlists need every signal to come from a soma") from None
+
+
+def _network(ctx: EmitContext) -> CurrentNetwork:
+    """This netlist's current-mode state, created on first use (model card and the three cells)."""
+    net = ctx.state.get(STATE_KEY)
+    if net is None:
+        check_amps_per_unit(ctx.scale)
+        sizing = CellSizing()
+        op = OperatingPoint.at(sizing, ctx.scale)
+        draw = ChipDraw(sizing.card, ctx.mismatch_seed)
+        mm = draw.enabled
+        kinds = {
+            "soma": (SOMA_PORTS, soma_devices(op), ("m1",),
+                     "Binas soma: diode M0 rectifies; vp and vn lines carry gain times I_in"),
+            "synapse": (SYNAPSE_PORTS, synapse_devices(op), (),
+                        "Binas synapse: I_out = k I_soma/m_diode, k = (-1)^sgn (4 b2 + 2 b1 + b0)"),
+            "readout": (READOUT_PORTS, readout_devices(op), (), "read-out: I_out = I(vp branch) - I(vn branch)"),
+        }
+        cells = {kind: (cell_subckt(sizing, f"cm_{kind}", ports, devs, mm, gained, comment), devs)
+                 for kind, (ports, devs, gained, comment) in kinds.items()}
+        net = CurrentNetwork(op, draw, cells)
+        log.debug("current-mode cells at %g A per unit: diodes at V_n %.3f V, V_p %.3f V; mismatch seed %s",
+                  ctx.scale, op.v_n_v, op.v_p_v, ctx.mismatch_seed)
+        ctx.state[STATE_KEY] = net
+        ctx.model(sizing.card.name, sizing.card.text)
+    return net
+
+
+def _place(ctx: EmitContext, net: CurrentNetwork, kind: str, nodes: Sequence[str], hint: str,
+           params: dict[str, float] | None = None) -> None:
+    """Instantiate cell ``kind`` (defining its subckt once) with its mismatch draw and ``params``."""
+    cell, devices = net.cells[kind]
+    sub = ctx.define(cell)
+    inst = dict(params or {})
+    inst.update(net.draw.params(devices))
+    ctx.elements.append(instance(ctx.instance_name(hint), sub, nodes, inst))
+    ctx.devices += len(devices)
+
+
+def place_soma(ctx: EmitContext, net: CurrentNetwork, node_in: str, gain: float = 1.0) -> Soma:
+    """A soma on ``node_in``; its lines carry gain·max(0, I_in)."""
+    soma = Soma(ctx.net("vn"), ctx.net("vp"))
+    params = {} if gain == 1.0 else {"gain": float(gain)}
+    _place(ctx, net, "soma", (node_in, soma.vn, soma.vp, ctx.supplies.nets[0], GROUND), "soma", params)
+    return soma
+
+
+def place_synapse(ctx: EmitContext, net: CurrentNetwork, pre: Soma, node_out: str, level: int) -> None:
+    """A synapse of level k from ``pre`` onto ``node_out``: I = k·I_pre/m_diode (bits tied to the rails)."""
+    vdd = ctx.supplies.nets[0]
+    bits = [vdd if b == "vdd" else GROUND for b in bit_nodes(int(level))]
+    _place(ctx, net, "synapse", (pre.vn, pre.vp, node_out, *bits, vdd, GROUND), "syn")
+
+
+def reference(ctx: EmitContext, net: CurrentNetwork) -> CurrentSignal:
+    """The shared 1-unit reference line the bias synapses read (an ideal ``scale`` A source into a soma)."""
+    if net.reference is None:
+        node = ctx.net("ref")
+        ctx.elements.append(isource(f"ref_{node}", ctx.supplies.nets[0], node, ctx.scale))
+        net.reference = CurrentSignal(place_soma(ctx, net, node))
+    return net.reference
+
+
+# --- quantization -----------------------------------------------------------------------
+def row_designs(prim: SynapseArray, sizing: CellSizing | None = None) -> list[RowDesign]:
+    """Every output row's levels (index g·out + o for grouped weights), by `SynapseArrayBlock`'s rule."""
+    sizing = sizing or CellSizing()
+    rows = int(np.prod(prim.weights.shape[:-1]))
+    out = []
+    for r in range(rows):
+        block = SynapseArrayBlock.from_primitive(prim, r, sizing=sizing)
+        out.append(RowDesign(tuple(int(k) for k in block.levels), block.bias_level, block.unit, block.out_gain))
+    return out
+
+
+def quantized_synapse_array(prim: SynapseArray, sizing: CellSizing | None = None) -> SynapseArray:
+    """The layer the circuits realize: w_q = k·unit, b_q = k_b·unit per output row (see module doc).
+
+    Run the ideal engine with these weights to get what the SPICE netlist should compute.
+    """
+    designs = row_designs(prim, sizing)
+    shape = prim.weights.shape
+    w = np.array([np.asarray(d.levels) * d.unit for d in designs]).reshape(shape)
+    b = None if prim.bias is None else \
+        np.array([d.bias_level * d.unit for d in designs]).reshape(shape[:-1]).astype(np.asarray(prim.bias).dtype)
+    return SynapseArray(w.astype(prim.weights.dtype), b, rectify=prim.rectify)
+
+
+# --- emitters ---------------------------------------------------------------------------
+def _neuron(ctx: EmitContext, net: CurrentNetwork, sources: Sequence[str], row: RowDesign, rectify: bool) -> str:
+    """One output neuron: its synapses onto one soma (two, negated, when signed); returns the signal's net."""
+    somas = []
+    key = ""
+    for sign in ((1,) if rectify else (1, -1)):
+        node = ctx.net("sum")
+        key = key or node
+        for src, k in zip(sources, row.levels, strict=True):
+            if k == 0 or src == GROUND:  # a zero weight, or an Im2Col pad reading 0
+                continue
+            sig = net.signal(src, "current.synapse_array")
+            place_synapse(ctx, net, sig.pos, node, sign * k)
+            if sig.neg is not None:
+                place_synapse(ctx, net, sig.neg, node, -sign * k)
+        if row.bias_level:
+            place_synapse(ctx, net, reference(ctx, net).pos, node, sign * row.bias_level)
+        somas.append(place_soma(ctx, net, node, row.gain))
+    net.signals[key] = CurrentSignal(somas[0], somas[1] if len(somas) > 1 else None)
+    return key
+
+
+@register("current.synapse_array")
+def emit_synapse_array(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
+    """y[..., o] = (ReLU)(Σ w_q[o, i]·x[..., i] + b_q[o]); grouped weights act on x[..., g, :]."""
+    assert isinstance(prim, SynapseArray)
+    net = _network(ctx)
+    x, w = ins[0], prim.weights
+    grouped = w.ndim == 3
+    lead = x.shape[:-2] if grouped else x.shape[:-1]
+    groups, outs = (w.shape[0], w.shape[1]) if grouped else (1, w.shape[0])
+    designs = row_designs(prim, net.sizing)
+    y = np.empty((*lead, groups, outs) if grouped else (*lead, outs), dtype=object)
+    for pos in np.ndindex(*lead):
+        for g in range(groups):
+            sources = [str(s) for s in (x[pos + (g,)] if grouped else x[pos])]
+            for o in range(outs):
+                y[(*pos, g, o) if grouped else (*pos, o)] = _neuron(ctx, net, sources, designs[g * outs + o],
+                                                                   prim.rectify)
+    return y
+
+
+@register("current.neuron")
+def emit_neuron(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
+    """ReLU of a signal: free, since somas already rectify. A single soma is unchanged; of a pair
+    (I_pos − I_neg with I_pos = max(0, y)) only the positive soma remains: max(0, y) = I_pos."""
+    assert isinstance(prim, CurrentNeuron)
+    net = _network(ctx)
+    y = np.empty(ins[0].shape, dtype=object)
+    for pos, src in np.ndenumerate(ins[0]):
+        if src == GROUND:
+            y[pos] = GROUND
+            continue
+        sig = net.signal(str(src), "current.neuron")
+        if sig.neg is None:
+            y[pos] = src
+        else:
+            key = ctx.net("relu")
+            net.signals[key] = CurrentSignal(sig.pos)
+            y[pos] = key
+    return y
+
+
+def adapt_input(ctx: EmitContext, port: str) -> str:
+    """An input port feeds an input soma (the testbench injects scale·x ≥ 0 into the port)."""
+    net = _network(ctx)
+    net.signals[port] = CurrentSignal(place_soma(ctx, net, port))
+    return port
+
+
+def adapt_output(ctx: EmitContext, src: str) -> str:
+    """A read-out cell sourcing scale·y into a fresh node (the port's sense source holds it at V_OUT_V)."""
+    net = _network(ctx)
+    out = ctx.net("out")
+    if src == GROUND:  # a constant-zero output: nothing drives the port
+        return out
+    sig = net.signal(src, "output port")
+    vn = sig.neg.vn if sig.neg is not None else GROUND  # a lone soma: the NMOS branch stays off
+    _place(ctx, net, "readout", (sig.pos.vp, vn, out, ctx.supplies.nets[0], GROUND), "rd")
+    return out
+
+
+ADAPTERS["current"] = (adapt_input, adapt_output)
