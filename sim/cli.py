@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "per model unit (default: 0.25 V, 10 nA, 0.1 V)")
     p.add_argument("--max-devices", type=int, default=200_000,
                    help="largest network written as a whole SPICE netlist (default: 200000 elements)")
+    p.add_argument("--chip-seed", type=int, help="emit one chip instance: per-transistor mismatch from this seed")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("run", parents=[common], help="execute a model on inputs",
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ideal: NumPy with ideal devices; spice: the whole netlist in ngspice, one run per sample")
     _spice_options(p)
     p.add_argument("--scale", type=float, help="signal scale per model unit for --engine spice")
+    p.add_argument("--chip-seed", type=int, help="evaluate one chip instance (mismatch drawn from this seed)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", parents=[common], help="check every block of a compiled network in ngspice",
@@ -110,7 +112,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from sim.commands import compile_to_dir, format_summary
 
     doc = compile_to_dir(args.model, args.outdir, args.target, progress=not args.quiet, scale=args.scale,
-                         max_devices=args.max_devices)
+                         max_devices=args.max_devices, chip_seed=args.chip_seed)
     print(format_summary(doc))
     print(f"wrote {doc['_path']}")
     return 0
@@ -124,7 +126,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         outputs, path = run_model_file(
             args.model, args.input, args.output, args.target, batch_size=args.batch_size,
             progress=not args.quiet, engine=args.engine,
-            spice={"scale": args.scale, "workers": args.workers, "executor": executor, "timeout_s": args.timeout})
+            spice={"scale": args.scale, "workers": args.workers, "executor": executor, "timeout_s": args.timeout,
+                   "chip_seed": args.chip_seed})
     finally:
         if executor is not None:
             executor.shutdown()

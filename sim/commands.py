@@ -35,7 +35,7 @@ def compile_with_progress(model: str | os.PathLike[str], target: str, progress: 
 
 def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str], target: str,
                    progress: bool = True, scale: float | None = None,
-                   max_devices: int = 200_000) -> dict[str, Any]:
+                   max_devices: int = 200_000, chip_seed: int | None = None) -> dict[str, Any]:
     """Compile ``model`` for ``target``; write graph.json, and the SPICE netlist when it can be built.
 
     Returns the graph document (plus "_path"); its "netlist" entry says whether a netlist
@@ -47,12 +47,14 @@ def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str]
     compiled = compile_with_progress(model, target, progress)
     scale = default_scale(target) if scale is None else scale
     doc = graph_document(compiled, source=str(model))
-    save_compile_inputs(out, model, target, scale)
+    save_compile_inputs(out, model, target, scale, chip_seed)
     try:
-        nl = write_netlist_files(out, compiled, scale, max_devices)
-        doc["netlist"] = {"written": True, "file": "netlist.cir", "scale": scale,
+        nl = write_netlist_files(out, compiled, scale, max_devices, chip_seed)
+        doc["netlist"] = {"written": True, "file": "netlist.cir", "scale": scale, "chip_seed": chip_seed,
                           "subckts": len(nl.subckts), "elements": nl.devices}
     except UnsupportedError as exc:
+        if chip_seed is not None:
+            raise  # a chip instance was asked for explicitly: not writing it is an error
         log.info("no netlist: %s", exc)
         doc["netlist"] = {"written": False, "reason": str(exc)}
         for stale in ("netlist.cir", "inputs.inc", "netlist.json"):  # from an earlier compile
@@ -156,12 +158,16 @@ def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str]
     compiled = compile_with_progress(model, target, progress)
     graph = compiled.graph
     feeds = reshape_rows(graph, load_inputs(inputs, graph))
+    opts = dict(spice or {})
+    chip_seed = opts.pop("chip_seed", None)
     if engine == "spice":
         from sim.spice_commands import default_scale, run_network_spice
 
-        opts = dict(spice or {})
         scale = opts.pop("scale", None) or default_scale(target)
-        result = run_network_spice(compiled, feeds, scale, progress=progress, **opts)
+        result = run_network_spice(compiled, feeds, scale, progress=progress, chip_seed=chip_seed, **opts)
+    elif chip_seed is not None:
+        raise UnsupportedError("--chip-seed with the ideal engine: the behavioral engine does not model "
+                               "chip instances yet; use --engine spice to simulate the instance")
     else:
         result = run_batches(graph, feeds, batch_size, progress)
     if output is None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from circuits.errors import InputError, KelvinError
+from circuits.errors import InputError, KelvinError, UnsupportedError
 from circuits.files import write_bytes, write_json, write_text
 from circuits.spice.netlist import Deck
 from circuits.spice.emit import Supplies
@@ -38,17 +38,27 @@ def default_scale(target: str) -> float:
     return DEFAULT_SCALE.get(target, 1.0)
 
 
-def netlist_options(target: str, scale: float, max_devices: int = 200_000) -> NetlistOptions:
-    """How a target's networks are netlisted: voltage signals on ±12 V, or currents on a 1.8 V VDD."""
+def netlist_options(target: str, scale: float, max_devices: int = 200_000,
+                    chip_seed: int | None = None) -> NetlistOptions:
+    """How a target's networks are netlisted: voltage signals on ±12 V, or currents on a 1.8 V VDD.
+
+    ``chip_seed`` draws one chip instance: every transistor's Pelgrom mismatch from that seed.
+    """
     if target == "current":
         return NetlistOptions(scale=scale, max_devices=max_devices, supplies=Supplies(("vdd",), (1.8,)),
-                              signal="current", v_out_bias=0.9)
+                              signal="current", v_out_bias=0.9, mismatch_seed=chip_seed)
+    if chip_seed is not None:
+        raise UnsupportedError(
+            f"--chip-seed: chip instances are drawn for transistor-level cells (target current); the "
+            f"{target} target's blocks have no per-device mismatch netlist yet")
     return NetlistOptions(scale=scale, max_devices=max_devices)
 
 
-def write_netlist_files(outdir: Path, compiled: Compiled, scale: float, max_devices: int) -> Netlist:
-    """Emit the network and write netlist.cir, inputs.inc and netlist.json."""
-    nl = emit_netlist(compiled.graph, compiled.target, netlist_options(compiled.target.name, scale, max_devices))
+def write_netlist_files(outdir: Path, compiled: Compiled, scale: float, max_devices: int,
+                        chip_seed: int | None = None) -> Netlist:
+    """Emit the network (one chip instance if ``chip_seed``) and write netlist.cir, inputs.inc, netlist.json."""
+    nl = emit_netlist(compiled.graph, compiled.target,
+                      netlist_options(compiled.target.name, scale, max_devices, chip_seed))
     deck = nl.deck(title=f"kelvin {compiled.graph.name} target {compiled.target.name}", stimulus_file="inputs.inc")
     write_text(outdir / "inputs.inc", _stimulus_text(nl, None))
     write_text(outdir / "netlist.cir", deck.render())
@@ -62,6 +72,7 @@ def write_netlist_files(outdir: Path, compiled: Compiled, scale: float, max_devi
         "scale_unit": "A per unit" if compiled.target.name == "current" else "V per unit",
         "subckts": len(nl.subckts),
         "devices": nl.devices,
+        "chip_seed": chip_seed,
     })
     return nl
 
@@ -72,11 +83,13 @@ def _stimulus_text(nl: Netlist, sample: dict[str, np.ndarray] | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_compile_inputs(outdir: Path, model: str | os.PathLike[str], target: str, scale: float) -> None:
+def save_compile_inputs(outdir: Path, model: str | os.PathLike[str], target: str, scale: float,
+                        chip_seed: int | None = None) -> None:
     """Keep what validate/stimulus need to rebuild the graph: the model and how it was compiled."""
     data = Path(model).read_bytes()
     write_bytes(outdir / "model.onnx", data)
-    write_json(outdir / "kelvin.json", {"source": str(model), "target": target, "scale": scale})
+    write_json(outdir / "kelvin.json", {"source": str(model), "target": target, "scale": scale,
+                                        "chip_seed": chip_seed})
 
 
 def load_outdir(outdir: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
@@ -87,7 +100,8 @@ def load_outdir(outdir: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
         raise InputError(f"{out}: not a compiled directory (no kelvin.json/model.onnx); run `kelvin compile` first")
     try:
         info = json.loads(meta.read_text())
-        return out, {"target": str(info["target"]), "scale": float(info["scale"]), "source": info.get("source")}
+        return out, {"target": str(info["target"]), "scale": float(info["scale"]), "source": info.get("source"),
+                     "chip_seed": info.get("chip_seed")}
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{meta}: unreadable ({exc})") from exc
 
@@ -103,15 +117,18 @@ def write_stimulus(outdir: str | os.PathLike[str], inputs: str | os.PathLike[str
     n = min(len(v) for v in feeds.values())
     if not 0 <= row < n:
         raise InputError(f"{inputs}: row {row} is out of range (the file has {n} samples)")
-    nl = emit_netlist(compiled.graph, compiled.target, netlist_options(info["target"], info["scale"], 10**9))
+    nl = emit_netlist(compiled.graph, compiled.target,
+                      netlist_options(info["target"], info["scale"], 10**9, info["chip_seed"]))
     return write_text(out / "inputs.inc", _stimulus_text(nl, {k: v[row] for k, v in feeds.items()}))
 
 
 def run_network_spice(compiled: Compiled, feeds: dict[str, np.ndarray], scale: float, *,
                       workers: int | None = None, executor: Executor | None = None, timeout_s: float = 300.0,
-                      max_devices: int = 200_000, progress: bool = True) -> dict[str, np.ndarray]:
-    """Simulate the whole network in ngspice once per sample (batched through the runner)."""
-    nl = emit_netlist(compiled.graph, compiled.target, netlist_options(compiled.target.name, scale, max_devices))
+                      max_devices: int = 200_000, progress: bool = True,
+                      chip_seed: int | None = None) -> dict[str, np.ndarray]:
+    """Simulate the whole network (one chip instance if ``chip_seed``) in ngspice once per sample."""
+    nl = emit_netlist(compiled.graph, compiled.target,
+                      netlist_options(compiled.target.name, scale, max_devices, chip_seed))
     n = min(len(v) for v in feeds.values())
     jobs = []
     for i in range(n):

@@ -1,0 +1,115 @@
+"""Entry points for ``kelvin characterize`` and ``kelvin fit`` (the CLI parses, these do the work).
+
+The shipped fits in ``models/fits/`` are regenerated with the defaults (seed 0, 64 instances,
+48 points per sweep; about a minute on 2 cores)::
+
+    kelvin characterize --all -o out/char && kelvin fit out/char -o models/fits
+
+``characterize`` resumes: run it again after an interruption and only the missing jobs are
+simulated. Both return a summary dict (JSON-ready); `format_characterize` and `format_fit`
+turn it into the text the CLI prints.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+from circuits.errors import InputError
+from sim.characterize.fit import DEFAULT_MAX_RMS_PCT_FS, FitError, fit_data, write_fit
+from sim.characterize.store import load_data
+from sim.characterize.sweeps import DEFAULT_BATCH, DEFAULT_TIMEOUT_S, plan, resolve_kinds, simulate_sweeps
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_INSTANCES = 64
+DEFAULT_POINTS = 48
+DEFAULT_SEED = 0
+
+
+def characterize(kinds: Sequence[str] | None, outdir: str | Path, instances: int = DEFAULT_INSTANCES,
+                 points: int = DEFAULT_POINTS, seed: int = DEFAULT_SEED, workers: int | None = None,
+                 executor: Executor | None = None, progress: bool = True, max_jobs: int | None = None,
+                 batch: int = DEFAULT_BATCH, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+    """Simulate the nominal circuit and ``instances`` Monte Carlo chips of each kind (None/"all": every kind).
+
+    Results go to ``outdir/<kind>/`` (see `sim.characterize.store`); jobs already there are reused.
+    ``max_jobs`` caps the new simulations of this call (the next call continues); ``timeout_s``
+    limits each ngspice job (one chip's whole sweep).
+    """
+    start = time.perf_counter()
+    sweeps = [plan(k, instances=instances, points=points, seed=seed, timeout_s=timeout_s)
+              for k in resolve_kinds(kinds)]
+    per_kind = simulate_sweeps(sweeps, Path(outdir), workers=workers, executor=executor, progress=progress,
+                               max_jobs=max_jobs, batch=batch)
+    return {"outdir": str(outdir), "seed": seed, "instances": instances, "points": points, "kinds": per_kind,
+            "simulated": sum(k["simulated"] for k in per_kind), "reused": sum(k["reused"] for k in per_kind),
+            "remaining": sum(k["remaining"] for k in per_kind), "elapsed_s": time.perf_counter() - start}
+
+
+def kind_folders(data_dir: str | Path) -> list[Path]:
+    """The characterization folders in ``data_dir`` (or ``data_dir`` itself if it is one)."""
+    root = Path(data_dir)
+    if (root / "manifest.json").is_file():
+        return [root]
+    if not root.is_dir():
+        raise InputError(f"{root}: no such characterization folder (run kelvin characterize -o {root} first)")
+    found = sorted(p for p in root.iterdir() if (p / "manifest.json").is_file())
+    if not found:
+        raise InputError(f"{root}: holds no characterization data (no */manifest.json); run kelvin characterize")
+    return found
+
+
+def fit(data_dir: str | Path, out_dir: str | Path, max_rms_pct_fs: float = DEFAULT_MAX_RMS_PCT_FS,
+        progress: bool = False) -> dict[str, Any]:
+    """Fit every characterized kind in ``data_dir``; write ``out_dir/<family>.json`` for each that fits.
+
+    Families that fail are reported together in one FitError after the others were written.
+    """
+    start = time.perf_counter()
+    done, failed = [], []
+    for folder in kind_folders(data_dir):
+        data = load_data(folder)
+        try:
+            doc = fit_data(data, max_rms_pct_fs=max_rms_pct_fs, progress=progress)
+        except FitError as exc:
+            failed.append(str(exc))
+            continue
+        path = write_fit(doc, out_dir)
+        fid = doc["fidelity"]
+        done.append({"kind": doc["kind"], "family": doc["family"], "path": str(path),
+                     "instances": doc["population"]["instances"], "held_out_points": fid["held_out_points"],
+                     "rms_pct_fs": fid["rms_pct_fs"], "max_pct_fs": fid["max_pct_fs"],
+                     "worst_instance_rms_pct_fs": fid["worst_instance_rms_pct_fs"]})
+        _log.info("fitted %s: %.4f %% FS rms held-out", doc["family"], fid["rms_pct_fs"])
+    if failed:
+        raise FitError(f"{len(failed)} famil{'y' if len(failed) == 1 else 'ies'} did not fit "
+                       f"({len(done)} written to {out_dir}): " + " | ".join(failed))
+    return {"data_dir": str(data_dir), "out_dir": str(out_dir), "families": done,
+            "elapsed_s": time.perf_counter() - start}
+
+
+def format_characterize(summary: dict[str, Any]) -> str:
+    """A table of jobs per kind: simulated now, reused from an earlier run, still missing."""
+    lines = [f"{'kind':<24} {'jobs':>5} {'simulated':>9} {'reused':>7} {'missing':>7}  folder"]
+    for k in summary["kinds"]:
+        lines.append(f"{k['kind']:<24} {k['jobs']:>5} {k['simulated']:>9} {k['reused']:>7} "
+                     f"{k['remaining']:>7}  {k['dir']}")
+    lines.append(f"{summary['simulated']} simulated, {summary['reused']} reused, {summary['remaining']} missing "
+                 f"(seed {summary['seed']}, {summary['instances']} instances, {summary['points']} points) "
+                 f"in {summary['elapsed_s']:.1f} s")
+    return "\n".join(lines)
+
+
+def format_fit(summary: dict[str, Any]) -> str:
+    """A table of fitted families with their held-out fidelity."""
+    lines = [f"{'family':<16} {'kind':<24} {'chips':>5} {'rms %FS':>8} {'max %FS':>8}  file"]
+    for f in summary["families"]:
+        lines.append(f"{f['family']:<16} {f['kind']:<24} {f['instances']:>5} {f['rms_pct_fs']:>8.4f} "
+                     f"{f['max_pct_fs']:>8.4f}  {f['path']}")
+    lines.append(f"{len(summary['families'])} families fitted (held-out points) in {summary['elapsed_s']:.1f} s")
+    return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""Behavioural model families: a few physically meaningful parameters per primitive, fitted to ngspice.
+
+Each family is a frozen dataclass holding the design constants of the characterized block
+(weights, rails in model units, …) and maps ``params`` and sweep points ``x`` (rows, model
+units) to outputs with a vectorized NumPy `predict`. It also gives the parameter names, an
+initial guess (the ideal block) and bounds for `scipy.optimize.least_squares`.
+
+| kind | family | y = | parameters |
+|---|---|---|---|
+| opamp.summer | summer | clamp(Σ wₖ·gₖ·xₖ + b + o) | gₖ per input, o |
+| opamp.rectifier | rectifier | g·max(0, x−θ) + s·min(0, x−θ) + o | g, θ, s (leak), o |
+| opamp.log | log | n·ln((x − x_os)/s) | n (slope), s (I_S-like scale), x_os |
+| opamp.exp | exp | s·exp(x/n) + o | s (scale), n (slope), o |
+| opamp.multiplier | multiplier | g·(a+o)^γa·(b+o)^γb − o·(1+δa)·a − o·(1+δb)·b − o²·(1+δ0) | g, γa, γb, δa, δb, δ0 |
+| opamp.clipper | clipper | g·x + o − g_h·relu(x − h) + g_l·relu(l − x) | g, o, h, g_h, l, g_l |
+| opamp.diffpair | diffpair | a·f(b·(x − x_os)) + o, f = tanh or sigmoid | a, b, x_os, o |
+| opamp.divider | divider | g·(a − a_os)^γa / (b − b_os)^γb | g, γa, γb, a_os, b_os |
+| opamp.integrator | integrator | lossy integrator at time t (below) | g, x_os, y0 error, λ (leak) |
+| crossbar.tiles | crossbar | Σ (wₖ + δwₖ)·xₖ + b + o | δwₖ per row, o |
+| current.neuron | current_neuron | a·max(0, x − θ) + i_leak | a, θ, i_leak |
+| current.synapse_array | synapse | w_unit·sgn(k)·k_eff·max(0, x − θ) | εₛ,ᵦ per bank and branch, θ |
+
+``clamp`` is the op-amp macro's soft rail clamp (its rails and knee, in model units, are design
+constants: the characterized range does not reach them). Integrator: with s = t/τ the time
+since the reset, y = (y0 + Δy0)·e^(−λs) − g·(x − x_os)·(1 − e^(−λs))/λ (λ → 0: the ideal
+y0 − g·(x − x_os)·s). Synapse (Binas et al. 2016): level k = ±(4·b₂ + 2·b₁ + b₀) switches
+branches of ratios 4/2/1 of the positive (PMOS) or negative (NMOS) bank,
+k_eff = Σ bitᵦ·rᵦ·(1 + εₛ,ᵦ); the soma chain's own gain is folded into the ε.
+"""
+
+from sim.characterize import families_arrays, families_opamp
+from sim.characterize.family_base import FAMILIES, Family, family_class, register
+
+__all__ = ["FAMILIES", "Family", "families_arrays", "families_opamp", "family_class", "register"]
