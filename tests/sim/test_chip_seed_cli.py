@@ -25,7 +25,7 @@ def test_same_seed_same_chip_other_seed_other_chip(tmp_path, capsys):
     nominal = _compile(tmp_path, "n")
     text = {p.name: (p / "netlist.cir").read_text() for p in (a, b, c, nominal)}
     assert text["a"] == text["b"] != text["c"]
-    assert "dvt" in text["a"] and "dvt" not in text["n"]
+    assert "delvto" in text["a"] and "delvto" not in text["n"]
     assert json.loads((a / "kelvin.json").read_text())["chip_seed"] == 7
 
 
