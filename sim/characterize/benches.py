@@ -38,26 +38,12 @@ from circuits.crossbar import CrossbarArray
 from circuits.current import CurrentNeuron
 from circuits.errors import ParameterError
 from circuits.opamp import (
-    AntilogAmp,
-    Clipper,
-    DiffPairActivation,
-    Integrator,
-    InvertingSummerArray,
-    LogAmp,
-    LogExpDivider,
-    LogExpMultiplier,
+    AntilogAmp, Clipper, DiffPairActivation, Integrator, InvertingSummerArray, LogAmp, LogExpDivider, LogExpMultiplier,
     PrecisionRectifier,
 )
 from circuits.spice.block import INDEX_NODE, index_sweep, indexed_inputs
 from circuits.spice.current_cells import (
-    DEFAULT_AMPS_PER_UNIT,
-    V_SOMA_V,
-    CellSizing,
-    ChipDraw,
-    NeuronCircuit,
-    SynapseCircuit,
-    level_bits,
-    supplies,
+    DEFAULT_AMPS_PER_UNIT, V_SOMA_V, CellSizing, ChipDraw, NeuronCircuit, SynapseCircuit, level_bits, supplies,
 )
 from circuits.spice.library import CIRCUITS
 from circuits.spice.netlist import Deck, bsource, fmt, instance, vsource

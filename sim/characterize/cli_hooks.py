@@ -1,7 +1,7 @@
 """Entry points for ``kelvin characterize`` and ``kelvin fit`` (the CLI parses, these do the work).
 
 The shipped fits in ``models/fits/`` are regenerated with the defaults (seed 0, 64 instances,
-48 points per sweep; about a minute on 2 cores)::
+48 points per sweep; about 30 s on 2 cores)::
 
     kelvin characterize --all -o out/char && kelvin fit out/char -o models/fits
 

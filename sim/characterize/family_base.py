@@ -78,6 +78,8 @@ def register(cls: type[Family]) -> type[Family]:
 
 def family_class(kind: str) -> type[Family]:
     """The family registered for ``kind``; UnsupportedError lists the kinds that have one."""
+    import sim.characterize.families  # noqa: F401  (importing it registers every family)
+
     try:
         return FAMILIES[kind]
     except KeyError:

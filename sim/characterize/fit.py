@@ -174,6 +174,13 @@ class FittedModel:
         return np.clip(draws, lo, hi)
 
 
+def shipped_model(kind: str) -> FittedModel:
+    """The model Kelvin ships for primitive ``kind`` (``models/fits/<family>.json``)."""
+    from circuits.data import model_file
+
+    return load_fit(model_file("fits", f"{family_class(kind).name}.json"))
+
+
 def load_fit(path: str | Path) -> FittedModel:
     """Read ``models/fits/<family>.json``; FitFormatError for another format or version."""
     p = Path(path)

@@ -11,8 +11,8 @@ gets its own error while the bench (sources, load) stays ideal:
 | resistor | R·(1 + σ_R·z), σ_R = 0.5 % | discrete 1 % parts, σ ≈ tolerance/2 |
 | capacitor | C·(1 + σ_C·z), σ_C = 1 % | |
 | NPN | emitter area 1 + σ_IS·z (I_S ∝ area), σ_IS = 1 % | log-pair matching |
-| op-amp | input offset V_os = σ_os·z in series with its + input, σ_os = 0.3 mV | `OpampMacro.v_offset_v` |
-| PCM device (``gp_*``/``gn_*``) | G + σ_prog(g_T)·z, clipped at 0 | Joshi et al. 2020 (SCIENCE.md) |
+| op-amp | input offset V_os = σ_os·z in series with its + input, σ_os = 0.3 mV | precision bipolar part (the log amp's smallest input is 2.5 mV) |
+| PCM device (``gp_*``/``gn_*``) | G + σ_prog(g_T)·z, kept ≥ 0.1 % of G | Joshi et al. 2020 (SCIENCE.md) |
 
 with σ_prog(g_T) = max(−1.1731·g_T² + 1.9650·g_T + 0.2635, 0) µS·(g_max/25 µS), g_T = G/g_max.
 Each op-amp instance gets its own copy of the macro subcircuit (``<macro>_mc<k>``) with its

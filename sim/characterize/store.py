@@ -109,7 +109,7 @@ def _differences(path: Path, recorded: dict[str, Any], wanted: dict[str, Any]) -
                                         "was kept - use another output folder or the settings it was made with")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class KindStore:
     """The folder of one kind's characterization, opened for a planned sweep."""
 
