@@ -35,8 +35,9 @@ def test_models_found_from_installed_wheel(tmp_path):
     assert any(n.endswith("data/share/kelvin/models/examples/digits_mlp.onnx") for n in names)
     assert any(n.startswith("sim/cli.py") for n in names)
     prefix = tmp_path / "prefix"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--prefix", str(prefix),
-                    str(wheel)], check=True, cwd=tmp_path)
+    # --ignore-installed: without it pip uninstalls the venv's own (editable) Kelvin first
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--ignore-installed",
+                    "--prefix", str(prefix), str(wheel)], check=True, cwd=tmp_path)
     site = next(prefix.rglob("circuits/__init__.py")).parent.parent  # lib/pythonX.Y/{site,dist}-packages
     code = ("import circuits, circuits.data as d; print(circuits.__file__); "
             "print(d.model_file('examples', 'digits_mlp.onnx'))")
@@ -45,3 +46,5 @@ def test_models_found_from_installed_wheel(tmp_path):
     pkg, found = out.stdout.strip().splitlines()
     assert pkg.startswith(str(site))
     assert found.startswith(str(prefix)) and found.endswith("digits_mlp.onnx")
+    installed = subprocess.run([sys.executable, "-m", "pip", "show", "kelvin-analog"], capture_output=True, text=True)
+    assert installed.returncode == 0  # the development install is still there
