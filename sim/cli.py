@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, default=21, help="input points per block (default: 21)")
     p.add_argument("--seed", type=int, default=0, help="seed for the sample and the points (default: 0)")
     p.add_argument("--report", help="write the results as JSON here (e.g. report.json)")
+    p.add_argument("--input", "-i", dest="network_input",
+                   help="also simulate the whole network netlist on these samples (.npy/.npz/.csv) and "
+                        "compare its outputs with the ideal engine")
     _spice_options(p)
     p.set_defaults(func=cmd_validate)
 
@@ -172,7 +175,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         doc, text = validate_outdir(args.outdir, sample=sample, points=args.points, seed=args.seed,
                                     report=args.report, workers=args.workers, executor=executor,
-                                    timeout_s=args.timeout, progress=not args.quiet)
+                                    timeout_s=args.timeout, progress=not args.quiet, inputs=args.network_input)
     finally:
         if executor is not None:
             executor.shutdown()

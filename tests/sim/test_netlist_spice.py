@@ -145,6 +145,20 @@ def test_validate_reports_and_exit_codes(tmp_path, capsys):
     assert "within tolerance" in capsys.readouterr().out
 
 
+def test_validate_whole_network_on_inputs(tmp_path, capsys):
+    out = tmp_path / "d"
+    assert main(["compile", DIGITS, "-o", str(out), "-q"]) == 0
+    x = np.load(model_file("examples", "digits_test.npz"))["X"][:4]
+    np.save(tmp_path / "x.npy", x)
+    report = tmp_path / "r.json"
+    assert main(["validate", str(out), "--blocks", "1", "-i", str(tmp_path / "x.npy"), "--report", str(report),
+                 "-q"]) == 0
+    net = json.loads(report.read_text())["network"]
+    assert net["samples"] == 4 and net["passed"] and net["argmax_agreement"] == 1.0
+    assert net["max_error_pct_fs"] < 0.5
+    assert "whole network on 4 input(s)" in capsys.readouterr().out
+
+
 def test_validate_fails_when_tolerance_exceeded(tmp_path, capsys, monkeypatch):
     out = tmp_path / "d"
     assert main(["compile", DIGITS, "-o", str(out), "-q"]) == 0

@@ -1,0 +1,309 @@
+"""Chip instances: one seeded Pelgrom draw of a current-mode network, as behavioral weights for the engine.
+
+The draw is the netlist's own: `ChipInstance.draw` emits the network with ``mismatch_seed`` (so
+`emit_current`'s `ChipDraw` draws every transistor in emission order, exactly as ngspice sees it)
+and reads each cell instance's ``dvt_*``/``bf_*`` back from the emitted elements. Each mirror
+copy's error relative to its diode in weak inversion (EKV; Binas et al. 2016, arXiv 1606.07786):
+
+    NMOS: I_copy/I_ref = (β_copy/β_ref)·exp((ΔVt_ref − ΔVt_copy)/(n·U_T))
+    PMOS: I_copy/I_ref = (β_copy/β_ref)·exp((ΔVt_copy − ΔVt_ref)/(n·U_T))
+          (ngspice adds delvto to the signed vth0 = −|Vt|, so +delvto lowers |Vt|)
+
+Signal path, with I_p(s) the current of soma s's ``vp`` diode M2 (the value the engine carries):
+
+    I_p(s)   = G_s·r(M1/M0)·max(0, Σ synapse currents into s)
+    synapse  k > 0 from s: +I_p(s)/m_diode · Σ_bits mult·r(mpX/M2_s)           (PMOS bank)
+             k < 0 from s: −I_p(s)·r(M3/M2)_s/m_diode · Σ_bits mult·r(mnX/M4_s) (NMOS bank via vn)
+    read-out y = I_p(pos)·r(mp/M2_pos) − I_p(neg)·r(M3/M2)_neg·r(mn/M4_neg)
+
+so every layer stays linear-then-ReLU per soma and folds into a `SynapseArray`: a signed layer
+becomes its positive and negative somas as 2·out rectified rows (what the chip does), and each
+graph output gets a linear read-out row pair. Nominal mirrors are taken as exact (the
+Early-effect residual of the cells, ~1.8 % FS on digits, is not modelled here).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuits.current import CurrentNeuron, SynapseArray
+from circuits.errors import UnsupportedError
+from circuits.spice.current_cells import CellSizing
+from circuits.spice.emit import GROUND
+from circuits.spice.emit_current import U_T_V, row_designs
+from circuits.spice.netlist import Element
+from compiler.ir import Graph, PrimitiveNode
+from compiler.netlist import Netlist, emit_netlist
+from compiler.pipeline import Compiled
+from sim.spice_commands import netlist_options
+
+log = logging.getLogger(__name__)
+
+PMOS_DVT_SIGN = 1.0  # ngspice: delvto adds to the signed vth0 (negative for PMOS): +delvto lowers |Vt|
+
+
+@dataclass(frozen=True, slots=True)
+class CellDraw:
+    """One emitted cell instance: its nets and its transistors' ΔVt (V) and β factors."""
+
+    kind: str  # "soma", "synapse" or "readout"
+    name: str
+    nodes: tuple[str, ...]
+    dvt_v: dict[str, float]
+    bf: dict[str, float]
+    gain: float = 1.0
+
+    @classmethod
+    def from_element(cls, e: Element) -> CellDraw | None:
+        kind = next((k for k in ("soma", "synapse", "readout") if e.value.startswith(f"cm_{k}")), None)
+        if e.letter.upper() != "X" or kind is None:
+            return None
+        p = {k: float(v) for k, v in e.params.items()}
+        return cls(kind, e.name, tuple(e.nodes), {k[4:]: v for k, v in p.items() if k.startswith("dvt_")},
+                   {k[3:]: v for k, v in p.items() if k.startswith("bf_")}, p.get("gain", 1.0))
+
+    def ratio(self, copy: str, ref: str, n_ut_v: float, polarity: str, ref_cell: CellDraw | None = None) -> float:
+        """Mirror error I_copy/I_ref (1 for nominal devices) of ``copy`` here against ``ref`` in ``ref_cell``."""
+        rc = ref_cell or self
+        dvt_c, dvt_r = self.dvt_v.get(copy, 0.0), rc.dvt_v.get(ref, 0.0)
+        sign = -1.0 if polarity == "n" else PMOS_DVT_SIGN
+        return self.bf.get(copy, 1.0) / rc.bf.get(ref, 1.0) * float(np.exp(sign * (dvt_c - dvt_r) / n_ut_v))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class InstanceSynapseArray(SynapseArray):
+    """A synapse array of one chip: mismatch-folded weights, plus the mirrors' Early-effect drift.
+
+    Each synapse's current w·v gets a relative error pre·ln v + post·ln I (v: the pre soma's line
+    current, I: the post soma's input, both in model units; the trim is exact at 1 unit) and each
+    soma's M1 copy soma·(ln(G·I) + ln I); weights here are in line units (soma gains folded in,
+    ``row_gain`` = G·r(M1/M0) per row). First order in the drift: I in the logs is the drift-free sum.
+    A read-out (``rectify`` False) uses only ``pre``.
+    """
+
+    row_gain: np.ndarray | None = None
+    line_gain: np.ndarray | None = None  # nominal G per row
+    pre_log: np.ndarray | None = None
+    post_log: np.ndarray | None = None
+    bias_post_log: np.ndarray | None = None
+    soma_log: float = 0.0
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        v = np.asarray(x, np.float64)
+        rg = np.ones(self.weights.shape[0]) if self.row_gain is None else self.row_gain
+        w = self.weights / rg[:, None]
+        b = np.zeros(len(rg)) if self.bias is None else self.bias / rg
+        i0 = v @ w.T + b
+        i = i0.copy()
+        if self.pre_log is not None:
+            i += (v * _log(v)) @ (w * self.pre_log).T
+        if self.post_log is not None:
+            bpl = 0.0 if self.bias_post_log is None else b * self.bias_post_log
+            i += _log(i0) * (v @ (w * self.post_log).T + bpl)
+        if not self.rectify:
+            return (i * rg).astype(np.float32)
+        i = np.maximum(i, 0.0)
+        g = np.ones(len(rg)) if self.line_gain is None else self.line_gain
+        return (i * rg * (1.0 + self.soma_log * (_log(g * i) + _log(i)))).astype(np.float32)
+
+
+def _log(a: np.ndarray) -> np.ndarray:
+    """ln a where a > 0, else 0 (a zero current carries no drift)."""
+    a = np.asarray(a, np.float64)
+    return np.log(np.where(a > 0, a, 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """A synapse array of the instance: y = max(0, W·x + b) per soma (signed layers: pos rows, then neg)."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    paired: bool
+    row_gain: np.ndarray
+    line_gain: np.ndarray
+    pre_log: np.ndarray
+    post_log: np.ndarray
+    bias_post_log: np.ndarray
+    soma_log: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChipInstance:
+    """One chip: the compiled graph, its seed and the behavioral parameters of its mirrors."""
+
+    compiled: Compiled
+    seed: int | None
+    scale: float
+    cells: tuple[CellDraw, ...]
+    layers: dict[str, Layer]  # SynapseArray node name -> instance layer
+    selects: dict[str, np.ndarray]  # CurrentNeuron node name -> selection matrix
+    readouts: dict[str, tuple[np.ndarray, np.ndarray]]  # graph output -> read-out matrix, its pre_log
+
+    @classmethod
+    def draw(cls, compiled: Compiled, seed: int | None, scale: float = 10e-9) -> ChipInstance:
+        """The instance ngspice simulates with ``chip_seed=seed`` (None: nominal devices)."""
+        if compiled.target.name != "current":
+            raise UnsupportedError(f"chip instances are current-mode networks; got target {compiled.target.name}")
+        nl = emit_netlist(compiled.graph, compiled.target, netlist_options("current", scale, 10**9, seed))
+        return _build(compiled, seed, scale, nl)
+
+    def engine_graph(self, early: bool = True) -> Graph:
+        """A copy of the lowered graph whose synapse arrays compute this instance (run it with
+        `sim.engine.execute`); ``early=False`` keeps only the mismatch (plain linear synapse arrays)."""
+        g = self.compiled.graph.copy()
+        for node in list(g.topo()):
+            if not isinstance(node, PrimitiveNode):
+                continue
+            if node.name in self.layers:
+                lay = self.layers[node.name]
+                node.primitive = InstanceSynapseArray(
+                    lay.weights, lay.bias, rectify=True, row_gain=lay.row_gain, line_gain=lay.line_gain,
+                    pre_log=lay.pre_log, post_log=lay.post_log, bias_post_log=lay.bias_post_log,
+                    soma_log=lay.soma_log) if early else SynapseArray(lay.weights, lay.bias, rectify=True)
+            elif node.name in self.selects:
+                node.primitive = SynapseArray(self.selects[node.name], None, rectify=False)
+        for out, (matrix, pre_log) in self.readouts.items():
+            inner = g.fresh(f"{out}_somas")
+            for c in g.consumers(out):
+                g.set_inputs(c, [inner if t == out else t for t in c.inputs])
+            prod = g.producer(out)
+            assert prod is not None
+            g.set_outputs(prod, [inner if t == out else t for t in prod.outputs])
+            prim = InstanceSynapseArray(matrix, None, pre_log=pre_log) if early else SynapseArray(matrix, None)
+            g.add(PrimitiveNode(g.fresh("readout"), [inner], [out], primitive=prim, target="current"))
+        return g
+
+
+@dataclass(slots=True)
+class _Signals:
+    """The somas behind one tensor's elements: pos[i], and neg[i] for a signed (paired) tensor."""
+
+    pos: list[CellDraw]
+    neg: list[CellDraw] | None
+    col_scale: np.ndarray  # engine value -> I_p/scale per column (input somas: r(M1/M0)); 1 elsewhere
+    is_input: bool = False
+
+    @property
+    def columns(self) -> list[CellDraw]:
+        return self.pos + (self.neg or [])
+
+
+def _build(compiled: Compiled, seed: int | None, scale: float, nl: Netlist) -> ChipInstance:
+    """Read the cells back from the emitted netlist and fold them, layer by layer, into engine weights."""
+    sizing = CellSizing()
+    n_ut = sizing.card.subthreshold_n * U_T_V
+    md = sizing.m_diode
+    card, length = sizing.card, sizing.l_unit_m
+    kn, kp = n_ut / card.early_voltage_v("n", length), n_ut / card.early_voltage_v("p", length)
+    elements = nl.top.elements
+    cells = tuple(c for c in map(CellDraw.from_element, elements) if c is not None)
+    somas = [c for c in cells if c.kind == "soma"]
+    by_vp = {c.nodes[2]: c for c in somas}
+    by_vn = {c.nodes[1]: c for c in somas}
+    into: dict[str, list[CellDraw]] = {}
+    for c in cells:
+        if c.kind == "synapse":
+            into.setdefault(c.nodes[2], []).append(c)
+    ref_in = {e.nodes[1] for e in elements if e.letter.upper() == "I" and e.name.startswith("ref_")}
+    port_soma = {c.nodes[0]: c for c in somas}
+    inputs = {p for ports in nl.input_ports.values() for p in ports}
+    layer_somas = iter(c for c in somas if c.nodes[0] not in inputs and c.nodes[0] not in ref_in)
+
+    def r10(s: CellDraw) -> float:
+        return s.ratio("m1", "m0", n_ut, "n")
+
+    def level(syn: CellDraw) -> int:
+        b0, b1, b2, sgn = (int(n != GROUND) for n in syn.nodes[3:7])
+        return (-1 if sgn else 1) * (4 * b2 + 2 * b1 + b0)
+
+    def syn_gain(syn: CellDraw, pre: CellDraw) -> float:
+        """Current into the soma node per unit of the pre soma's I_p."""
+        k = level(syn)
+        bits = [m for m in (4, 2, 1) if abs(k) & m]
+        if k > 0:
+            return sum(m * syn.ratio(f"mp{m}", "m2", n_ut, "p", pre) for m in bits) / md
+        r32 = pre.ratio("m3", "m2", n_ut, "p")
+        return -r32 * sum(m * syn.ratio(f"mn{m}", "m4", n_ut, "n", pre) for m in bits) / md
+
+    sig: dict[str, _Signals] = {}
+    for name, ports in nl.input_ports.items():
+        pos = [port_soma[p] for p in ports]
+        sig[name] = _Signals(pos, None, np.array([r10(s) for s in pos]), is_input=True)
+    layers: dict[str, Layer] = {}
+    selects: dict[str, np.ndarray] = {}
+    for node in compiled.graph.topo():
+        if not isinstance(node, PrimitiveNode):
+            raise UnsupportedError(f"chip instance: node {node.name!r} ({node.kind}) is not a current-mode "
+                                   "primitive; chip instances cover dense current-mode networks")
+        prim, src = node.primitive, sig.get(node.inputs[0])
+        if src is None:
+            raise UnsupportedError(f"chip instance: node {node.name!r} reads {node.inputs[0]!r}, not a soma signal")
+        if isinstance(prim, CurrentNeuron):  # ReLU of a signal: the positive soma (somas already rectify)
+            n = len(src.pos)
+            selects[node.name] = np.hstack([np.eye(n), np.zeros((n, len(src.columns) - n))]) * \
+                np.concatenate([src.col_scale, np.ones(len(src.columns) - len(src.col_scale))])[:n]
+            sig[node.outputs[0]] = _Signals(src.pos, None, np.ones(n))
+            continue
+        if not isinstance(prim, SynapseArray) or prim.weights.ndim != 2:
+            raise UnsupportedError(f"chip instance: node {node.name!r} ({node.kind}) is not a dense synapse array")
+        col = {id(s): j for j, s in enumerate(src.columns)}
+        scale_col = np.concatenate([src.col_scale, np.ones(len(src.columns) - len(src.col_scale))])
+        first = -2 * kn if src.is_input else 0.0  # an input soma's M1 drifts with its own current: −kn·2·ln x
+        designs = row_designs(prim, sizing)
+        sides = (1,) if prim.rectify else (1, -1)
+        rows: dict[int, list[tuple[np.ndarray, float, CellDraw]]] = {s: [] for s in sides}
+        for d in designs:
+            for side in sides:
+                soma = next(layer_somas)
+                w, b = np.zeros(len(src.columns)), 0.0
+                want = sum(abs(k) for k, s in zip(d.levels, src.pos) if k) * (2 if src.neg else 1) + abs(d.bias_level)
+                got = 0
+                for syn in into.get(soma.nodes[0], []):
+                    pre = by_vp[syn.nodes[1]]
+                    got += abs(level(syn))
+                    if pre.nodes[0] in ref_in:
+                        b += syn_gain(syn, pre) * r10(pre)
+                    else:
+                        w[col[id(pre)]] += syn_gain(syn, pre)
+                if got != want:
+                    raise UnsupportedError(f"chip instance: soma {soma.name} does not match row of {node.name!r} "
+                                           "(emission order changed?)")
+                g = soma.gain * r10(soma)
+                rows[side].append((g * w * scale_col, g * b, soma))
+        ordered = [r for s in sides for r in rows[s]]
+        w_all = np.array([r[0] for r in ordered])
+        b_all = np.array([r[1] for r in ordered])
+        # PMOS branch (k > 0): drain at the post soma node, diode at the pre's vp; NMOS branch (k < 0):
+        # drain at the post soma node, diode at the pre's vn, behind the pre's M3 (drain at vn, diode vp)
+        pre_log = np.where(w_all > 0, -kp, np.where(w_all < 0, -kn - 2 * kp, 0.0)) + np.where(w_all != 0, first, 0.0)
+        post_log = np.where(w_all > 0, -kp, np.where(w_all < 0, kn, 0.0))
+        layers[node.name] = Layer(w_all, b_all, not prim.rectify,
+                                  np.array([r[2].gain * r10(r[2]) for r in ordered]),
+                                  np.array([r[2].gain for r in ordered]), pre_log, post_log,
+                                  np.where(b_all > 0, -kp, kn), -kn)
+        pos = [r[2] for r in rows[1]]
+        neg = [r[2] for r in rows[-1]] if not prim.rectify else None
+        sig[node.outputs[0]] = _Signals(pos, neg, np.ones(len(pos)))
+    readouts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    rd = {c.nodes[2]: c for c in cells if c.kind == "readout"}
+    aliases = {e.nodes[0]: e.nodes[1] for e in elements if e.name.startswith("alias_")}
+    for name, ports in nl.output_ports.items():
+        src = sig[name]
+        m = np.zeros((len(ports), len(src.columns)))
+        for o, port in enumerate(ports):
+            cell = rd[aliases[port]]
+            pos = by_vp[cell.nodes[0]]
+            m[o, o] = cell.ratio("mp", "m2", n_ut, "p", pos)
+            if src.neg is not None:
+                neg = by_vn[cell.nodes[1]]
+                m[o, len(src.pos) + o] = -neg.ratio("m3", "m2", n_ut, "p") * cell.ratio("mn", "m4", n_ut, "n", neg)
+        if src.neg is None and not np.allclose(src.col_scale, 1.0):
+            m = m * src.col_scale
+        # read-out branches drain at V_OUT: PMOS −kp·ln v; NMOS −kn·ln v behind the neg soma's M3 (−2kp·ln v)
+        readouts[name] = (m, np.where(m > 0, -kp, np.where(m < 0, -kn - 2 * kp, 0.0)))
+    log.info("chip instance seed %s: %d cells, %d layers", seed, len(cells), len(layers))
+    return ChipInstance(compiled, seed, scale, cells, layers, selects, readouts)
