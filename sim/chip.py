@@ -18,8 +18,13 @@ Signal path, with I_p(s) the current of soma s's ``vp`` diode M2 (the value the 
 
 so every layer stays linear-then-ReLU per soma and folds into a `SynapseArray`: a signed layer
 becomes its positive and negative somas as 2·out rectified rows (what the chip does), and each
-graph output gets a linear read-out row pair. Nominal mirrors are taken as exact (the
-Early-effect residual of the cells, ~1.8 % FS on digits, is not modelled here).
+graph output gets a read-out row pair.
+
+Nominal drift (Early effect, 4 µm mirrors without cascodes): a copy whose drain sits ΔV further
+than its diode's carries (1 + ΔV/V_A); the cells are trimmed for the node voltages at 1 unit,
+and a diode moves n·U_T per e-fold of its current, so each mirror's error is ±(n·U_T/V_A)·ln(I)
+per node (signs and nodes in `InstanceSynapseArray`; V_A from the card, checked in ngspice:
+30 V n, 65 V p at 1 unit). ``engine_graph(early=False)`` drops it (plain `SynapseArray` rows).
 """
 
 from __future__ import annotations
@@ -150,6 +155,19 @@ class ChipInstance:
             raise UnsupportedError(f"chip instances are current-mode networks; got target {compiled.target.name}")
         nl = emit_netlist(compiled.graph, compiled.target, netlist_options("current", scale, 10**9, seed))
         return _build(compiled, seed, scale, nl)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The behavioral parameters as named arrays (``<layer>.<field>``), for chip.npz."""
+        out: dict[str, np.ndarray] = {"seed": np.asarray(-1 if self.seed is None else self.seed),
+                                      "scale_a_per_unit": np.asarray(self.scale)}
+        for name, lay in self.layers.items():
+            for f in Layer.__slots__:
+                out[f"{name}.{f}"] = np.asarray(getattr(lay, f))
+        for name, sel in self.selects.items():
+            out[f"{name}.select"] = sel
+        for name, (matrix, pre_log) in self.readouts.items():
+            out[f"{name}.readout"], out[f"{name}.readout_pre_log"] = matrix, np.asarray(pre_log)
+        return out
 
     def engine_graph(self, early: bool = True) -> Graph:
         """A copy of the lowered graph whose synapse arrays compute this instance (run it with

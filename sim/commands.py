@@ -52,6 +52,11 @@ def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str]
         nl = write_netlist_files(out, compiled, scale, max_devices, chip_seed)
         doc["netlist"] = {"written": True, "file": "netlist.cir", "scale": scale, "chip_seed": chip_seed,
                           "subckts": len(nl.subckts), "elements": nl.devices}
+        if chip_seed is not None:  # the same instance as behavioral parameters for the engine
+            from sim.chip import ChipInstance
+
+            write_npz(out / "chip.npz", **ChipInstance.draw(compiled, chip_seed, scale).arrays())
+            doc["chip"] = {"seed": chip_seed, "parameters": "chip.npz"}
     except UnsupportedError as exc:
         if chip_seed is not None:
             raise  # a chip instance was asked for explicitly: not writing it is an error
@@ -165,9 +170,13 @@ def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str]
 
         scale = opts.pop("scale", None) or default_scale(target)
         result = run_network_spice(compiled, feeds, scale, progress=progress, chip_seed=chip_seed, **opts)
-    elif chip_seed is not None:
-        raise UnsupportedError("--chip-seed with the ideal engine: the behavioral engine does not model "
-                               "chip instances yet; use --engine spice to simulate the instance")
+    elif chip_seed is not None:  # the behavioral engine on this chip's mismatched mirrors
+        from sim.chip import ChipInstance
+        from sim.spice_commands import default_scale
+
+        scale = opts.pop("scale", None) or default_scale(target)
+        graph = ChipInstance.draw(compiled, chip_seed, scale).engine_graph()
+        result = run_batches(graph, feeds, batch_size, progress)
     else:
         result = run_batches(graph, feeds, batch_size, progress)
     if output is None:
