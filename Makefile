@@ -15,6 +15,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_compile.py
 	$(PY) benchmarks/bench_spice_parallel.py
+	$(PY) benchmarks/bench_chip_engine.py --samples 100
 
 system:
 	@bash .ci/system-deps.sh

@@ -301,3 +301,18 @@ def test_shipped_fits_cover_every_family_and_are_current():
         jobs = plan(kind, instances=1, points=prov["points"], seed=prov["seed"]).jobs
         assert jobs[0].netlist_sha256 == prov["netlist_sha256"]["nominal"], f"{cls.name}: circuit changed; {stale}"
         assert jobs[1].netlist_sha256 == prov["netlist_sha256"]["instances"][0], f"{cls.name}: {stale}"
+
+
+def test_cli_fit_errors_are_one_line_and_keep_files(tmp_path, capsys):
+    """kelvin fit on a corrupt characterization folder: one clear line, exit 1, the file untouched."""
+    from sim.cli import main
+
+    data = tmp_path / "char"
+    assert main(["characterize", "opamp.rectifier", "-o", str(data), "--instances", "2", "--points", "16",
+                 "-q"]) == 0
+    victim = next((data).rglob("*.npz"))
+    victim.write_bytes(b"not an npz")
+    assert main(["fit", str(data), "-o", str(tmp_path / "fits"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and victim.name in err
+    assert victim.read_bytes() == b"not an npz"
