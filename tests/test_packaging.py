@@ -34,6 +34,10 @@ def test_models_found_from_installed_wheel(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.endswith("data/share/kelvin/models/examples/digits_mlp.onnx") for n in names)
     assert any(n.startswith("sim/cli.py") for n in names)
+    def dev_install() -> int:
+        return subprocess.run([sys.executable, "-m", "pip", "show", "kelvin-analog"], capture_output=True).returncode
+
+    before = dev_install()
     prefix = tmp_path / "prefix"
     # --ignore-installed: without it pip uninstalls the venv's own (editable) Kelvin first
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--ignore-installed",
@@ -46,5 +50,4 @@ def test_models_found_from_installed_wheel(tmp_path):
     pkg, found = out.stdout.strip().splitlines()
     assert pkg.startswith(str(site))
     assert found.startswith(str(prefix)) and found.endswith("digits_mlp.onnx")
-    installed = subprocess.run([sys.executable, "-m", "pip", "show", "kelvin-analog"], capture_output=True, text=True)
-    assert installed.returncode == 0  # the development install is still there
+    assert dev_install() == before  # a development install (make test's) is left in place
