@@ -171,7 +171,7 @@ class LogExpMultiplier(Primitive):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class LogExpDivider(Primitive):
-    """antilog(log a - log b) divider, offset for a signed numerator: y = a / b."""
+    """antilog(log a - log b) divider, one quadrant (positive operands): y = a / b."""
 
     kind: ClassVar[str] = "opamp.divider"
     n_inputs: ClassVar[int] = 2

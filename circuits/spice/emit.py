@@ -98,6 +98,24 @@ def emitter_for(kind: str, node: str) -> Emitter:
     return fn
 
 
+def per_row(x: np.ndarray, weights: np.ndarray, place_row: Callable[[list[str], int], str]) -> np.ndarray:
+    """Place one cell per output row of a linear bank and return the output nets.
+
+    ``x`` holds one sample's input nets, (..., in) or (..., groups, in) for grouped weights
+    (groups, out, in); ``place_row(input_nets, row)`` places row ``g·out + o`` and returns its net.
+    """
+    grouped = weights.ndim == 3
+    lead = x.shape[:-2] if grouped else x.shape[:-1]
+    groups, outs = (weights.shape[0], weights.shape[1]) if grouped else (1, weights.shape[0])
+    y = np.empty((*lead, groups, outs) if grouped else (*lead, outs), dtype=object)
+    for pos in np.ndindex(*lead):
+        for g in range(groups):
+            nets = [str(n) for n in (x[pos + (g,)] if grouped else x[pos])]
+            for o in range(outs):
+                y[(*pos, g, o) if grouped else (*pos, o)] = place_row(nets, g * outs + o)
+    return y
+
+
 def adapters(signal: str) -> tuple[Adapter, Adapter]:
     """The port adapters of a signal kind (identity for voltage mode)."""
     _load()

@@ -19,7 +19,7 @@ from circuits.base import Primitive
 from circuits.crossbar import CrossbarArray
 from circuits.errors import ParameterError
 from circuits.spice.crossbar_blocks import V_READ_MAX_V, CrossbarColumnBlock
-from circuits.spice.emit import EmitContext, register
+from circuits.spice.emit import EmitContext, per_row, register
 from circuits.spice.emit_opamp import place
 
 V_OUT_FS_V = 1.0  # the column's output full scale in volts; y_fs = V_OUT_FS_V/scale
@@ -43,15 +43,5 @@ def column_blocks(prim: CrossbarArray, volts_per_unit: float) -> list[CrossbarCo
 def emit_crossbar(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
     """y[..., o] = Σ W[o, i]·x[..., i] + b[o] per column; grouped weights act on x[..., g, :]."""
     assert isinstance(prim, CrossbarArray)
-    x, w = ins[0], prim.weights
-    grouped = w.ndim == 3
-    lead = x.shape[:-2] if grouped else x.shape[:-1]
-    groups, outs = (w.shape[0], w.shape[1]) if grouped else (1, w.shape[0])
     blocks = column_blocks(prim, ctx.scale)
-    y = np.empty((*lead, groups, outs) if grouped else (*lead, outs), dtype=object)
-    for pos in np.ndindex(*lead):
-        for g in range(groups):
-            rows = [str(s) for s in (x[pos + (g,)] if grouped else x[pos])]
-            for o in range(outs):
-                y[(*pos, g, o) if grouped else (*pos, o)] = place(ctx, blocks[g * outs + o], rows, "xbar")
-    return y
+    return per_row(ins[0], prim.weights, lambda rows, c: place(ctx, blocks[c], rows, "xbar"))

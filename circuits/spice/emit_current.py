@@ -48,7 +48,7 @@ from circuits.spice.current_cells import (
     SOMA_PORTS, SYNAPSE_PORTS, CellSizing, ChipDraw, Mos, NeuronCircuit, SynapseCircuit, bit_nodes,
 )
 from circuits.spice.devices import Polarity
-from circuits.spice.emit import ADAPTERS, GROUND, EmitContext, register
+from circuits.spice.emit import ADAPTERS, GROUND, EmitContext, per_row, register
 from circuits.spice.netlist import Subckt, instance, isource
 
 log = logging.getLogger(__name__)
@@ -311,19 +311,9 @@ def emit_synapse_array(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray])
     """y[..., o] = (ReLU)(Σ w_q[o, i]·x[..., i] + b_q[o]); grouped weights act on x[..., g, :]."""
     assert isinstance(prim, SynapseArray)
     net = _network(ctx)
-    x, w = ins[0], prim.weights
-    grouped = w.ndim == 3
-    lead = x.shape[:-2] if grouped else x.shape[:-1]
-    groups, outs = (w.shape[0], w.shape[1]) if grouped else (1, w.shape[0])
     designs = row_designs(prim, net.sizing)
-    y = np.empty((*lead, groups, outs) if grouped else (*lead, outs), dtype=object)
-    for pos in np.ndindex(*lead):
-        for g in range(groups):
-            sources = [str(s) for s in (x[pos + (g,)] if grouped else x[pos])]
-            for o in range(outs):
-                y[(*pos, g, o) if grouped else (*pos, o)] = _neuron(ctx, net, sources, designs[g * outs + o],
-                                                                   prim.rectify)
-    return y
+    return per_row(ins[0], prim.weights,
+                   lambda sources, r: _neuron(ctx, net, sources, designs[r], prim.rectify))
 
 
 @register("current.neuron")

@@ -16,7 +16,7 @@ from circuits import opamp
 from circuits.base import Primitive
 from circuits.spice.block import BlockCircuit
 from circuits.spice.blocks_linear import ElementwiseSummerBlock, SummerBlock
-from circuits.spice.emit import EmitContext, register
+from circuits.spice.emit import EmitContext, per_row, register
 from circuits.spice.library import block_for
 from circuits.spice.netlist import Subckt, instance, spice_name
 
@@ -53,20 +53,9 @@ def _sample_array(value, shape: tuple[int, ...]) -> np.ndarray:
 def emit_summer(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
     """y[..., o] = Σ W[o, i]·x[..., i] + b[o]; grouped weights act on x[..., g, :]."""
     assert isinstance(prim, opamp.InvertingSummerArray)
-    x = ins[0]
-    w = prim.weights
-    grouped = w.ndim == 3
-    lead = x.shape[:-2] if grouped else x.shape[:-1]
-    groups, outs = (w.shape[0], w.shape[1]) if grouped else (1, w.shape[0])
-    y = np.empty((*lead, groups, outs) if grouped else (*lead, outs), dtype=object)
-    blocks = [SummerBlock.from_primitive(prim, r, ctx.scale) for r in range(groups * outs)]
-    for pos in np.ndindex(*lead):
-        for g in range(groups):
-            row_in = list(x[pos + (g,)] if grouped else x[pos])
-            for o in range(outs):
-                net = place(ctx, blocks[g * outs + o], row_in, "sum")
-                y[(*pos, g, o) if grouped else (*pos, o)] = net
-    return y
+    rows = int(np.prod(prim.weights.shape[:-1]))
+    blocks = [SummerBlock.from_primitive(prim, r, ctx.scale) for r in range(rows)]
+    return per_row(ins[0], prim.weights, lambda nets, r: place(ctx, blocks[r], nets, "sum"))
 
 
 @register("opamp.elementwise_summer")
