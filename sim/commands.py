@@ -16,6 +16,7 @@ from compiler.ir import Graph
 from compiler.pipeline import Compiled, compile_model
 from compiler.report import graph_document
 from sim.engine import execute
+from sim.inputs import load_inputs, reshape_rows  # noqa: F401  (re-exported: run, validate and stimulus read inputs)
 
 log = logging.getLogger(__name__)
 
@@ -88,51 +89,6 @@ def format_summary(doc: dict[str, Any]) -> str:
         lines.append(f"  netlist: netlist.cir ({nl['subckts']} subckt designs, scale {nl['scale']:g} per unit)"
                      if nl["written"] else f"  netlist: not written: {nl['reason']}")
     return "\n".join(lines)
-
-
-def load_inputs(path: str | os.PathLike[str], graph: Graph) -> dict[str, np.ndarray]:
-    """Read input arrays for ``graph`` from .npy, .npz (by input name) or .csv (one sample per row)."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such input file")
-    suffix = p.suffix.lower()
-    try:
-        if suffix == ".npy":
-            arrays = {graph.inputs[0]: np.load(p, allow_pickle=False)} if len(graph.inputs) == 1 else None
-            if arrays is None:
-                raise InputError(f"{p}: the model has {len(graph.inputs)} inputs "
-                                 f"({', '.join(graph.inputs)}); give an .npz keyed by those names")
-        elif suffix == ".npz":
-            with np.load(p, allow_pickle=False) as data:
-                if len(graph.inputs) == 1 and graph.inputs[0] not in data and len(data.files) == 1:
-                    arrays = {graph.inputs[0]: data[data.files[0]]}
-                else:
-                    missing = [n for n in graph.inputs if n not in data]
-                    if missing:
-                        raise InputError(f"{p}: missing array(s) for input(s) {', '.join(missing)}")
-                    arrays = {n: data[n] for n in graph.inputs}
-        elif suffix == ".csv":
-            if len(graph.inputs) != 1:
-                raise InputError(f"{p}: CSV input needs a single-input model")
-            arrays = {graph.inputs[0]: np.atleast_2d(np.loadtxt(p, delimiter=",", dtype=np.float64))}
-        else:
-            raise InputError(f"{p}: unknown input format {suffix or '(none)'}; use .npy, .npz or .csv")
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{p}: cannot read input ({exc})") from exc
-    return arrays
-
-
-def reshape_rows(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Let a flat (samples, features) array feed a (N, C, H, W) input, as CSV rows do."""
-    out = {}
-    for name, arr in feeds.items():
-        shape = graph.shape(name)
-        if shape and arr.ndim == 2 and len(shape) > 2 and all(isinstance(d, int) for d in shape[1:]):
-            per = int(np.prod(shape[1:]))
-            if arr.shape[1] == per:
-                arr = arr.reshape(arr.shape[0], *shape[1:])
-        out[name] = arr
-    return out
 
 
 def run_batches(graph: Graph, feeds: dict[str, np.ndarray], batch_size: int,

@@ -109,7 +109,7 @@ def load_outdir(outdir: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
 def write_stimulus(outdir: str | os.PathLike[str], inputs: str | os.PathLike[str], row: int = 0) -> Path:
     """Rewrite OUTDIR/inputs.inc so netlist.cir simulates sample ``row`` of an input file."""
     from compiler.pipeline import compile_model
-    from sim.commands import reshape_rows, load_inputs
+    from sim.inputs import load_inputs, reshape_rows
 
     out, info = load_outdir(outdir)
     compiled = compile_model(out / "model.onnx", info["target"])

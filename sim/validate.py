@@ -222,7 +222,7 @@ def realized_graph(compiled):
 def validate_network(compiled, inputs: str, info: dict, *, workers: int | None, executor: Executor | None,
                      timeout_s: float, progress: bool) -> dict:
     """The whole netlist in ngspice against the ideal engine on the samples of an input file."""
-    from sim.commands import load_inputs, reshape_rows
+    from sim.inputs import load_inputs, reshape_rows
     from sim.engine import execute
     from sim.spice_commands import run_network_spice
 
