@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from sim.zoo import GraphBuilder
+from sim.zoo_builder import GraphBuilder
 
 HIDDEN = 16
 EPOCHS = 60

@@ -22,7 +22,8 @@ from typing import Any
 from circuits.errors import InputError
 from sim.characterize.fit import DEFAULT_MAX_RMS_PCT_FS, FitError, fit_data, write_fit
 from sim.characterize.store import load_data
-from sim.characterize.sweeps import DEFAULT_BATCH, DEFAULT_TIMEOUT_S, plan, resolve_kinds, simulate_sweeps
+from sim.characterize.simulate import DEFAULT_BATCH, simulate_sweeps
+from sim.characterize.sweeps import DEFAULT_TIMEOUT_S, plan, resolve_kinds
 
 _log = logging.getLogger(__name__)
 

@@ -28,7 +28,19 @@ branches of ratios 4/2/1 of the positive (PMOS) or negative (NMOS) bank,
 k_eff = Σ bitᵦ·rᵦ·(1 + εₛ,ᵦ); the soma chain's own gain is folded into the ε.
 """
 
+from circuits.errors import UnsupportedError
 from sim.characterize import families_arrays, families_opamp
-from sim.characterize.family_base import FAMILIES, Family, family_class, register
+from sim.characterize.family_base import FAMILIES, Family, register
+
+
+def family_class(kind: str) -> type[Family]:
+    """The family registered for ``kind`` (this module imports every family module, which registers them);
+    UnsupportedError lists the kinds that have one."""
+    try:
+        return FAMILIES[kind]
+    except KeyError:
+        raise UnsupportedError(f"no behavioural model family for {kind!r} "
+                               f"(families exist for: {', '.join(sorted(FAMILIES))})") from None
+
 
 __all__ = ["FAMILIES", "Family", "families_arrays", "families_opamp", "family_class", "register"]

@@ -2,7 +2,7 @@
 
 A family is a frozen dataclass of a characterized block's design constants that maps parameters
 and sweep points to outputs with a vectorized `predict`; `register` files it under its primitive
-kind in `FAMILIES`.
+kind in `FAMILIES` (`families.family_class` looks one up once every family module is imported).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from circuits.errors import ParameterError, UnsupportedError
+from circuits.errors import ParameterError
 
 
 class Family(ABC):
@@ -74,17 +74,6 @@ def register(cls: type[Family]) -> type[Family]:
         raise ParameterError(f"families: {cls.kind} already has family {FAMILIES[cls.kind].name}")
     FAMILIES[cls.kind] = cls
     return cls
-
-
-def family_class(kind: str) -> type[Family]:
-    """The family registered for ``kind``; UnsupportedError lists the kinds that have one."""
-    import sim.characterize.families  # noqa: F401  (importing it registers every family)
-
-    try:
-        return FAMILIES[kind]
-    except KeyError:
-        raise UnsupportedError(f"no behavioural model family for {kind!r} "
-                               f"(families exist for: {', '.join(sorted(FAMILIES))})") from None
 
 
 def softplus(v: np.ndarray, knee: float) -> np.ndarray:

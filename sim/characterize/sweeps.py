@@ -8,38 +8,27 @@ N Monte Carlo chip instances. Instance i draws its devices from the integer seed
 so any instance can be re-simulated alone, in any order, on any machine. The sweep points
 come from SeedSequence([seed, POINTS_KEY]) and are the same for every instance.
 
-`simulate_sweeps` skips every job whose result is already stored (`store.KindStore`) and
-saves results batch by batch, so an interrupted run (Ctrl-C, a killed process) resumes
-where it stopped and loses at most one batch.
+Running them with resume is `simulate.simulate_sweeps` (it needs `store`, which needs these plans).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import sys
 from collections.abc import Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from circuits.errors import KelvinError, ParameterError
+from circuits.errors import ParameterError
 from sim.characterize.benches import BENCHES, Bench, bench_for
-from sim.spice import SimJob, run_jobs
+from sim.spice import SimJob
 
 _log = logging.getLogger(__name__)
 
 NOMINAL = -1  # the instance index of the nominal (mismatch-free) circuit
 POINTS_KEY = 2**32 - 1  # SeedSequence word of the sweep points (instance indices stay below it)
 DEFAULT_TIMEOUT_S = 120.0
-DEFAULT_BATCH = 64
-
-
-class CharacterizationError(KelvinError):
-    """Characterization jobs failed in ngspice (what was simulated is kept)."""
 
 
 def instance_seed(seed: int, instance: int) -> int:
@@ -108,54 +97,3 @@ def resolve_kinds(kinds: Sequence[str] | None) -> list[str]:
         raise ParameterError(f"characterize: no characterization for {', '.join(unknown)}; "
                              f"kinds: {', '.join(BENCHES)}")
     return list(dict.fromkeys(kinds))
-
-
-def simulate_sweeps(sweeps: Sequence[Sweep], outdir: Path, *, workers: int | None = None,
-                    executor: Executor | None = None, progress: bool = True, max_jobs: int | None = None,
-                    batch: int = DEFAULT_BATCH) -> list[dict]:
-    """Simulate every job not stored yet under ``outdir``, saving batch by batch; per-kind counts.
-
-    ``max_jobs`` stops after that many new simulations (a budget; the next run continues).
-    Raises CharacterizationError after saving everything that succeeded if any job failed.
-    """
-    from sim.characterize.store import KindStore, provenance
-
-    if batch < 1:
-        raise ParameterError(f"batch: must be >= 1, got {batch}")
-    prov = provenance()
-    stores = {s.kind: KindStore.open(outdir, s, prov) for s in sweeps}
-    pending = [pj for s in sweeps for pj in s.jobs if not stores[s.kind].has(pj)]
-    counts = {s.kind: {"kind": s.kind, "dir": str(stores[s.kind].path), "jobs": len(s.jobs),
-                       "simulated": 0, "reused": len(s.jobs), "failed": 0} for s in sweeps}
-    for pj in pending:
-        counts[pj.kind]["reused"] -= 1
-    todo = pending if max_jobs is None else pending[:max(0, max_jobs)]
-    _log.info("characterize: %d jobs, %d stored, %d to simulate", sum(len(s.jobs) for s in sweeps),
-              sum(c["reused"] for c in counts.values()), len(todo))
-    failures: list[str] = []
-    with tqdm(total=len(todo), unit="sim", desc="characterize", file=sys.stderr, disable=not progress) as bar:
-        for start in range(0, len(todo), batch):
-            part = todo[start:start + batch]
-            results = run_jobs([pj.job for pj in part], workers=workers, executor=executor, progress=False)
-            for pj, res in zip(part, results, strict=True):
-                if res.ok:
-                    try:
-                        y = stores[pj.kind].sweep.bench.read(res.vectors)
-                    except (KeyError, ValueError, IndexError) as exc:
-                        failures.append(f"{pj.job.name}: unreadable output ({exc})")
-                        counts[pj.kind]["failed"] += 1
-                        continue
-                    stores[pj.kind].save(pj, y)
-                    counts[pj.kind]["simulated"] += 1
-                else:
-                    failures.append(f"{pj.job.name}: {res.error}")
-                    counts[pj.kind]["failed"] += 1
-            bar.update(len(part))
-    for c in counts.values():
-        c["remaining"] = c["jobs"] - c["reused"] - c["simulated"]
-    if failures:
-        shown = "; ".join(failures[:3]) + (f"; and {len(failures) - 3} more" if len(failures) > 3 else "")
-        raise CharacterizationError(f"{len(failures)} characterization job(s) failed in ngspice ({shown}); "
-                                    f"the other results are saved under {outdir} and a re-run simulates only "
-                                    "the missing jobs")
-    return list(counts.values())
