@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,20 @@ class NetlistOptions:
     signal: str = "voltage"
     v_out_bias: float = 0.0
     mismatch_seed: int | None = None  # transistor-level cells: one reproducible chip per seed
+    sizing: str = "default"  # transistor-level cells' sizing preset ("default", "compact")
+
+    @classmethod
+    def for_target(cls, target: Target, scale: float | None = None, max_devices: int = 200_000,
+                   chip_seed: int | None = None, sizing: str = "default") -> NetlistOptions:
+        """The target's netlisting policy (`Target`: scale, signal kind, supplies); ``chip_seed`` draws
+        one chip instance, which only targets with transistor-level cells have."""
+        if chip_seed is not None and not target.chip_instances:
+            raise UnsupportedError(
+                f"--chip-seed: chip instances are drawn for transistor-level cells (target current); the "
+                f"{target.name} target's blocks have no per-device mismatch netlist yet")
+        return cls(scale=target.default_scale if scale is None else scale, max_devices=max_devices,
+                   supplies=target.supplies(), signal=target.signal, v_out_bias=target.v_out_bias_v,
+                   mismatch_seed=chip_seed, sizing=sizing)
 
 
 @dataclass(slots=True)
@@ -66,6 +81,7 @@ class Netlist:
     devices: int
     signal: str = "voltage"
     v_out_bias: float = 0.0
+    layout: tuple[Any, ...] = ()  # the emitters' records of what they placed (current mode: `emit_current.CellRecord`)
 
     @property
     def ports(self) -> list[str]:
@@ -126,7 +142,7 @@ def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = 
     """Emit ``graph`` (already lowered for ``target``) as a network netlist for one sample."""
     opts = options or NetlistOptions()
     ctx = EmitContext(scale=opts.scale, supplies=opts.supplies, signal=opts.signal,
-                      mismatch_seed=opts.mismatch_seed)
+                      mismatch_seed=opts.mismatch_seed, sizing=opts.sizing)
     ports = NameTable("p")
     adapt_in, adapt_out = adapters(opts.signal)
     nets: dict[str, np.ndarray] = {}
@@ -137,10 +153,12 @@ def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = 
         input_ports[name], input_shapes[name] = flat, shape
         nets[name] = np.array([adapt_in(ctx, p) for p in flat], dtype=object).reshape(shape)
     _check_size(graph, opts)
+    position = 0  # a bank's position among primitive nodes: what keys its mismatch draws
     for node in graph.topo():
         ins = [_nets_of(graph, ctx, nets, t) if t else None for t in node.inputs]
         if isinstance(node, PrimitiveNode):
             assert node.primitive is not None
+            ctx.node_index, ctx.node_name, position = position, node.name, position + 1
             emit = emitter_for(node.kind, node.name)
             outs = [emit(node.primitive, ctx, [x for x in ins if x is not None])]
         elif node.placement == "wiring":
@@ -166,7 +184,7 @@ def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = 
     log.info("netlist: %d cells, %d subckt kinds, %d devices", len(ctx.elements), len(ctx.subckts), ctx.devices)
     return Netlist(list(ctx.models.values()), list(ctx.subckts.values()), top, input_ports, output_ports,
                    input_shapes, output_shapes, opts.supplies, opts.scale, ctx.devices, opts.signal,
-                   opts.v_out_bias)
+                   opts.v_out_bias, tuple(ctx.layout))
 
 
 def _sample_shape(graph: Graph, tensor: str) -> tuple[int, ...]:

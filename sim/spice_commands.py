@@ -20,38 +20,31 @@ from typing import Any
 
 import numpy as np
 
-from circuits.errors import InputError, KelvinError, UnsupportedError
+from circuits.errors import InputError, KelvinError
 from circuits.files import write_bytes, write_json, write_text
 from circuits.spice.netlist import Deck
-from circuits.spice.emit import Supplies
+from circuits.targets import TARGETS, get_target
 from compiler.netlist import Netlist, NetlistOptions, emit_netlist
 from compiler.pipeline import Compiled
 from sim.spice import SimJob, run_jobs
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SCALE = {"opamp": 0.25, "current": 10e-9, "crossbar": 0.1}
-"""Signal scale per target: volts per model unit (op-amp, crossbar) or amperes per unit (current)."""
+DEFAULT_SCALE = {name: t.default_scale for name, t in TARGETS.items()}
+"""Signal scale per target (`Target.default_scale`): volts per model unit (op-amp, crossbar) or amperes per unit (current)."""
 
 
 def default_scale(target: str) -> float:
-    return DEFAULT_SCALE.get(target, 1.0)
+    return TARGETS[target].default_scale if target in TARGETS else 1.0
 
 
 def netlist_options(target: str, scale: float, max_devices: int = 200_000,
-                    chip_seed: int | None = None) -> NetlistOptions:
-    """How a target's networks are netlisted: voltage signals on ±12 V, or currents on a 1.8 V VDD.
+                    chip_seed: int | None = None, sizing: str = "default") -> NetlistOptions:
+    """How a target's networks are netlisted (`NetlistOptions.for_target`: the policy lives on the `Target`).
 
     ``chip_seed`` draws one chip instance: every transistor's Pelgrom mismatch from that seed.
     """
-    if target == "current":
-        return NetlistOptions(scale=scale, max_devices=max_devices, supplies=Supplies(("vdd",), (1.8,)),
-                              signal="current", v_out_bias=0.9, mismatch_seed=chip_seed)
-    if chip_seed is not None:
-        raise UnsupportedError(
-            f"--chip-seed: chip instances are drawn for transistor-level cells (target current); the "
-            f"{target} target's blocks have no per-device mismatch netlist yet")
-    return NetlistOptions(scale=scale, max_devices=max_devices)
+    return NetlistOptions.for_target(get_target(target), scale, max_devices, chip_seed, sizing)
 
 
 def write_netlist_files(outdir: Path, compiled: Compiled, scale: float, max_devices: int,

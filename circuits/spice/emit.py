@@ -45,6 +45,10 @@ class EmitContext:
     mismatch: dict[str, np.ndarray] = field(default_factory=dict)
     mismatch_seed: int | None = None  # per-transistor delvto/β drawn from this seed (one chip); None: nominal
     state: dict[str, Any] = field(default_factory=dict)  # per-technology emitter state, keyed by module
+    sizing: str = "default"  # transistor-level cells' sizing preset (current mode: `CellSizing.preset`)
+    node_index: int = -1  # the bank being emitted: its position among the graph's primitive nodes (topo order)
+    node_name: str = ""
+    layout: list[Any] = field(default_factory=list)  # what emitters placed, as records (`Netlist.layout`)
 
     def net(self, hint: str) -> str:
         """A new net name, unique in the network."""

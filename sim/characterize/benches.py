@@ -48,12 +48,13 @@ from circuits.spice.current_cells import (
 from circuits.spice.library import CIRCUITS
 from circuits.spice.netlist import Deck, bsource, fmt, instance, vsource
 from circuits.spice.opamp_macro import KNEE_V
+from circuits.targets import TARGETS
 from sim.characterize.families import Family, family_class
 from sim.characterize.mismatch import OpampMismatch, perturb_deck
 
-# The compiler's default signal scales (`sim.spice_commands.DEFAULT_SCALE`; a test keeps them equal):
-# volts per model unit for op-amp and crossbar blocks, amperes per unit in current mode.
-SCALES = {"opamp": 0.25, "current": 10e-9, "crossbar": 0.1}
+# The targets' default signal scales (`Target.default_scale`): volts per model unit for op-amp and
+# crossbar blocks, amperes per unit in current mode.
+SCALES = {name: t.default_scale for name, t in TARGETS.items()}
 SUMMER_WEIGHTS = (0.5, -1.0, 2.0, -0.25)
 SUMMER_BIAS = 0.3
 CLIPPER_BOUNDS = (-1.0, 1.0)  # hardtanh
