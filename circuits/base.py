@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +23,24 @@ class Primitive:
 
     kind: ClassVar[str] = "abstract"
     n_inputs: ClassVar[int] = 1
+    params: ClassVar[tuple[str, ...]] = ()
+    """Fields that are trainable parameters (arrays), addressed as ``<node>.<field>`` by the engine."""
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The trainable arrays by field name (fields left as None are absent)."""
+        out = {}
+        for name in self.params:
+            v = getattr(self, name)
+            if v is not None:
+                out[name] = np.asarray(v)
+        return out
+
+    def with_parameters(self, **arrays: np.ndarray) -> Primitive:
+        """A copy with some trainable fields replaced (validated like any construction)."""
+        unknown = set(arrays) - set(self.params)
+        if unknown:
+            raise ParameterError(f"{self.kind}: not trainable parameters: {', '.join(sorted(unknown))}")
+        return replace(self, **arrays)
 
     def ideal(self, *inputs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -86,6 +104,7 @@ def normalize_axes(name: str, axes: tuple[int, ...]) -> tuple[int, ...]:
 class LinearBank(Primitive):
     """Any technology's linear layer: y = W·x + b, W (out, in) or grouped (groups, out, in)."""
 
+    params: ClassVar[tuple[str, ...]] = ("weights", "bias")
     weights: np.ndarray
     bias: np.ndarray | None = None
 

@@ -98,10 +98,7 @@ class Clipper(Primitive):
                 raise ParameterError(f"{name}: expected a number, got {v!r}")
 
     def ideal(self, x: np.ndarray) -> np.ndarray:
-        lo = x.dtype.type(self.low) if np.isfinite(self.low) else None
-        hi = x.dtype.type(self.high) if np.isfinite(self.high) else None
-        y = x if lo is None else np.maximum(x, lo)
-        return y if hi is None else np.minimum(y, hi)
+        return ideal.clip(x, self.low, self.high)
 
     def devices(self, lanes: int) -> Counter[str]:
         return Counter(opamp=4 * lanes, resistor=12 * lanes, diode=4 * lanes)
@@ -119,7 +116,7 @@ class DiffPairActivation(Primitive):
             raise ParameterError(f"function: expected 'tanh' or 'sigmoid', got {self.function!r}")
 
     def ideal(self, x: np.ndarray) -> np.ndarray:
-        return np.tanh(x) if self.function == "tanh" else ideal.sigmoid(x)
+        return ideal.tanh(x) if self.function == "tanh" else ideal.sigmoid(x)
 
     def devices(self, lanes: int) -> Counter[str]:
         extra = self.function == "sigmoid"
@@ -134,8 +131,7 @@ class LogAmp(Primitive):
     kind: ClassVar[str] = "opamp.log"
 
     def ideal(self, x: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.log(x)
+        return ideal.log(x)
 
     def devices(self, lanes: int) -> Counter[str]:
         return _log_domain_devices(lanes)
@@ -148,8 +144,7 @@ class AntilogAmp(Primitive):
     kind: ClassVar[str] = "opamp.exp"
 
     def ideal(self, x: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            return np.exp(x)
+        return ideal.exp(x)
 
     def devices(self, lanes: int) -> Counter[str]:
         return _log_domain_devices(lanes)
@@ -163,7 +158,7 @@ class LogExpMultiplier(Primitive):
     n_inputs: ClassVar[int] = 2
 
     def ideal(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.multiply(a, b)
+        return ideal.multiply(a, b)
 
     def devices(self, lanes: int) -> Counter[str]:
         return Counter(opamp=5 * lanes, bjt=4 * lanes, resistor=13 * lanes, capacitor=4 * lanes)
@@ -177,8 +172,7 @@ class LogExpDivider(Primitive):
     n_inputs: ClassVar[int] = 2
 
     def ideal(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.divide(a, b)
+        return ideal.divide(a, b)
 
     def devices(self, lanes: int) -> Counter[str]:
         return Counter(opamp=5 * lanes, bjt=4 * lanes, resistor=8 * lanes, capacitor=4 * lanes)
@@ -193,7 +187,7 @@ class ActivationMatMul(Primitive):
     inner: int = 1
 
     def ideal(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.result_type(a, b))
+        return ideal.matmul(a, b)
 
     def devices(self, lanes: int) -> Counter[str]:
         per = LogExpMultiplier().devices(self.inner)
@@ -259,10 +253,7 @@ class Integrator(Primitive):
         as_finite_array("y0", self.y0, ndim=(0,))
 
     def ideal(self, x: np.ndarray) -> np.ndarray:
-        xf = x.astype(np.float64)
-        steps = 0.5 * (xf[..., 1:] + xf[..., :-1]) * self.dt_s
-        area = np.concatenate([np.zeros_like(xf[..., :1]), np.cumsum(steps, axis=-1)], axis=-1)
-        return (self.y0 - area / self.tau_s).astype(x.dtype if x.dtype.kind == "f" else np.float64)
+        return ideal.integrate(x, self.tau_s, self.y0, self.dt_s)
 
     def devices(self, lanes: int) -> Counter[str]:
         return Counter(opamp=lanes, resistor=2 * lanes, capacitor=lanes)
@@ -285,8 +276,7 @@ class Differentiator(Primitive):
                 raise ParameterError(f"{name}: must be > 0, got {getattr(self, name)}")
 
     def ideal(self, x: np.ndarray) -> np.ndarray:
-        slope = np.gradient(x.astype(np.float64), self.dt_s, axis=-1)
-        return (-self.tau_s * slope).astype(x.dtype if x.dtype.kind == "f" else np.float64)
+        return ideal.differentiate(x, self.tau_s, self.dt_s)
 
     def devices(self, lanes: int) -> Counter[str]:
         return Counter(opamp=lanes, resistor=2 * lanes, capacitor=lanes)

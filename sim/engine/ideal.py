@@ -15,34 +15,21 @@ from compiler.ops import lookup
 log = logging.getLogger(__name__)
 
 
-def execute(graph: Graph, feeds: Mapping[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Evaluate ``graph`` on ``feeds`` (graph input name -> array); returns the requested outputs.
-
-    Intermediate tensors are freed as soon as their last reader has run.
+def execute(graph: Graph, feeds: Mapping[str, np.ndarray], outputs: list[str] | None = None,
+            *, dtype=None) -> dict[str, np.ndarray]:
+    """Evaluate ``graph`` on ``feeds`` (graph input name -> array) with ideal devices; returns the
+    requested outputs. Runs in ``dtype`` (default: the feeds' float dtype, float32 if none is
+    float). For repeated runs build a `sim.engine.Program` once instead.
     """
-    wanted = list(graph.outputs if outputs is None else outputs)
     missing = [name for name in graph.inputs if name not in feeds]
     if missing:
         raise InputError(f"missing value for graph input(s): {', '.join(missing)}")
-    env: dict[str, np.ndarray] = dict(graph.constants)
-    for name in graph.inputs:
-        env[name] = _check_feed(graph, name, feeds[name])
-    order = graph.nodes
-    last_use: dict[str, int] = {}
-    for i, node in enumerate(order):
-        for t in node.inputs:
-            last_use[t] = i
-    keep = set(wanted) | set(graph.constants) | set(graph.inputs)
-    for i, node in enumerate(order):
-        args = [env[t] if t else None for t in node.inputs]
-        results = run_node(graph, node, args)
-        for name, value in zip(node.outputs, results):
-            if name:
-                env[name] = value
-        for t in node.inputs:
-            if t and last_use.get(t) == i and t not in keep:
-                env.pop(t, None)
-    return {name: env[name] for name in wanted}
+    checked = {name: _check_feed(graph, name, feeds[name]) for name in graph.inputs}
+    if dtype is None:
+        floats = [v.dtype for v in checked.values() if v.dtype.kind == "f"]
+        dtype = np.result_type(*floats) if floats else np.float32
+    from sim.engine.program import Program
+    return Program(graph, dtype=dtype).run(checked, outputs=outputs)
 
 
 def run_node(graph: Graph, node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:

@@ -1,0 +1,154 @@
+"""Elementwise maps a hardware model applies around a kernel, each with its derivative.
+
+Most analog kernels have the form ``post(kernel(pre(x), wmap(p)))`` (`ENGINE.md`):
+- `SignalMap` on a signal (``pre``: DAC quantization, input rectification; ``post``: ADC, fitted
+  gain/offset/saturation);
+- `ParamMap` on a node's trainable arrays (``wmap``: weight levels, mismatch gains, PCM
+  programming noise and drift).
+
+Each ``forward`` returns its result and what ``backward`` needs. A map whose true derivative is
+zero almost everywhere (a quantizer) uses a straight-through estimator and says so in its
+``ste`` flag. Maps compose: `chain_signal` and `chain_params` apply a list in order and back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+Array = np.ndarray
+Params = dict[str, Array]
+
+
+class SignalMap:
+    ste: ClassVar[bool] = False
+
+    def forward(self, x: Array, rng: np.random.Generator | None) -> tuple[Array, Any]:
+        raise NotImplementedError
+
+    def backward(self, saved: Any, gy: Array) -> Array:
+        raise NotImplementedError
+
+
+class ParamMap:
+    ste: ClassVar[bool] = False
+
+    def forward(self, p: Mapping[str, Array], rng: np.random.Generator | None) -> tuple[Params, Any]:
+        raise NotImplementedError
+
+    def backward(self, saved: Any, g: Mapping[str, Array]) -> Params:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class NodeMaps:
+    """What one hardware model does to one node: on its first input, its parameters, its output."""
+
+    pre: tuple[SignalMap, ...] = ()
+    wmap: tuple[ParamMap, ...] = ()
+    post: tuple[SignalMap, ...] = ()
+
+    def __add__(self, other: NodeMaps) -> NodeMaps:
+        return NodeMaps(self.pre + other.pre, self.wmap + other.wmap, self.post + other.post)
+
+    def __bool__(self) -> bool:
+        return bool(self.pre or self.wmap or self.post)
+
+
+def chain_signal(maps: Sequence[SignalMap], x: Array, rng, save: bool) -> tuple[Array, list[Any]]:
+    saved = []
+    for m in maps:
+        x, s = m.forward(x, rng)
+        saved.append(s if save else None)
+    return x, saved
+
+
+def chain_signal_back(maps: Sequence[SignalMap], saved: list[Any], g: Array) -> Array:
+    for m, s in zip(reversed(maps), reversed(saved)):
+        g = m.backward(s, g)
+    return g
+
+
+def chain_params(maps: Sequence[ParamMap], p: Params, rng, save: bool) -> tuple[Params, list[Any]]:
+    saved = []
+    for m in maps:
+        p, s = m.forward(p, rng)
+        saved.append(s if save else None)
+    return p, saved
+
+
+def chain_params_back(maps: Sequence[ParamMap], saved: list[Any], g: Params) -> Params:
+    for m, s in zip(reversed(maps), reversed(saved)):
+        g = m.backward(s, g)
+    return g
+
+
+# --- common maps ------------------------------------------------------------------------------
+class Rectify(SignalMap):
+    """x → max(0, x): a current-mode input soma (currents cannot be negative). Derivative: 1[x > 0]."""
+
+    def forward(self, x, rng):
+        y = np.maximum(x, 0)
+        return y, y
+
+    def backward(self, saved, gy):
+        return gy * (saved > 0)
+
+
+@dataclass(frozen=True)
+class Quantize(SignalMap):
+    """A symmetric mid-tread converter (DAC or ADC): q(v) = Δ·clip(floor(v/Δ + ½), −L, L),
+    L = 2^(bits−1) − 1, Δ = fs/L (`circuits.spice.crossbar_blocks.Quantizer`'s rule).
+    Straight-through estimator: ∂q/∂v = 1 inside ±fs, 0 where it saturates."""
+
+    bits: int
+    full_scale: float
+    ste: ClassVar[bool] = True
+
+    def forward(self, x, rng):
+        levels = 2 ** (self.bits - 1) - 1
+        step = x.dtype.type(self.full_scale / levels)
+        k = np.clip(np.floor(x / step + x.dtype.type(0.5)), -levels, levels)
+        return k * step, (np.abs(x) <= self.full_scale)
+
+    def backward(self, saved, gy):
+        return gy * saved
+
+
+@dataclass(frozen=True)
+class RelativeNoise(ParamMap):
+    """p → p·(1 + σ·ε), ε ~ N(0, 1) fresh on every forward pass (the seed documents' 1e-3 parameter
+    error). Exact derivative: ∂/∂p = 1 + σ·ε."""
+
+    sigma: float
+
+    def forward(self, p, rng):
+        if rng is None:
+            raise ValueError("noise needs a random generator")
+        out, saved = {}, {}
+        for k, v in p.items():
+            f = (1 + self.sigma * rng.standard_normal(v.shape, dtype=v.dtype)).astype(v.dtype, copy=False)
+            out[k], saved[k] = v * f, f
+        return out, saved
+
+    def backward(self, saved, g):
+        return {k: v * saved[k] if k in saved else v for k, v in g.items()}
+
+
+@dataclass(frozen=True)
+class FixedGain(ParamMap):
+    """p[k] → p[k]·G[k] with per-element gains fixed for one chip (or drawn per call by the caller).
+    Exact derivative: G."""
+
+    gains: Mapping[str, Array]
+
+    def forward(self, p, rng):
+        return {k: v * self.gains[k].astype(v.dtype, copy=False) if k in self.gains else v
+                for k, v in p.items()}, None
+
+    def backward(self, saved, g):
+        return {k: v * self.gains[k].astype(v.dtype, copy=False) if k in self.gains else v
+                for k, v in g.items()}

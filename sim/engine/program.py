@@ -1,0 +1,300 @@
+"""A graph compiled once into an executable, differentiable program.
+
+`Program` walks the lowered graph's topological order once, gives every tensor a slot, casts
+constants and parameters to the run's dtype once (float32 by default, float64 for gradient
+checks), and binds the hardware model's maps to each node. ``forward`` then runs the steps;
+with ``train=True`` it keeps a tape of what each kernel saved, and ``backward`` walks it in
+reverse to give the gradient of every named parameter (``<node>.<field>``, e.g.
+``fc1.weights``).
+
+Parameters live in ``Program.params``, a plain dict an optimizer updates in place;
+`Program.graph_with_params` writes them back into a copy of the graph's primitives (for the
+netlist emitter or an ONNX exporter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from circuits.errors import InputError, KelvinError, ModelError, UnsupportedError
+from compiler.ir import WIRING_OPS, Graph, Node, OpNode, PrimitiveNode
+from compiler.ops import lookup
+from sim.engine.kernels import Kernel, kernel_for
+from sim.engine.maps import NodeMaps, chain_params, chain_params_back, chain_signal, chain_signal_back
+from sim.engine.ops import NO_SIGNAL, Router, op_backward
+
+Array = np.ndarray
+
+
+@dataclass(slots=True, eq=False)
+class Step:
+    """One node: where its inputs and outputs live, how it runs, what it may free afterwards."""
+
+    index: int
+    node: Node
+    ins: tuple[int, ...]  # slot per input (-1: omitted optional input)
+    outs: tuple[int, ...]
+    kernel: Kernel | None = None
+    spec: Any = None
+    router: Router | None = None
+    params: tuple[tuple[str, str], ...] = ()  # (field, parameter name)
+    signal: tuple[bool, ...] = ()  # which inputs carry a gradient (not constants)
+    maps: NodeMaps = field(default_factory=NodeMaps)
+    free: tuple[int, ...] = ()
+
+
+@dataclass(slots=True)
+class Tape:
+    """What a training forward pass kept for backward, one entry per step."""
+
+    env: list[Any]
+    entries: list[Any]
+    input_saved: dict[str, list[Any]]
+
+
+class Program:
+    """An executable view of ``graph``; see the module docstring."""
+
+    def __init__(self, graph: Graph, *, dtype: Any = np.float32, hardware: Any = None) -> None:
+        graph.check()
+        self.graph = graph
+        self.dtype = np.dtype(dtype)
+        self.inputs = list(graph.inputs)
+        self.outputs = list(graph.outputs)
+        slots: dict[str, int] = {}
+
+        def slot(name: str) -> int:
+            if name not in slots:
+                slots[name] = len(slots)
+            return slots[name]
+
+        self.const_slots: list[tuple[int, Array]] = []
+        for name, value in graph.constants.items():
+            v = np.asarray(value)
+            if v.dtype.kind == "f" and v.dtype != self.dtype:
+                v = v.astype(self.dtype)
+            self.const_slots.append((slot(name), v))
+        self.input_slots = [slot(n) for n in self.inputs]
+        constant_slots = {s for s, _ in self.const_slots}
+        self.params: dict[str, Array] = {}
+        self.steps: list[Step] = []
+        for i, node in enumerate(graph.topo()):
+            ins = tuple(slot(t) if t else -1 for t in node.inputs)
+            outs = tuple(slot(t) if t else -1 for t in node.outputs)
+            step = Step(i, node, ins, outs, signal=tuple(s >= 0 and s not in constant_slots for s in ins))
+            if isinstance(node, PrimitiveNode):
+                assert node.primitive is not None
+                step.kernel = kernel_for(node.primitive)
+                names = []
+                for fld, value in node.primitive.parameters().items():
+                    key = f"{node.name}.{fld}"
+                    self.params[key] = np.array(value, dtype=self.dtype)
+                    names.append((fld, key))
+                step.params = tuple(names)
+            else:
+                assert isinstance(node, OpNode)
+                step.spec = lookup(node.op, node.version, node.name)
+                if node.op in WIRING_OPS and node.op not in NO_SIGNAL:
+                    step.router = Router(node.op, node.version, node.attrs, node.name)
+            self.steps.append(step)
+        self.n_slots = len(slots)
+        self.output_slots = [slots[n] if n in slots else -1 for n in self.outputs]
+        missing = [n for n, s in zip(self.outputs, self.output_slots) if s < 0]
+        if missing:
+            raise ModelError(f"graph output(s) {', '.join(missing)} are not produced")
+        last: dict[int, int] = {}
+        for step in self.steps:
+            for s in step.ins:
+                if s >= 0:
+                    last[s] = step.index
+        keep = set(self.output_slots) | constant_slots
+        frees: dict[int, list[int]] = {}
+        for s, i in last.items():
+            if s not in keep:
+                frees.setdefault(i, []).append(s)
+        for step in self.steps:
+            step.free = tuple(frees.get(step.index, ()))
+        self.input_maps: dict[str, NodeMaps] = {}
+        self.hardware = None
+        if hardware is not None:
+            self.bind(hardware)
+
+    # --------------------------------------------------------------------------- binding
+    def bind(self, hardware: Any) -> None:
+        """Attach a hardware model: each node gets its maps (chips are drawn here, once)."""
+        self.hardware = hardware
+        for step in self.steps:
+            step.maps = hardware.node_maps(self, step) if hardware is not None else NodeMaps()
+        self.input_maps = {n: hardware.input_maps(self, n) for n in self.inputs} if hardware is not None else {}
+
+    def primitive_steps(self) -> list[Step]:
+        return [s for s in self.steps if s.kernel is not None]
+
+    # --------------------------------------------------------------------------- running
+    def run(self, feeds: Mapping[str, Array], *, rng: np.random.Generator | None = None,
+            outputs: list[str] | None = None) -> dict[str, Array]:
+        """Inference: the graph outputs (or ``outputs``) for ``feeds``."""
+        outs, _ = self.forward(feeds, rng=rng, train=False, wanted=outputs)
+        return outs
+
+    def forward(self, feeds: Mapping[str, Array], *, rng: np.random.Generator | None = None,
+                train: bool = False, wanted: list[str] | None = None) -> tuple[dict[str, Array], Tape | None]:
+        env: list[Any] = [None] * self.n_slots
+        for s, v in self.const_slots:
+            env[s] = v
+        input_saved: dict[str, list[Any]] = {}
+        for name, s in zip(self.inputs, self.input_slots):
+            if name not in feeds:
+                raise InputError(f"missing value for graph input {name!r}")
+            x = np.asarray(feeds[name])
+            if x.dtype.kind == "f" and x.dtype != self.dtype:
+                x = x.astype(self.dtype)
+            m = self.input_maps.get(name)
+            if m is not None and m.pre:
+                x, input_saved[name] = chain_signal(m.pre, x, rng, train)
+            env[s] = x
+        extra_keep = set()
+        if wanted is not None:
+            extra_keep = {self._slot_of(n) for n in wanted}
+        entries: list[Any] = []
+        for step in self.steps:
+            args = [env[s] if s >= 0 else None for s in step.ins]
+            try:
+                results, saved = self._forward_step(step, args, rng, train)
+            except KelvinError as exc:
+                msg = str(exc)
+                raise type(exc)(msg if step.node.name in msg else
+                                f"node {step.node.name!r} ({step.node.kind}): {msg}") from exc
+            except (ValueError, TypeError, IndexError) as exc:
+                raise ModelError(f"node {step.node.name!r} ({step.node.kind}): {exc}") from exc
+            for s, v in zip(step.outs, results):
+                if s >= 0:
+                    env[s] = v
+            if train:
+                entries.append((args, results, saved))
+            else:
+                for s in step.free:
+                    if s not in extra_keep:
+                        env[s] = None
+        names = self.outputs if wanted is None else wanted
+        outs = {n: env[self._slot_of(n)] for n in names}
+        return outs, (Tape(env, entries, input_saved) if train else None)
+
+    def _slot_of(self, name: str) -> int:
+        for step in self.steps:
+            for t, s in zip(step.node.outputs, step.outs):
+                if t == name:
+                    return s
+        if name in self.inputs:
+            return self.input_slots[self.inputs.index(name)]
+        raise InputError(f"no tensor named {name!r} in graph {self.graph.name!r}")
+
+    def _forward_step(self, step: Step, args: list, rng, train: bool) -> tuple[list[Array], Any]:
+        maps = step.maps
+        if step.kernel is not None:
+            node = step.node
+            assert isinstance(node, PrimitiveNode)
+            xs = list(args)
+            pre_saved = None
+            if maps.pre:
+                xs[0], pre_saved = chain_signal(maps.pre, xs[0], rng, train)
+            p = {fld: self.params[key] for fld, key in step.params}
+            w_saved = None
+            if maps.wmap:
+                p, w_saved = chain_params(maps.wmap, p, rng, train)
+            y, saved = step.kernel.forward(node.primitive, p, xs, train)
+            post_saved = None
+            if maps.post:
+                y, post_saved = chain_signal(maps.post, y, rng, train)
+            return [y], (p, pre_saved, w_saved, saved, post_saved)
+        node = step.node
+        assert isinstance(node, OpNode)
+        out = [np.asarray(v) for v in step.spec.kernel(args, node.attrs, node.version)]
+        if maps.post:
+            out[0], post_saved = chain_signal(maps.post, out[0], rng, train)
+            return out, post_saved
+        return out, None
+
+    # --------------------------------------------------------------------------- gradients
+    def backward(self, tape: Tape, grad_outputs: Mapping[str, Array],
+                 input_grads: bool = False) -> dict[str, Array]:
+        """Gradients of every parameter (and, with ``input_grads``, of every graph input) given the
+        gradients of the outputs (absent outputs count as zero)."""
+        grads: dict[int, Array] = {}
+        for name, g in grad_outputs.items():
+            s = self._slot_of(name)
+            grads[s] = np.asarray(g, self.dtype)
+        pgrads: dict[str, Array] = {}
+        for step, (args, results, saved) in zip(reversed(self.steps), reversed(tape.entries)):
+            gy = grads.pop(step.outs[0], None) if step.outs and step.outs[0] >= 0 else None
+            if gy is None:
+                continue
+            try:
+                gxs = self._backward_step(step, args, results, saved, gy, pgrads)
+            except KelvinError as exc:
+                raise type(exc)(f"node {step.node.name!r} ({step.node.kind}): {exc}") from exc
+            for s, sig, g in zip(step.ins, step.signal, gxs):
+                if g is None or s < 0 or not sig:
+                    continue
+                grads[s] = grads[s] + g if s in grads else g
+        if input_grads:
+            for name, s in zip(self.inputs, self.input_slots):
+                g = grads.get(s)
+                if g is not None and name in tape.input_saved:
+                    g = chain_signal_back(self.input_maps[name].pre, tape.input_saved[name], g)
+                pgrads[f"input:{name}"] = g if g is not None else np.zeros_like(tape.env[s])
+        return pgrads
+
+    def _backward_step(self, step: Step, args, results, saved, gy, pgrads) -> list[Array | None]:
+        maps = step.maps
+        if step.kernel is not None:
+            p, pre_saved, w_saved, ksaved, post_saved = saved
+            if maps.post:
+                gy = chain_signal_back(maps.post, post_saved, gy)
+            gxs, gp = step.kernel.backward(step.node.primitive, p, ksaved, gy)
+            if maps.wmap:
+                gp = chain_params_back(maps.wmap, w_saved, gp)
+            for fld, key in step.params:
+                if fld in gp:
+                    pgrads[key] = pgrads[key] + gp[fld] if key in pgrads else gp[fld]
+            if maps.pre and gxs and gxs[0] is not None:
+                gxs = [chain_signal_back(maps.pre, pre_saved, gxs[0]), *gxs[1:]]
+            return gxs
+        node = step.node
+        assert isinstance(node, OpNode)
+        if maps.post:
+            gy = chain_signal_back(maps.post, saved, gy)
+        if step.router is not None:
+            return step.router.backward(args, step.signal, gy)
+        if not any(step.signal):
+            return []
+        return op_backward(node.op)(args, results, node.attrs, node.version, gy)
+
+    # --------------------------------------------------------------------------- parameters
+    def graph_with_params(self, params: Mapping[str, Array] | None = None) -> Graph:
+        """A copy of the graph whose primitives hold ``params`` (default: the program's)."""
+        params = self.params if params is None else params
+        g = self.graph.copy()
+        for step in self.primitive_steps():
+            node = g.node(step.node.name)
+            assert isinstance(node, PrimitiveNode) and node.primitive is not None
+            new = {fld: np.asarray(params[key]) for fld, key in step.params if key in params}
+            if new:
+                node.primitive = node.primitive.with_parameters(**new)
+        return g
+
+
+def check_unsupported_grad(program: Program) -> list[str]:
+    """Nodes whose backward the engine lacks (their ops), for a clear error before training."""
+    from sim.engine.ops import has_grad
+    bad = []
+    for step in program.steps:
+        if step.kernel is None and any(step.signal) and not has_grad(step.node.kind):
+            bad.append(f"{step.node.name} ({step.node.kind})")
+    if bad:
+        raise UnsupportedError(f"no gradient for: {', '.join(bad)}")
+    return bad
