@@ -1,9 +1,11 @@
 """Chip instances: one seeded Pelgrom draw of a current-mode network, as behavioral weights for the engine.
 
-The draw is the netlist's own: `ChipInstance.draw` emits the network with ``mismatch_seed`` (so
-`emit_current`'s `ChipDraw` draws every transistor in emission order, exactly as ngspice sees it)
-and reads each cell instance's ``dvt_*``/``bf_*`` back from the emitted elements. Each mirror
-copy's error relative to its diode in weak inversion (EKV; Binas et al. 2016, arXiv 1606.07786):
+The draw is the netlist's own: `ChipInstance.draw` emits the network with ``mismatch_seed`` (each
+cell's devices drawn from ``SeedSequence([seed, node, copy, *cell])``, `emit_current`) and folds the
+emitter's layout (`Netlist.layout`: which soma, synapse and read-out cell sits at which node, row,
+side, column and copy, with its ``dvt_*``/``bf_*``) into engine weights; no element name is parsed.
+Each mirror copy's error relative to its diode in weak inversion (EKV; Binas et al. 2016,
+arXiv 1606.07786):
 
     NMOS: I_copy/I_ref = (β_copy/β_ref)·exp((ΔVt_ref − ΔVt_copy)/(n·U_T))
     PMOS: I_copy/I_ref = (β_copy/β_ref)·exp((ΔVt_copy − ΔVt_ref)/(n·U_T))
@@ -36,46 +38,28 @@ import numpy as np
 
 from circuits.current import CurrentNeuron, SynapseArray
 from circuits.errors import UnsupportedError
-from circuits.spice.current_cells import CellSizing
-from circuits.spice.emit import GROUND
-from circuits.spice.emit_current import U_T_V, row_designs
-from circuits.spice.netlist import Element
+from circuits.spice.current_cells import U_T_V, CellSizing
+from circuits.spice.emit_current import CellRecord, row_designs
 from compiler.ir import Graph, PrimitiveNode
-from compiler.netlist import Netlist, emit_netlist
+from compiler.netlist import Netlist, NetlistOptions, emit_netlist
 from compiler.pipeline import Compiled
-from sim.spice_commands import netlist_options
 
 log = logging.getLogger(__name__)
 
 PMOS_DVT_SIGN = 1.0  # ngspice: delvto adds to the signed vth0 (negative for PMOS): +delvto lowers |Vt|
 
 
-@dataclass(frozen=True, slots=True)
-class CellDraw:
-    """One emitted cell instance: its nets and its transistors' ΔVt (V) and β factors."""
+def ratio(cell: CellRecord, copy: str, ref: str, n_ut_v: float, polarity: str,
+          ref_cell: CellRecord | None = None) -> float:
+    """Mirror error I_copy/I_ref (1 for nominal devices) of device ``copy`` of ``cell`` against diode
+    ``ref`` of ``ref_cell`` (default: the same cell), from their ΔVt and β draws (module docstring)."""
+    rc = ref_cell or cell
+    dvt_c, dvt_r = cell.dvt_v.get(copy, 0.0), rc.dvt_v.get(ref, 0.0)
+    sign = -1.0 if polarity == "n" else PMOS_DVT_SIGN
+    return cell.bf.get(copy, 1.0) / rc.bf.get(ref, 1.0) * float(np.exp(sign * (dvt_c - dvt_r) / n_ut_v))
 
-    kind: str  # "soma", "synapse" or "readout"
-    name: str
-    nodes: tuple[str, ...]
-    dvt_v: dict[str, float]
-    bf: dict[str, float]
-    gain: float = 1.0
 
-    @classmethod
-    def from_element(cls, e: Element) -> CellDraw | None:
-        kind = next((k for k in ("soma", "synapse", "readout") if e.value.startswith(f"cm_{k}")), None)
-        if e.letter.upper() != "X" or kind is None:
-            return None
-        p = {k: float(v) for k, v in e.params.items()}
-        return cls(kind, e.name, tuple(e.nodes), {k[4:]: v for k, v in p.items() if k.startswith("dvt_")},
-                   {k[3:]: v for k, v in p.items() if k.startswith("bf_")}, p.get("gain", 1.0))
-
-    def ratio(self, copy: str, ref: str, n_ut_v: float, polarity: str, ref_cell: CellDraw | None = None) -> float:
-        """Mirror error I_copy/I_ref (1 for nominal devices) of ``copy`` here against ``ref`` in ``ref_cell``."""
-        rc = ref_cell or self
-        dvt_c, dvt_r = self.dvt_v.get(copy, 0.0), rc.dvt_v.get(ref, 0.0)
-        sign = -1.0 if polarity == "n" else PMOS_DVT_SIGN
-        return self.bf.get(copy, 1.0) / rc.bf.get(ref, 1.0) * float(np.exp(sign * (dvt_c - dvt_r) / n_ut_v))
+CellDraw = CellRecord  # the name chip instances used for a placed cell before the emitters recorded them
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -143,18 +127,21 @@ class ChipInstance:
     compiled: Compiled
     seed: int | None
     scale: float
-    cells: tuple[CellDraw, ...]
-    layers: dict[str, Layer]  # SynapseArray node name -> instance layer
+    cells: tuple[CellRecord, ...]  # every placed cell with its draw (`Netlist.layout`)
+    layers: dict[str, Layer]  # SynapseArray node name -> instance layer (per-layer effective parameters)
     selects: dict[str, np.ndarray]  # CurrentNeuron node name -> selection matrix
     readouts: dict[str, tuple[np.ndarray, np.ndarray]]  # graph output -> read-out matrix, its pre_log
+    sizing: str = "default"
 
     @classmethod
-    def draw(cls, compiled: Compiled, seed: int | None, scale: float = 10e-9) -> ChipInstance:
-        """The instance ngspice simulates with ``chip_seed=seed`` (None: nominal devices)."""
-        if compiled.target.name != "current":
+    def draw(cls, compiled: Compiled, seed: int | None, scale: float | None = None,
+             sizing: str = "default") -> ChipInstance:
+        """The instance ngspice simulates with ``chip_seed=seed`` (None: nominal devices) and cell
+        sizing preset ``sizing`` (`CellSizing.preset`); ``scale`` defaults to the target's."""
+        if not compiled.target.chip_instances:
             raise UnsupportedError(f"chip instances are current-mode networks; got target {compiled.target.name}")
-        nl = emit_netlist(compiled.graph, compiled.target, netlist_options("current", scale, 10**9, seed))
-        return _build(compiled, seed, scale, nl)
+        opts = NetlistOptions.for_target(compiled.target, scale, 10**9, seed, sizing)
+        return _build(compiled, seed, opts.scale, emit_netlist(compiled.graph, compiled.target, opts), sizing)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The behavioral parameters as named arrays (``<layer>.<field>``), for chip.npz."""
@@ -200,56 +187,52 @@ class ChipInstance:
 class _Signals:
     """The somas behind one tensor's elements: pos[i], and neg[i] for a signed (paired) tensor."""
 
-    pos: list[CellDraw]
-    neg: list[CellDraw] | None
+    pos: list[CellRecord]
+    neg: list[CellRecord] | None
     col_scale: np.ndarray  # engine value -> I_p/scale per column (input somas: r(M1/M0)); 1 elsewhere
     is_input: bool = False
 
     @property
-    def columns(self) -> list[CellDraw]:
+    def columns(self) -> list[CellRecord]:
         return self.pos + (self.neg or [])
 
 
-def _build(compiled: Compiled, seed: int | None, scale: float, nl: Netlist) -> ChipInstance:
-    """Read the cells back from the emitted netlist and fold them, layer by layer, into engine weights."""
-    sizing = CellSizing()
+def _build(compiled: Compiled, seed: int | None, scale: float, nl: Netlist, sizing_name: str = "default") -> ChipInstance:
+    """Fold the emitter's layout (`emit_current.CellRecord`s), bank by bank, into engine weights."""
+    sizing = CellSizing.preset(sizing_name)
     n_ut = sizing.card.subthreshold_n * U_T_V
     md = sizing.m_diode
     card, length = sizing.card, sizing.l_unit_m
     kn, kp = n_ut / card.early_voltage_v("n", length), n_ut / card.early_voltage_v("p", length)
-    elements = nl.top.elements
-    cells = tuple(c for c in map(CellDraw.from_element, elements) if c is not None)
-    somas = [c for c in cells if c.kind == "soma"]
-    by_vp = {c.nodes[2]: c for c in somas}
-    by_vn = {c.nodes[1]: c for c in somas}
-    into: dict[str, list[CellDraw]] = {}
+    cells = tuple(c for c in nl.layout if isinstance(c, CellRecord))
+    by_name = {c.element: c for c in cells}
+    row_soma: dict[tuple[str, int, int, int], CellRecord] = {}
+    into: dict[tuple[str, int, int, int], list[CellRecord]] = {}
     for c in cells:
-        if c.kind == "synapse":
-            into.setdefault(c.nodes[2], []).append(c)
-    ref_in = {e.nodes[1] for e in elements if e.letter.upper() == "I" and e.name.startswith("ref_")}
-    port_soma = {c.nodes[0]: c for c in somas}
-    inputs = {p for ports in nl.input_ports.values() for p in ports}
-    layer_somas = iter(c for c in somas if c.nodes[0] not in inputs and c.nodes[0] not in ref_in)
+        if c.kind == "soma" and c.role == "row":
+            row_soma[(c.node, c.copy, c.row, c.side)] = c
+        elif c.kind == "synapse":
+            into.setdefault((c.node, c.copy, c.row, c.side), []).append(c)
+    input_somas = sorted((c for c in cells if c.kind == "soma" and c.role == "input"), key=lambda c: c.row)
+    readout_cells = {c.row: c for c in cells if c.kind == "readout"}
 
-    def r10(s: CellDraw) -> float:
-        return s.ratio("m1", "m0", n_ut, "n")
+    def r10(s: CellRecord) -> float:
+        return ratio(s, "m1", "m0", n_ut, "n")
 
-    def level(syn: CellDraw) -> int:
-        b0, b1, b2, sgn = (int(n != GROUND) for n in syn.nodes[3:7])
-        return (-1 if sgn else 1) * (4 * b2 + 2 * b1 + b0)
-
-    def syn_gain(syn: CellDraw, pre: CellDraw) -> float:
+    def syn_gain(syn: CellRecord, pre: CellRecord) -> float:
         """Current into the soma node per unit of the pre soma's I_p."""
-        k = level(syn)
+        k = syn.level
         bits = [m for m in (4, 2, 1) if abs(k) & m]
         if k > 0:
-            return sum(m * syn.ratio(f"mp{m}", "m2", n_ut, "p", pre) for m in bits) / md
-        r32 = pre.ratio("m3", "m2", n_ut, "p")
-        return -r32 * sum(m * syn.ratio(f"mn{m}", "m4", n_ut, "n", pre) for m in bits) / md
+            return sum(m * ratio(syn, f"mp{m}", "m2", n_ut, "p", pre) for m in bits) / md
+        r32 = ratio(pre, "m3", "m2", n_ut, "p")
+        return -r32 * sum(m * ratio(syn, f"mn{m}", "m4", n_ut, "n", pre) for m in bits) / md
 
     sig: dict[str, _Signals] = {}
+    start = 0
     for name, ports in nl.input_ports.items():
-        pos = [port_soma[p] for p in ports]
+        pos = input_somas[start:start + len(ports)]
+        start += len(ports)
         sig[name] = _Signals(pos, None, np.array([r10(s) for s in pos]), is_input=True)
     layers: dict[str, Layer] = {}
     selects: dict[str, np.ndarray] = {}
@@ -266,30 +249,26 @@ def _build(compiled: Compiled, seed: int | None, scale: float, nl: Netlist) -> C
                 np.concatenate([src.col_scale, np.ones(len(src.columns) - len(src.col_scale))])[:n]
             sig[node.outputs[0]] = _Signals(src.pos, None, np.ones(n))
             continue
-        if not isinstance(prim, SynapseArray) or prim.weights.ndim != 2:
+        if not isinstance(prim, SynapseArray) or prim.weights.ndim != 2 or node.copies != 1:
             raise UnsupportedError(f"chip instance: node {node.name!r} ({node.kind}) is not a dense synapse array")
-        col = {id(s): j for j, s in enumerate(src.columns)}
+        col = {c.element: j for j, c in enumerate(src.columns)}
         scale_col = np.concatenate([src.col_scale, np.ones(len(src.columns) - len(src.col_scale))])
         first = -2 * kn if src.is_input else 0.0  # an input soma's M1 drifts with its own current: −kn·2·ln x
         designs = row_designs(prim, sizing)
         sides = (1,) if prim.rectify else (1, -1)
-        rows: dict[int, list[tuple[np.ndarray, float, CellDraw]]] = {s: [] for s in sides}
-        for d in designs:
+        rows: dict[int, list[tuple[np.ndarray, float, CellRecord]]] = {s: [] for s in sides}
+        for r in range(len(designs)):
             for side in sides:
-                soma = next(layer_somas)
+                soma = row_soma.get((node.name, 0, r, side))
+                if soma is None:
+                    raise UnsupportedError(f"chip instance: the netlist has no soma for row {r} of {node.name!r}")
                 w, b = np.zeros(len(src.columns)), 0.0
-                want = sum(abs(k) for k, s in zip(d.levels, src.pos) if k) * (2 if src.neg else 1) + abs(d.bias_level)
-                got = 0
-                for syn in into.get(soma.nodes[0], []):
-                    pre = by_vp[syn.nodes[1]]
-                    got += abs(level(syn))
-                    if pre.nodes[0] in ref_in:
+                for syn in into.get((node.name, 0, r, side), []):
+                    pre = by_name[syn.pre]
+                    if pre.role == "reference":
                         b += syn_gain(syn, pre) * r10(pre)
                     else:
-                        w[col[id(pre)]] += syn_gain(syn, pre)
-                if got != want:
-                    raise UnsupportedError(f"chip instance: soma {soma.name} does not match row of {node.name!r} "
-                                           "(emission order changed?)")
+                        w[col[pre.element]] += syn_gain(syn, pre)
                 g = soma.gain * r10(soma)
                 rows[side].append((g * w * scale_col, g * b, soma))
         ordered = [r for s in sides for r in rows[s]]
@@ -307,21 +286,26 @@ def _build(compiled: Compiled, seed: int | None, scale: float, nl: Netlist) -> C
         neg = [r[2] for r in rows[-1]] if not prim.rectify else None
         sig[node.outputs[0]] = _Signals(pos, neg, np.ones(len(pos)))
     readouts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    rd = {c.nodes[2]: c for c in cells if c.kind == "readout"}
-    aliases = {e.nodes[0]: e.nodes[1] for e in elements if e.name.startswith("alias_")}
+    first_port = 0
     for name, ports in nl.output_ports.items():
         src = sig[name]
         m = np.zeros((len(ports), len(src.columns)))
-        for o, port in enumerate(ports):
-            cell = rd[aliases[port]]
-            pos = by_vp[cell.nodes[0]]
-            m[o, o] = cell.ratio("mp", "m2", n_ut, "p", pos)
+        for o in range(len(ports)):
+            cell = readout_cells.get(first_port + o)
+            if cell is None:  # a constant-zero output: no read-out drives the port
+                continue
+            pos = by_name[cell.pre]
+            if pos is not src.pos[o]:
+                raise UnsupportedError(f"chip instance: output {name!r} element {o} reads soma {pos.element}, "
+                                       f"not {src.pos[o].element}")
+            m[o, o] = ratio(cell, "mp", "m2", n_ut, "p", pos)
             if src.neg is not None:
-                neg = by_vn[cell.nodes[1]]
-                m[o, len(src.pos) + o] = -neg.ratio("m3", "m2", n_ut, "p") * cell.ratio("mn", "m4", n_ut, "n", neg)
+                neg = by_name[cell.pre_neg]
+                m[o, len(src.pos) + o] = -ratio(neg, "m3", "m2", n_ut, "p") * ratio(cell, "mn", "m4", n_ut, "n", neg)
+        first_port += len(ports)
         if src.neg is None and not np.allclose(src.col_scale, 1.0):
             m = m * src.col_scale
         # read-out branches drain at V_OUT: PMOS −kp·ln v; NMOS −kn·ln v behind the neg soma's M3 (−2kp·ln v)
         readouts[name] = (m, np.where(m > 0, -kp, np.where(m < 0, -kn - 2 * kp, 0.0)))
-    log.info("chip instance seed %s: %d cells, %d layers", seed, len(cells), len(layers))
-    return ChipInstance(compiled, seed, scale, cells, layers, selects, readouts)
+    log.info("chip instance seed %s (%s sizing): %d cells, %d layers", seed, sizing_name, len(cells), len(layers))
+    return ChipInstance(compiled, seed, scale, cells, layers, selects, readouts, sizing_name)

@@ -23,14 +23,20 @@ The copies M1, M3 and the PMOS branches are narrowed by 1/(1 + ΔV/V_A) to cance
 branches drain into a soma node, like their diode M4, and need no trim.
 
 Mismatch: each transistor can get its own ``delvto`` and β multiplier (`devices.draw_mismatch`,
-Pelgrom), written into the instance cards as subcircuit parameters ``dvt_*``/``bf_*``, drawn in a
-fixed order from one seed (`ChipDraw`), so one seed is one reproducible chip.
+Pelgrom), written into the instance cards as subcircuit parameters ``dvt_*``/``bf_*``. `ChipDraw`
+keys each cell's draw by its position, ``SeedSequence([seed, node, copy, *cell])`` (network
+netlists, like `sim.characterize.sweeps.instance_seed`), so a cell's devices do not depend on what
+else was emitted before it; single-cell benches still draw in a fixed order from one stream.
+
+Sizing presets (`CellSizing.preset`): ``default`` 2 µm × 4 µm unit mirrors; ``compact`` 0.5 µm ×
+1 µm, the same W/L (so the same I_spec: weak inversion over the same signal range) at 1/16 of the
+area and 4× the Pelgrom spread (σ(ΔVt) = A_vt/√(W·L)); `CellSizing.report` gives both numbers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -59,6 +65,10 @@ class Mos:
     w_m: float
     l_m: float
     m: int = 1
+
+
+SIZINGS = ("default", "compact")
+U_T_V = 0.025852  # thermal voltage kT/q at 27 °C, the card's tnom
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,51 @@ class CellSizing:
     def w_unit(self) -> float:
         """The weight step: one unit branch over the m_diode-unit diode."""
         return 1.0 / self.m_diode
+
+    @classmethod
+    def preset(cls, name: str = "default", card: DeviceCard | None = None) -> CellSizing:
+        """A named sizing (`SIZINGS`): ``default`` (2 µm × 4 µm) or ``compact`` (0.5 µm × 1 µm).
+
+        Compact keeps the default's W/L = 1/2, so I_spec = 2·n·µCox·U_T²·W/L (≈ 240 nA n, 73 nA p
+        per unit) and with it the inversion level over the signal range are unchanged; L = 1 µm is
+        the shortest whose Early voltage (V_A'·L = 7.7 V n, 17 V p) keeps the trimmed mirrors' drift
+        below 0.5 % per e-fold of current (n·U_T/V_A); switches keep their W/L at the minimum L.
+        """
+        base = cls() if card is None else cls(card=card)
+        if name == "default":
+            return base
+        if name == "compact":
+            lmin = base.card.l_min_m
+            return replace(base, w_unit_m=0.5e-6, l_unit_m=1e-6, w_switch_m=lmin * 1e-6 / 0.36e-6,
+                           l_switch_m=lmin, w_sign_m=lmin * 4e-6 / 0.5e-6, l_sign_m=lmin)
+        raise ParameterError(f"sizing {name!r}: choose one of {', '.join(SIZINGS)}")
+
+    def report(self) -> dict[str, float]:
+        """Area and Pelgrom spread of this sizing (device card's A_vt, A_β; Pelgrom et al. 1989).
+
+        σ(ΔVt) = A_vt/√(W·L·m), σ(Δβ/β) = A_β/√(W·L·m); a unit branch (m = 1) copying an m_diode
+        diode in weak inversion errs by σ(ln I) = √(σ²_unit + σ²_diode)/(n·U_T) (ΔVt only);
+        gate areas Σ W·L·m over each cell's transistors (`NeuronCircuit`, `SynapseCircuit`).
+        """
+        c, w, ln, md = self.card, self.w_unit_m, self.l_unit_m, self.m_diode
+        s_unit = c.a_vt_v_m / float(np.sqrt(w * ln))
+        s_diode = c.a_vt_v_m / float(np.sqrt(w * ln * md))
+        n_ut = c.subthreshold_n * U_T_V
+
+        def area(devs: Sequence[Mos]) -> float:
+            return float(sum(t.w_m * t.l_m * t.m for t in devs))
+
+        return {
+            "w_unit_m": w, "l_unit_m": ln, "unit_area_m2": w * ln,
+            "soma_area_m2": area(NeuronCircuit(self).devices()),
+            "synapse_area_m2": area(SynapseCircuit(self).devices()),
+            "sigma_dvt_unit_v": s_unit, "sigma_dvt_diode_v": s_diode,
+            "sigma_beta_unit": c.a_beta_m / float(np.sqrt(w * ln)),
+            "sigma_branch_rel": float(np.hypot(s_unit, s_diode)) / n_ut,
+            "i_spec_n_a": 2 * c.subthreshold_n * c.kp_n_a_v2 * U_T_V**2 * w / ln,
+            "i_spec_p_a": 2 * c.subthreshold_n * c.kp_p_a_v2 * U_T_V**2 * w / ln,
+            "early_n_v": c.early_voltage_v("n", ln), "early_p_v": c.early_voltage_v("p", ln),
+        }
 
     def copy_w_m(self, polarity: Polarity) -> float:
         """Unit width of a copy transistor trimmed for its higher drain voltage: W/(1 + ΔV/V_A)."""
@@ -189,20 +244,32 @@ def quantize(weights: np.ndarray, w_unit: float) -> np.ndarray:
 
 
 class ChipDraw:
-    """Per-instance mismatch parameters in a fixed order from one seed (None: nominal devices)."""
+    """Per-instance mismatch parameters from one seed (None: nominal devices).
+
+    ``params(devices, key)`` draws a cell from ``SeedSequence([seed, *key])``: the same seed and key
+    give the same devices whatever was drawn before (network netlists key cells by node, copy and
+    position in the node). Without a key, cells draw in call order from one stream ``[seed, stream]``
+    (single-cell benches).
+    """
 
     def __init__(self, card: DeviceCard, seed: int | None, stream: int = 0) -> None:
         if seed is not None and not card.supports_delvto:
             raise ParameterError(f"mismatch_seed: {card.name} devices do not support per-instance delvto")
+        if seed is not None and not (isinstance(seed, int | np.integer) and seed >= 0):
+            raise ParameterError(f"mismatch_seed: must be an integer >= 0, got {seed!r}")
         self.card = card
+        self.seed = None if seed is None else int(seed)
         self.rng = None if seed is None else np.random.default_rng([int(seed), stream])
 
     @property
     def enabled(self) -> bool:
         return self.rng is not None
 
-    def params(self, devices: Sequence[Mos]) -> dict[str, float]:
-        return {} if self.rng is None else mismatch_params(self.card, devices, self.rng)
+    def params(self, devices: Sequence[Mos], key: Sequence[int] | None = None) -> dict[str, float]:
+        if self.rng is None or self.seed is None:
+            return {}
+        rng = self.rng if key is None else np.random.default_rng(np.random.SeedSequence([self.seed, *map(int, key)]))
+        return mismatch_params(self.card, devices, rng)
 
 
 def supplies(card: DeviceCard) -> list[Element]:

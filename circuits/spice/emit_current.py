@@ -28,14 +28,28 @@ I_neg, into a node the sense source holds at ``V_OUT_V``: the port current is sc
 
 Cells are one ``.subckt`` per kind (soma, synapse, read-out), programmed per instance: synapse
 bits tie to VDD or ground, the soma gain is a parameter; with ``ctx.mismatch_seed`` each
-instance also gets every transistor's ``dvt_*``/``bf_*`` (Pelgrom, `ChipDraw`, one stream in
-emission order, so one seed is one reproducible chip).
+instance also gets every transistor's ``dvt_*``/``bf_*`` (Pelgrom, `ChipDraw`), drawn from
+``SeedSequence([seed, *key])`` with the cell's key (`CellRecord.key`):
+
+    synapse   (node, copy, row, side, column, source side)   side 0/1: the row's pos/neg soma
+    bias      (node, copy, row, side, BIAS, 0)               column: input element; source side:
+    soma      (node, copy, row, side, SOMA, 0)               0/1 for a signed input's pos/neg soma
+    input     (INPUT_NODE, 0, element, 0, SOMA, 0)           element: flat index over all inputs
+    reference (REFERENCE_NODE, 0, 0, 0, SOMA, 0)
+    read-out  (OUTPUT_NODE, 0, element, 0, READOUT, 0)       element: flat index over all outputs
+
+node: the bank's position among the graph's primitive nodes (``ctx.node_index``); copy: the
+output position of an unrolled bank. So a cell's devices change only when the cell itself does;
+adding a layer, or emitting in another order, leaves every other cell's draw alone. Every placed
+cell is recorded (`CellRecord`, in ``ctx.layout`` and then `Netlist.layout`): what `sim.chip`
+folds into behavioral weights, without reading element names.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -45,25 +59,60 @@ from circuits.current import CurrentNeuron, SynapseArray
 from circuits.errors import UnsupportedError
 from circuits.spice.current_blocks import SynapseArrayBlock, check_amps_per_unit
 from circuits.spice.current_cells import (
-    SOMA_PORTS, SYNAPSE_PORTS, CellSizing, ChipDraw, Mos, NeuronCircuit, SynapseCircuit, bit_nodes,
+    SOMA_PORTS, SYNAPSE_PORTS, U_T_V, CellSizing, ChipDraw, Mos, NeuronCircuit, SynapseCircuit, bit_nodes,
 )
 from circuits.spice.devices import Polarity
 from circuits.spice.emit import ADAPTERS, GROUND, EmitContext, per_row, register
 from circuits.spice.netlist import Subckt, instance, isource
+from circuits.targets import CURRENT
 
 log = logging.getLogger(__name__)
 
 STATE_KEY = "current"
-V_OUT_V = 0.9  # read-out node voltage: the sense sources' v_out_bias (sim.spice_commands.netlist_options)
+V_OUT_V = CURRENT.v_out_bias_v  # read-out node voltage: the sense sources' bias (`Target.v_out_bias_v`)
 READOUT_PORTS = ("vp", "vn", "out", "vdd", "vss")
+INPUT_NODE, OUTPUT_NODE, REFERENCE_NODE = 2**32 - 1, 2**32 - 2, 2**32 - 3  # key words of cells outside banks
+SOMA, BIAS, READOUT = 2**32 - 1, 2**32 - 2, 2**32 - 3  # key words in the column slot
+
+
+@dataclass(frozen=True, slots=True)
+class CellRecord:
+    """One placed cell: what it is, where in the network it sits, and its mismatch draw.
+
+    ``kind`` soma/synapse/readout; ``role`` of a soma: "input", "row" (a bank's output neuron) or
+    "reference". ``node`` names the bank ("" outside banks); ``copy``, ``row``, ``side`` (+1 the
+    row's positive soma, −1 its negated twin) and ``column`` (a synapse's input element, −1 for the
+    bias) place it in the bank; an input soma's ``row`` is its flat index over all inputs, a
+    read-out's over all outputs. ``pre``: the soma whose lines a synapse or read-out mirrors
+    (read-out: the positive soma), ``pre_neg`` the read-out's negative soma. ``level``: a
+    synapse's k; ``gain``: a soma's G. ``dvt_v``/``bf``: ΔVt (V) and β factor per device (empty
+    for nominal devices), drawn with ``key``.
+    """
+
+    kind: str
+    element: str
+    role: str
+    node: str
+    key: tuple[int, ...]
+    copy: int = 0
+    row: int = 0
+    side: int = 1
+    column: int = -1
+    pre: str = ""
+    pre_neg: str = ""
+    level: int = 0
+    gain: float = 1.0
+    dvt_v: Mapping[str, float] = field(default_factory=dict)
+    bf: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Soma:
-    """The gate lines of one soma; a downstream branch of m_diode units on them carries I_soma."""
+    """The gate lines of one soma (and its element); a downstream branch of m_diode units on them carries I_soma."""
 
     vn: str
     vp: str
+    element: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +134,6 @@ class RowDesign:
 
 
 # --- cells ------------------------------------------------------------------------------
-U_T_V = 0.025852  # thermal voltage kT/q at 27 °C, the card's tnom
-
 
 @dataclass(frozen=True, slots=True)
 class OperatingPoint:
@@ -184,6 +231,8 @@ class CurrentNetwork:
     cells: dict[str, tuple[Subckt, list[Mos]]]  # kind -> (definition, its devices in draw order)
     signals: dict[str, CurrentSignal] = field(default_factory=dict)
     reference: CurrentSignal | None = None
+    inputs: int = 0  # input somas placed so far (the next one's flat index)
+    outputs: int = 0  # output ports adapted so far
 
     @property
     def sizing(self) -> CellSizing:
@@ -203,7 +252,7 @@ def _network(ctx: EmitContext) -> CurrentNetwork:
     net = ctx.state.get(STATE_KEY)
     if net is None:
         check_amps_per_unit(ctx.scale)
-        sizing = CellSizing()
+        sizing = CellSizing.preset(ctx.sizing)
         op = OperatingPoint.at(sizing, ctx.scale)
         draw = ChipDraw(sizing.card, ctx.mismatch_seed)
         mm = draw.enabled
@@ -217,37 +266,64 @@ def _network(ctx: EmitContext) -> CurrentNetwork:
         cells = {kind: (cell_subckt(sizing, f"cm_{kind}", ports, devs, mm, gained, comment), devs)
                  for kind, (ports, devs, gained, comment) in kinds.items()}
         net = CurrentNetwork(op, draw, cells)
-        log.debug("current-mode cells at %g A per unit: diodes at V_n %.3f V, V_p %.3f V; mismatch seed %s",
-                  ctx.scale, op.v_n_v, op.v_p_v, ctx.mismatch_seed)
+        log.debug("current-mode cells (%s sizing) at %g A per unit: diodes at V_n %.3f V, V_p %.3f V; "
+                  "mismatch seed %s", ctx.sizing, ctx.scale, op.v_n_v, op.v_p_v, ctx.mismatch_seed)
         ctx.state[STATE_KEY] = net
         ctx.model(sizing.card.name, sizing.card.text)
     return net
 
 
-def _place(ctx: EmitContext, net: CurrentNetwork, kind: str, nodes: Sequence[str], hint: str,
-           params: dict[str, float] | None = None) -> None:
-    """Instantiate cell ``kind`` (defining its subckt once) with its mismatch draw and ``params``."""
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where a cell goes: its role, bank, position in the bank and draw key (see `CellRecord`)."""
+
+    role: str
+    key: tuple[int, ...]
+    node: str = ""
+    copy: int = 0
+    row: int = 0
+    side: int = 1
+    column: int = -1
+
+
+def _place(ctx: EmitContext, net: CurrentNetwork, kind: str, nodes: Sequence[str], hint: str, where: Where,
+           params: dict[str, float] | None = None, **record: object) -> str:
+    """Instantiate cell ``kind`` (defining its subckt once) with its keyed mismatch draw and ``params``;
+    record it in ``ctx.layout``; returns the element name."""
     cell, devices = net.cells[kind]
     sub = ctx.define(cell)
     inst = dict(params or {})
-    inst.update(net.draw.params(devices))
-    ctx.elements.append(instance(ctx.instance_name(hint), sub, nodes, inst))
+    draw = net.draw.params(devices, where.key)
+    inst.update(draw)
+    name = ctx.instance_name(hint)
+    ctx.elements.append(instance(name, sub, nodes, inst))
     ctx.devices += len(devices)
+    ctx.layout.append(CellRecord(
+        kind, name, where.role, where.node, where.key, where.copy, where.row, where.side, where.column,
+        dvt_v={k[4:]: v for k, v in draw.items() if k.startswith("dvt_")},
+        bf={k[3:]: v for k, v in draw.items() if k.startswith("bf_")}, **record))  # type: ignore[arg-type]
+    return name
 
 
-def place_soma(ctx: EmitContext, net: CurrentNetwork, node_in: str, gain: float = 1.0) -> Soma:
+def _side(side: int) -> int:
+    return 0 if side > 0 else 1
+
+
+def place_soma(ctx: EmitContext, net: CurrentNetwork, node_in: str, where: Where, gain: float = 1.0) -> Soma:
     """A soma on ``node_in``; its lines carry gain·max(0, I_in)."""
-    soma = Soma(ctx.net("vn"), ctx.net("vp"))
+    vn, vp = ctx.net("vn"), ctx.net("vp")
     params = {} if gain == 1.0 else {"gain": float(gain)}
-    _place(ctx, net, "soma", (node_in, soma.vn, soma.vp, ctx.supplies.nets[0], GROUND), "soma", params)
-    return soma
+    name = _place(ctx, net, "soma", (node_in, vn, vp, ctx.supplies.nets[0], GROUND), "soma", where, params,
+                  gain=float(gain))
+    return Soma(vn, vp, name)
 
 
-def place_synapse(ctx: EmitContext, net: CurrentNetwork, pre: Soma, node_out: str, level: int) -> None:
+def place_synapse(ctx: EmitContext, net: CurrentNetwork, pre: Soma, node_out: str, level: int, where: Where) -> None:
     """A synapse of level k from ``pre`` onto ``node_out``: I = k·I_pre/m_diode (bits tied to the rails)."""
     vdd = ctx.supplies.nets[0]
     bits = [vdd if b == "vdd" else GROUND for b in bit_nodes(int(level))]
-    _place(ctx, net, "synapse", (pre.vn, pre.vp, node_out, *bits, vdd, GROUND), "syn")
+    _place(ctx, net, "synapse", (pre.vn, pre.vp, node_out, *bits, vdd, GROUND), "syn", where,
+           pre=pre.element, level=int(level))
 
 
 def reference(ctx: EmitContext, net: CurrentNetwork) -> CurrentSignal:
@@ -255,7 +331,8 @@ def reference(ctx: EmitContext, net: CurrentNetwork) -> CurrentSignal:
     if net.reference is None:
         node = ctx.net("ref")
         ctx.elements.append(isource(f"ref_{node}", ctx.supplies.nets[0], node, ctx.scale))
-        net.reference = CurrentSignal(place_soma(ctx, net, node))
+        where = Where("reference", (REFERENCE_NODE, 0, 0, 0, SOMA, 0))
+        net.reference = CurrentSignal(place_soma(ctx, net, node, where))
     return net.reference
 
 
@@ -285,35 +362,50 @@ def quantized_synapse_array(prim: SynapseArray, sizing: CellSizing | None = None
 
 
 # --- emitters ---------------------------------------------------------------------------
-def _neuron(ctx: EmitContext, net: CurrentNetwork, sources: Sequence[str], row: RowDesign, rectify: bool) -> str:
-    """One output neuron: its synapses onto one soma (two, negated, when signed); returns the signal's net."""
+def _neuron(ctx: EmitContext, net: CurrentNetwork, sources: Sequence[str], row: RowDesign, rectify: bool,
+            copy: int, r: int) -> str:
+    """One output neuron (row ``r`` of copy ``copy`` of the bank being emitted): its synapses onto one
+    soma (two, negated, when signed); returns the signal's net."""
     somas = []
     key = ""
+    n, name = ctx.node_index, ctx.node_name
     for sign in ((1,) if rectify else (1, -1)):
         node = ctx.net("sum")
         key = key or node
-        for src, k in zip(sources, row.levels, strict=True):
+        head = (n, copy, r, _side(sign))
+        for col, (src, k) in enumerate(zip(sources, row.levels, strict=True)):
             if k == 0 or src == GROUND:  # a zero weight, or an Im2Col pad reading 0
                 continue
             sig = net.signal(src, "current.synapse_array")
-            place_synapse(ctx, net, sig.pos, node, sign * k)
+            place_synapse(ctx, net, sig.pos, node, sign * k, Where("row", (*head, col, 0), name, copy, r, sign, col))
             if sig.neg is not None:
-                place_synapse(ctx, net, sig.neg, node, -sign * k)
+                place_synapse(ctx, net, sig.neg, node, -sign * k,
+                              Where("row", (*head, col, 1), name, copy, r, sign, col))
         if row.bias_level:
-            place_synapse(ctx, net, reference(ctx, net).pos, node, sign * row.bias_level)
-        somas.append(place_soma(ctx, net, node, row.gain))
+            place_synapse(ctx, net, reference(ctx, net).pos, node, sign * row.bias_level,
+                          Where("row", (*head, BIAS, 0), name, copy, r, sign))
+        somas.append(place_soma(ctx, net, node, Where("row", (*head, SOMA, 0), name, copy, r, sign), row.gain))
     net.signals[key] = CurrentSignal(somas[0], somas[1] if len(somas) > 1 else None)
     return key
 
 
 @register("current.synapse_array")
 def emit_synapse_array(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
-    """y[..., o] = (ReLU)(Σ w_q[o, i]·x[..., i] + b_q[o]); grouped weights act on x[..., g, :]."""
+    """y[..., o] = (ReLU)(Σ w_q[o, i]·x[..., i] + b_q[o]); grouped weights act on x[..., g, :].
+
+    `per_row` places rows position by position (row ``g·out + o`` of each output position), so the
+    i-th call is row i mod rows of copy i // rows.
+    """
     assert isinstance(prim, SynapseArray)
     net = _network(ctx)
     designs = row_designs(prim, net.sizing)
-    return per_row(ins[0], prim.weights,
-                   lambda sources, r: _neuron(ctx, net, sources, designs[r], prim.rectify))
+    calls = itertools.count()
+
+    def place(sources: list[str], r: int) -> str:
+        copy = next(calls) // len(designs)
+        return _neuron(ctx, net, sources, designs[r], prim.rectify, copy, r)
+
+    return per_row(ins[0], prim.weights, place)
 
 
 @register("current.neuron")
@@ -338,9 +430,12 @@ def emit_neuron(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.
 
 
 def adapt_input(ctx: EmitContext, port: str) -> str:
-    """An input port feeds an input soma (the testbench injects scale·x ≥ 0 into the port)."""
+    """An input port feeds an input soma (the testbench injects scale·x ≥ 0 into the port); ports
+    come in the netlist's port order, so the i-th call is input element i."""
     net = _network(ctx)
-    net.signals[port] = CurrentSignal(place_soma(ctx, net, port))
+    i = net.inputs
+    net.inputs += 1
+    net.signals[port] = CurrentSignal(place_soma(ctx, net, port, Where("input", (INPUT_NODE, 0, i, 0, SOMA, 0), row=i)))
     return port
 
 
@@ -348,11 +443,15 @@ def adapt_output(ctx: EmitContext, src: str) -> str:
     """A read-out cell sourcing scale·y into a fresh node (the port's sense source holds it at V_OUT_V)."""
     net = _network(ctx)
     out = ctx.net("out")
+    o = net.outputs  # output ports come in port order: the o-th call is output element o
+    net.outputs += 1
     if src == GROUND:  # a constant-zero output: nothing drives the port
         return out
     sig = net.signal(src, "output port")
     vn = sig.neg.vn if sig.neg is not None else GROUND  # a lone soma: the NMOS branch stays off
-    _place(ctx, net, "readout", (sig.pos.vp, vn, out, ctx.supplies.nets[0], GROUND), "rd")
+    _place(ctx, net, "readout", (sig.pos.vp, vn, out, ctx.supplies.nets[0], GROUND), "rd",
+           Where("readout", (OUTPUT_NODE, 0, o, 0, READOUT, 0), row=o), pre=sig.pos.element,
+           pre_neg=sig.neg.element if sig.neg is not None else "")
     return out
 
 
