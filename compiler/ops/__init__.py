@@ -2,9 +2,11 @@
 
 Importing this package registers every kernel:
     linear      Gemm, MatMul, Conv
-    pooling     MaxPool, AveragePool, GlobalAveragePool, ReduceMean
-    elementwise Relu, LeakyRelu, Sigmoid, Tanh, Exp, Log, Clip, Softmax,
+    pooling     MaxPool, AveragePool, GlobalAveragePool
+    reduce      ReduceSum, ReduceMean
+    elementwise Relu, LeakyRelu, Sigmoid, Tanh, Exp, Log, Clip, Softmax, Sqrt, Pow, Erf, Gelu,
                 Add, Sub, Mul, Div, Sum, BatchNormalization
+    normalization LayerNormalization
     shape       Flatten, Reshape, Transpose, Concat, Identity, Dropout, Unsqueeze, Squeeze
     folding     Shape, Gather, Slice, Cast, Constant, ConstantOfShape, Expand, Range, Equal, Where
     kelvin_ops  kelvin.Dense, kelvin.Im2Col, kelvin.ColToImage, kelvin.WindowMax, kelvin.WindowSum
@@ -12,7 +14,9 @@ Importing this package registers every kernel:
 
 from __future__ import annotations
 
-from . import elementwise, folding, kelvin_ops, linear, pooling, shape  # noqa: F401  (registers kernels)
+from . import (  # noqa: F401  (registers kernels)
+    elementwise, folding, kelvin_ops, linear, normalization, pooling, reduce, shape,
+)
 from .registry import OPS, OpSpec, lookup, register
 
 __all__ = ["OPS", "OpSpec", "lookup", "register"]

@@ -1,5 +1,7 @@
 """Elementwise ops: activations, arithmetic with multidirectional broadcasting, BatchNormalization.
 
+Also the transformer's pointwise math: Sqrt, Pow, Erf and Gelu (exact or tanh form).
+
 Every kernel keeps the input dtype (float16/32/64 stay as they are). Sigmoid, Softmax and
 Log are written so that large or non-positive inputs give inf/0/nan without warnings.
 """
@@ -7,6 +9,7 @@ Log are written so that large or non-positive inputs give inf/0/nan without warn
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import math
 from functools import reduce
 from typing import Any
 
@@ -57,6 +60,48 @@ def log(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
     """Natural log; 0 gives -inf and negatives nan."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return [np.log(inputs[0])]
+
+
+@register("Sqrt", (6, 13))
+def sqrt(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """Square root; negatives give nan."""
+    with np.errstate(invalid="ignore"):
+        return [np.sqrt(inputs[0])]
+
+
+@register("Pow", (7, 12, 13, 15))
+def pow_(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """X ** Y with broadcasting, in X's dtype (Y may have another numeric type from v12)."""
+    x, y = inputs[0], inputs[1]
+    if x.dtype.kind in "iu" and y.dtype.kind in "iu":
+        return [_broadcast("Pow", np.power, [x, y.astype(x.dtype)])]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        z = _broadcast("Pow", np.power, [x.astype(np.float64), y.astype(np.float64)])
+        return [z.astype(x.dtype)]
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+@register("Erf", (9, 13))
+def erf(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """The error function, elementwise (math.erf in float64)."""
+    x = inputs[0]
+    return [_erf(x.astype(np.float64)).astype(x.dtype) if x.size else x.copy()]
+
+
+@register("Gelu", (20,))
+def gelu(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """x·Φ(x) = x/2·(1 + erf(x/√2)), or with approximate="tanh" x/2·(1 + tanh(√(2/π)(x + 0.044715x³)))."""
+    x, form = inputs[0], attrs["approximate"]
+    xf = x.astype(np.float64)
+    if form == "tanh":
+        inner = np.tanh(math.sqrt(2 / math.pi) * (xf + 0.044715 * xf**3))
+    elif form == "none":
+        inner = _erf(xf / math.sqrt(2)) if x.size else xf
+    else:
+        raise ModelError(f"Gelu: approximate must be 'none' or 'tanh', got {form!r}")
+    return [(0.5 * xf * (1 + inner)).astype(x.dtype)]
 
 
 def _bound(value: Any, dtype: np.dtype) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""MaxPool, AveragePool, GlobalAveragePool and ReduceMean.
+"""MaxPool, AveragePool and GlobalAveragePool (ReduceMean lives with ReduceSum in ``reduce``).
 
 The pools reuse the Conv window geometry (``_window``); AveragePool divides each window
 sum by the number of taps that land on the input, or on input + pads when
@@ -11,7 +11,7 @@ import numpy as np
 
 from circuits.errors import ModelError
 
-from ._args import Attrs, Inputs, axes, int_list, optional
+from ._args import Attrs, Inputs
 from ._window import geometry, tap_counts, windows
 from .registry import register
 
@@ -60,18 +60,3 @@ def global_average_pool(inputs: Inputs, attrs: Attrs, version: int) -> list[np.n
     x = inputs[0]
     y = x.astype(np.float64).mean(axis=tuple(range(2, x.ndim)), keepdims=True)
     return [y.astype(x.dtype)]
-
-
-@register("ReduceMean", (1, 11, 13, 18))
-def reduce_mean(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
-    """Mean over ``axes`` (attribute before v18, input from v18); no axes means all axes."""
-    x = inputs[0]
-    given = int_list(optional(inputs, 1)) if version >= 18 else int_list(attrs.get("axes"))
-    if not given:
-        if version >= 18 and attrs.get("noop_with_empty_axes", 0):
-            return [x]
-        given = list(range(x.ndim))
-    red = axes("ReduceMean", given, x.ndim)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        y = x.astype(np.float64).mean(axis=red, keepdims=bool(attrs["keepdims"]))
-    return [np.asarray(y).astype(x.dtype)]
