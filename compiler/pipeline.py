@@ -15,7 +15,7 @@ from compiler.ir import Graph
 from compiler.onnx_import import import_model
 from compiler.passes import (
     ConstantFold, ConvToMatrix, EliminateDead, EliminateIdentity, FoldBatchNorm, FuseBiasAdd,
-    GemmToDense, MapToPrimitives, Pass, PoolToWindows,
+    GemmToDense, InferShapes, MapToPrimitives, Pass, PoolToWindows,
 )
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ def normalize_passes() -> list[Pass]:
         EliminateIdentity(),
         ConstantFold(),
         EliminateDead(),
+        InferShapes(),
         GemmToDense(),
         FuseBiasAdd(),
         FoldBatchNorm(),

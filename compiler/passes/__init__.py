@@ -5,9 +5,10 @@ from compiler.passes.cleanup import EliminateDead, EliminateIdentity
 from compiler.passes.constant_fold import ConstantFold
 from compiler.passes.linear import FoldBatchNorm, FuseBiasAdd, GemmToDense
 from compiler.passes.lower import MapToPrimitives
+from compiler.passes.shapes import InferShapes
 from compiler.passes.windows import ConvToMatrix, PoolToWindows
 
 __all__ = [
     "ConstantFold", "ConvToMatrix", "EliminateDead", "EliminateIdentity", "FoldBatchNorm",
-    "FuseBiasAdd", "GemmToDense", "MapToPrimitives", "Pass", "PoolToWindows",
+    "FuseBiasAdd", "GemmToDense", "InferShapes", "MapToPrimitives", "Pass", "PoolToWindows",
 ]

@@ -3,6 +3,18 @@
 Each op is classified into a role (linear, relu, affine, max, ...) with the parameters the
 primitive needs. Roles the target builds become PrimitiveNodes; everything else stays an
 OpNode: wiring ops are wires, the rest run in the digital periphery and are reported so.
+
+Attention. A product of two activations (Q·Kᵀ, attention×V) has no fixed weights to store, so
+it maps to analog multipliers: ``opamp.matmul`` (ActivationMatMul) puts one log/exp
+multiplier on every term and one summer per output, i.e. per output element ``inner``
+multipliers (5 op-amps, 4 BJTs, 13 resistors, 4 capacitors each) plus 1 op-amp and
+``inner + 1`` resistors. A sequence of T tokens with head width d costs 2·T²·d multipliers
+per head (T²·d for each product): 256 for T = 4, d = 8. The other option, crossbars
+reprogrammed per input, was rejected: programming PCM conductances takes iterative
+program-and-verify pulses (microseconds to milliseconds per device) and wears the devices
+out (10⁶–10⁸ cycles), which a per-token rewrite would exhaust. Ops with no analog circuit
+(LayerNormalization, Sqrt, Erf, Gelu, Where with a mask) stay in the digital periphery;
+x² (Pow 2) becomes a multiplier and ReduceSum a summer.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ from circuits.base import Primitive
 from circuits.errors import KelvinError
 from circuits.targets import Target, get_target
 from compiler.ir import Graph, OpNode, PrimitiveNode
+from compiler.ops.reduce import reduce_axes
 from compiler.passes.linear import dense_params
 
 log = logging.getLogger(__name__)
@@ -217,11 +230,36 @@ def _batchnorm(g: Graph, n: OpNode) -> Role | None:
 
 
 def _matmul(g: Graph, n: OpNode) -> Role | None:
+    """Activation × activation (weights became Dense earlier); needs the inner size for its bill."""
     if any(t in g.constants for t in n.inputs):
         return None
     shape = g.shape(n.inputs[0])
-    inner = shape[-1] if shape and isinstance(shape[-1], int) else 1
-    return "matmul", {"inner": inner}, list(n.inputs)
+    if not shape or not isinstance(shape[-1], int):
+        return None
+    return "matmul", {"inner": shape[-1]}, list(n.inputs)
+
+
+def _pow(g: Graph, n: OpNode) -> Role | None:
+    """x² is a multiplier with both inputs tied together; other powers stay digital."""
+    e = _const(g, n.inputs[1])
+    if e is None or e.size != 1 or float(e.reshape(())) != 2.0:
+        return None
+    return "mul", {}, [n.inputs[0], n.inputs[0]]
+
+
+def _reduce_sum(g: Graph, n: OpNode) -> Role | None:
+    """Σ over per-sample axes known at compile time: an averaging summer with gain 1."""
+    shape = g.shape(n.inputs[0])
+    given = n.inputs[1] if len(n.inputs) > 1 else ""
+    if shape is None or (given and given not in g.constants):
+        return None
+    axes = reduce_axes(n.op, [None, _const(g, given)], n.attrs, len(shape), n.version >= 13)
+    if not axes or 0 in axes:
+        return None
+    rank = len(shape)
+    return "average", {"axes": tuple(a - rank for a in axes), "gain": 1.0,
+                       "window": _window(g, n.inputs[0], axes),
+                       "keepdims": bool(n.attrs.get("keepdims", 1))}, [n.inputs[0]]
 
 
 def _window_max(g: Graph, n: OpNode) -> Role:
@@ -261,6 +299,8 @@ _CLASSIFIERS = {
     "Div": _div,
     "BatchNormalization": _batchnorm,
     "MatMul": _matmul,
+    "Pow": _pow,
+    "ReduceSum": _reduce_sum,
     "kelvin.WindowMax": _window_max,
     "kelvin.WindowSum": _window_sum,
 }
