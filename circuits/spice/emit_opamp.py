@@ -17,14 +17,17 @@ from circuits.base import Primitive
 from circuits.spice.block import BlockCircuit
 from circuits.spice.blocks_linear import ElementwiseSummerBlock, SummerBlock
 from circuits.spice.emit import EmitContext, per_row, register
-from circuits.spice.library import block_for
+from circuits.spice.blocks_select import MaxSelectorBlock, SoftmaxBlock
+from circuits.spice.library import swing_v, block_for
 from circuits.spice.netlist import Subckt, instance, spice_name
 
 MACRO = "opamp_macro"
+SOFTMAX_INPUT_LIMIT = 8.0  # logits in model units the softmax blocks accept (scaled into the rails)
 
 
-def place(ctx: EmitContext, block: BlockCircuit, inputs: list[str], hint: str) -> str:
-    """Define the block's subcircuits (once each) and instantiate it; returns the output net."""
+def place(ctx: EmitContext, block: BlockCircuit, inputs: list[str], hint: str, n_outputs: int = 1) -> str:
+    """Define the block's subcircuits (once each) and instantiate it; returns the output net
+    (a list of ``n_outputs`` nets for multi-output blocks such as softmax)."""
     subs = block.subckts()
     for text in getattr(block, "models", lambda: [])():
         ctx.model(hashlib.sha1(text.encode()).hexdigest(), text)
@@ -36,9 +39,9 @@ def place(ctx: EmitContext, block: BlockCircuit, inputs: list[str], hint: str) -
     if name not in ctx.subckts:
         ctx.define(Subckt(name, own.ports, list(own.elements), dict(own.params), own.comment))
         ctx.devices += len(own.elements)
-    out = ctx.net(hint)
-    ctx.elements.append(instance(ctx.instance_name(hint), name, [*inputs, out]))
-    return out
+    outs = [ctx.net(hint) for _ in range(n_outputs)]
+    ctx.elements.append(instance(ctx.instance_name(hint), name, [*inputs, *outs]))
+    return outs[0] if n_outputs == 1 else outs  # type: ignore[return-value]
 
 
 def _sample_array(value, shape: tuple[int, ...]) -> np.ndarray:
@@ -73,22 +76,58 @@ def emit_elementwise(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -
     return y
 
 
+def _windows(x: np.ndarray, axes_neg: tuple[int, ...], keepdims: bool) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Nets with the window ``axes`` moved last and flattened, and the reduced output shape."""
+    axes = tuple(a % x.ndim for a in axes_neg)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    moved = np.transpose(x, (*kept, *axes)).reshape(*[x.shape[a] for a in kept], -1)
+    out_shape = tuple(1 if a in axes else x.shape[a] for a in range(x.ndim)) if keepdims else \
+        tuple(x.shape[a] for a in kept)
+    return moved, out_shape
+
+
 @register("opamp.average")
 def emit_average(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
     """y = gain·Σ x over the window axes: an equal-resistor summer per output position."""
     assert isinstance(prim, opamp.AveragingSummer)
-    x = ins[0]
-    axes = tuple(a % x.ndim for a in prim.axes)
-    kept = [a for a in range(x.ndim) if a not in axes]
-    moved = np.transpose(x, (*kept, *axes)).reshape(*[x.shape[a] for a in kept], -1)
-    out_shape = tuple(1 if a in axes else x.shape[a] for a in range(x.ndim)) if prim.keepdims else \
-        tuple(x.shape[a] for a in kept)
+    moved, out_shape = _windows(ins[0], prim.axes, prim.keepdims)
     gain = _sample_array(prim.gain, out_shape).reshape(moved.shape[:-1])
     y = np.empty(moved.shape[:-1], dtype=object)
     for pos in np.ndindex(*moved.shape[:-1]):
         block = SummerBlock((float(gain[pos]),) * moved.shape[-1], 0.0, ctx.scale)
         y[pos] = place(ctx, block, list(moved[pos]), "avg")
     return y.reshape(out_shape)
+
+
+@register("opamp.max")
+def emit_max(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
+    """y = max over the window axes: a superdiode maximum per output position (pads sit at the
+    negative rail, so they never win)."""
+    assert isinstance(prim, opamp.MaxSelector)
+    moved, out_shape = _windows(ins[0], prim.axes, prim.keepdims)
+    y = np.empty(moved.shape[:-1], dtype=object)
+    for pos in np.ndindex(*moved.shape[:-1]):
+        block = MaxSelectorBlock(moved.shape[-1], ctx.scale)
+        y[pos] = place(ctx, block, [str(n) for n in moved[pos]], "max")
+    return y.reshape(out_shape)
+
+
+@register("opamp.softmax")
+def emit_softmax(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
+    """softmax jointly over the primitive's axes: one `SoftmaxBlock` per group, outputs put back in place."""
+    assert isinstance(prim, opamp.SoftmaxUnit)
+    x = ins[0]
+    axes = tuple(a % x.ndim for a in prim.axes)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    order = (*kept, *axes)
+    moved = np.transpose(x, order)
+    flat = moved.reshape(*moved.shape[: len(kept)], -1)
+    limit = min(SOFTMAX_INPUT_LIMIT, 0.9 * swing_v() / ctx.scale)
+    block = SoftmaxBlock(flat.shape[-1], ctx.scale, input_limit=limit)
+    y = np.empty(flat.shape, dtype=object)
+    for pos in np.ndindex(*flat.shape[:-1]):
+        y[pos] = place(ctx, block, [str(n) for n in flat[pos]], "softmax", n_outputs=flat.shape[-1])
+    return np.transpose(y.reshape(moved.shape), np.argsort(order))
 
 
 def _elementwise(kind: str) -> None:

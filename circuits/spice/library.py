@@ -20,6 +20,8 @@ realisation with ``@register("kind")``.
 | crossbar.tiles             | CrossbarColumnBlock (column ``index``) | abs(x) <= 1, read at ≤ 0.2 V per unit |
 | current.synapse_array      | SynapseArrayBlock (row ``index``), scale in A per unit | x in [0, 1], ≤ 1 µA per unit |
 | current.neuron             | NeuronBlock, scale in A per unit | abs(x) <= 1, ≤ 1 µA per unit            |
+| opamp.max                  | MaxSelectorBlock (window inputs) | abs(x) <= 1                             |
+| opamp.softmax              | SoftmaxBlock (4 inputs unless the emitter knows the group) | abs(x) <= 4 |
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from circuits.spice.blocks_linear import (
 from circuits.spice.blocks_nonlinear import (
     AntilogBlock, ClipperBlock, DiffPairBlock, DividerBlock, LogBlock, MultiplierBlock, RectifierBlock,
 )
+from circuits.spice.blocks_select import MaxSelectorBlock, SoftmaxBlock
 from circuits.spice.crossbar_blocks import V_READ_MAX_V, CrossbarColumnBlock
 from circuits.spice.current_blocks import NeuronBlock, SynapseArrayBlock
 from circuits.spice.opamp_macro import OpampMacro
@@ -64,7 +67,7 @@ def block_for(primitive: Primitive, index: int, volts_per_unit: float) -> BlockC
     return factory(primitive, index, volts_per_unit)
 
 
-def _swing_v() -> float:
+def swing_v() -> float:
     macro = OpampMacro.default()
     return SWING_MARGIN * min(macro.v_rail_pos_v, -macro.v_rail_neg_v)
 
@@ -103,7 +106,7 @@ def _diffpair(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircui
 @register("opamp.log")
 def _log(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
     """x in [0.01, 10], narrowed so the input x·V_unit stays inside the rails."""
-    x_max = min(10.0, _swing_v() / volts_per_unit)
+    x_max = min(10.0, swing_v() / volts_per_unit)
     return LogBlock.from_primitive(prim, volts_per_unit, x_min=min(0.01, x_max / 10),  # type: ignore[arg-type]
                                    x_max=x_max, name=block_name(prim.kind, index))
 
@@ -111,7 +114,7 @@ def _log(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
 @register("opamp.exp")
 def _exp(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
     """x in [−ln 10, ln 10], the top narrowed so eˣ·V_unit stays inside the rails."""
-    x_max = min(math.log(10.0), math.log(_swing_v() / volts_per_unit))
+    x_max = min(math.log(10.0), math.log(swing_v() / volts_per_unit))
     return AntilogBlock.from_primitive(prim, volts_per_unit, x_min=min(-math.log(10.0), x_max - 1.0),  # type: ignore[arg-type]
                                        x_max=x_max, name=block_name(prim.kind, index))
 
@@ -126,10 +129,10 @@ def _multiplier(prim: Primitive, index: int, volts_per_unit: float) -> BlockCirc
 @register("opamp.divider")
 def _divider(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
     """Operands in [1/√R, √R] with the largest quotient R·V_unit inside the rails (R ≤ 100)."""
-    ratio = min(100.0, _swing_v() / volts_per_unit)
+    ratio = min(100.0, swing_v() / volts_per_unit)
     if ratio <= 1:
         raise ParameterError(f"volts_per_unit: {volts_per_unit} V leaves no room for a divider's output "
-                             f"inside the {_swing_v():.3g} V swing")
+                             f"inside the {swing_v():.3g} V swing")
     half = math.sqrt(ratio)
     return DividerBlock.from_primitive(prim, volts_per_unit, x_min=1 / half, x_max=half,  # type: ignore[arg-type]
                                        name=block_name(prim.kind, index))
@@ -165,3 +168,20 @@ def _integrator(prim: Primitive, index: int, volts_per_unit: float) -> BlockCirc
 def _differentiator(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
     return DifferentiatorBlock(tau_s=prim.tau_s, volts_per_unit=volts_per_unit,  # type: ignore[attr-defined]
                                name=block_name(prim.kind, index))
+
+
+@register("opamp.max")
+def _max(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    """One superdiode maximum over the primitive's window."""
+    return MaxSelectorBlock.from_primitive(prim, volts_per_unit, name=block_name(prim.kind, index))  # type: ignore[arg-type]
+
+
+SOFTMAX_BENCH_SIZE = 4  # the primitive holds no group size; netlists size each block from the tensor
+
+
+@register("opamp.softmax")
+def _softmax(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    """A softmax group of SOFTMAX_BENCH_SIZE inputs, logits within ±4 units (inside the rails)."""
+    limit = min(4.0, 0.9 * swing_v() / volts_per_unit)
+    return SoftmaxBlock.from_primitive(prim, volts_per_unit, size=SOFTMAX_BENCH_SIZE, input_limit=limit,  # type: ignore[arg-type]
+                                       name=block_name(prim.kind, index))

@@ -1,0 +1,56 @@
+"""Issue 11 blocks against their primitives' ideal functions in ngspice (one .dc sweep each).
+
+Each block states its tolerance (% of its output full scale); the test holds it to that and
+prints nothing. Random points over the block's own input range, seeded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from circuits.errors import ParameterError
+from circuits.opamp import MaxSelector, SoftmaxUnit
+from circuits.spice.blocks_select import MaxSelectorBlock, SoftmaxBlock
+from circuits.spice.library import CIRCUITS
+
+
+def _errors_pct_fs(block, points: np.ndarray, name: str) -> tuple[float, float]:
+    from sim.spice import SimJob, run_inline
+
+    vectors = run_inline(SimJob(name, block.dc_bench(points).render())).raise_for_error().vectors
+    got = np.asarray(block.read(vectors), dtype=np.float64).reshape(len(points), -1)
+    want = np.asarray(block.ideal(points), dtype=np.float64).reshape(len(points), -1)
+    err = (got - want) / block.full_scale() * 100
+    return float(np.max(np.abs(err))), float(np.sqrt(np.mean(err**2)))
+
+
+def test_ideal_comes_from_the_primitive() -> None:
+    pts = np.random.default_rng(0).uniform(-1, 1, (5, 3))
+    np.testing.assert_array_equal(MaxSelectorBlock(3).ideal(pts), MaxSelector(window=3).ideal(pts))
+    np.testing.assert_array_equal(SoftmaxBlock(3).ideal(pts), SoftmaxUnit().ideal(pts))
+
+
+def test_parameter_errors_name_the_parameter() -> None:
+    with pytest.raises(ParameterError, match="window"):
+        MaxSelectorBlock(0)
+    with pytest.raises(ParameterError, match="size"):
+        SoftmaxBlock(0)
+    with pytest.raises(ParameterError, match="input_limit"):
+        SoftmaxBlock(3, volts_per_unit=1.0, input_limit=20.0)
+
+
+BLOCKS = {
+    "max4": lambda: CIRCUITS["opamp.max"](MaxSelector(axes=(-1,), window=4), 0, 0.25),
+    "softmax4": lambda: CIRCUITS["opamp.softmax"](SoftmaxUnit(), 0, 0.25),
+    "softmax10_wide": lambda: SoftmaxBlock(10, 0.25, input_limit=8.0),
+}
+
+
+@pytest.mark.ngspice
+@pytest.mark.parametrize("name", list(BLOCKS))
+def test_block_within_its_tolerance(name: str) -> None:
+    block = BLOCKS[name]()
+    pts = block.test_points(25, np.random.default_rng(11))
+    worst, _ = _errors_pct_fs(block, pts, name)
+    assert worst < block.tolerance_pct_fs, (name, worst)
