@@ -17,6 +17,7 @@ from circuits.base import Primitive
 from circuits.spice.block import BlockCircuit
 from circuits.spice.blocks_linear import ElementwiseSummerBlock, SummerBlock
 from circuits.spice.emit import EmitContext, per_row, register
+from circuits.spice.blocks_products import MatMulBlock
 from circuits.spice.blocks_select import MaxSelectorBlock, SoftmaxBlock
 from circuits.spice.library import swing_v, block_for
 from circuits.spice.netlist import Subckt, instance, spice_name
@@ -128,6 +129,23 @@ def emit_softmax(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np
     for pos in np.ndindex(*flat.shape[:-1]):
         y[pos] = place(ctx, block, [str(n) for n in flat[pos]], "softmax", n_outputs=flat.shape[-1])
     return np.transpose(y.reshape(moved.shape), np.argsort(order))
+
+
+@register("opamp.matmul")
+def emit_matmul(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
+    """y[..., m, n] = Σₖ a[..., m, k]·b[..., k, n]: one `MatMulBlock` of ``inner`` terms per output."""
+    assert isinstance(prim, opamp.ActivationMatMul)
+    a, b = ins
+    lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a = np.broadcast_to(a, (*lead, *a.shape[-2:]))
+    b = np.broadcast_to(b, (*lead, *b.shape[-2:]))
+    block = MatMulBlock(a.shape[-1], ctx.scale)
+    y = np.empty((*lead, a.shape[-2], b.shape[-1]), dtype=object)
+    for pos in np.ndindex(*y.shape):
+        *head, m, n = pos
+        nets = [str(v) for v in (*a[(*head, m)], *b[(*head, slice(None), n)])]
+        y[pos] = place(ctx, block, nets, "matmul")
+    return y
 
 
 def _elementwise(kind: str) -> None:

@@ -22,6 +22,7 @@ realisation with ``@register("kind")``.
 | current.neuron             | NeuronBlock, scale in A per unit | abs(x) <= 1, ≤ 1 µA per unit            |
 | opamp.max                  | MaxSelectorBlock (window inputs) | abs(x) <= 1                             |
 | opamp.softmax              | SoftmaxBlock (4 inputs unless the emitter knows the group) | abs(x) <= 4 |
+| opamp.matmul               | MatMulBlock, one output: inner offset multipliers on one node | abs(a), abs(b) <= 1 |
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from circuits.spice.blocks_linear import (
 from circuits.spice.blocks_nonlinear import (
     AntilogBlock, ClipperBlock, DiffPairBlock, DividerBlock, LogBlock, MultiplierBlock, RectifierBlock,
 )
+from circuits.spice.blocks_products import MatMulBlock
 from circuits.spice.blocks_select import MaxSelectorBlock, SoftmaxBlock
 from circuits.spice.crossbar_blocks import V_READ_MAX_V, CrossbarColumnBlock
 from circuits.spice.current_blocks import NeuronBlock, SynapseArrayBlock
@@ -185,3 +187,9 @@ def _softmax(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit
     limit = min(4.0, 0.9 * swing_v() / volts_per_unit)
     return SoftmaxBlock.from_primitive(prim, volts_per_unit, size=SOFTMAX_BENCH_SIZE, input_limit=limit,  # type: ignore[arg-type]
                                        name=block_name(prim.kind, index))
+
+
+@register("opamp.matmul")
+def _matmul(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
+    """One output element: ``inner`` offset-1.1 multipliers summed on one transimpedance node."""
+    return MatMulBlock.from_primitive(prim, volts_per_unit, name=block_name(prim.kind, index))  # type: ignore[arg-type]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from circuits.errors import ParameterError
-from circuits.opamp import MaxSelector, SoftmaxUnit
+from circuits.opamp import ActivationMatMul, MaxSelector, SoftmaxUnit
+from circuits.spice.blocks_products import MatMulBlock
 from circuits.spice.blocks_select import MaxSelectorBlock, SoftmaxBlock
 from circuits.spice.library import CIRCUITS
 
@@ -29,6 +30,8 @@ def test_ideal_comes_from_the_primitive() -> None:
     pts = np.random.default_rng(0).uniform(-1, 1, (5, 3))
     np.testing.assert_array_equal(MaxSelectorBlock(3).ideal(pts), MaxSelector(window=3).ideal(pts))
     np.testing.assert_array_equal(SoftmaxBlock(3).ideal(pts), SoftmaxUnit().ideal(pts))
+    ab = np.random.default_rng(1).uniform(-1, 1, (4, 6))
+    np.testing.assert_allclose(MatMulBlock(3).ideal(ab), np.sum(ab[:, :3] * ab[:, 3:], axis=1))
 
 
 def test_parameter_errors_name_the_parameter() -> None:
@@ -44,6 +47,7 @@ BLOCKS = {
     "max4": lambda: CIRCUITS["opamp.max"](MaxSelector(axes=(-1,), window=4), 0, 0.25),
     "softmax4": lambda: CIRCUITS["opamp.softmax"](SoftmaxUnit(), 0, 0.25),
     "softmax10_wide": lambda: SoftmaxBlock(10, 0.25, input_limit=8.0),
+    "matmul3": lambda: CIRCUITS["opamp.matmul"](ActivationMatMul(inner=3), 0, 0.25),
 }
 
 
