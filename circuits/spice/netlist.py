@@ -7,6 +7,7 @@ string can start a card, a dot command or a `.control` block.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,6 +17,7 @@ from circuits.errors import ParameterError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 MAX_NAME = 48
+_HASH = 10  # hex digits of the suffix that keeps truncated names apart
 
 
 def spice_name(text: str, prefix: str = "n") -> str:
@@ -23,11 +25,17 @@ def spice_name(text: str, prefix: str = "n") -> str:
 
     Anything else (newlines, '.', '*', spaces, '=', quotes) becomes '_', so a hostile model
     name like ``"x\\n.control\\nshell rm -rf /"`` can only ever be an inert identifier.
+    Names longer than ``MAX_NAME`` are cut and end in a hash of the whole name, so
+    two long names that share a prefix (``serving_default_dense_input_...``) stay distinct.
     """
     cleaned = _UNSAFE.sub("_", str(text))
     if not cleaned or not cleaned[0].isalpha():
         cleaned = f"{prefix}_{cleaned}"
-    return cleaned[:MAX_NAME].lower()
+    cleaned = cleaned.lower()  # ngspice folds case: "A" and "a" are one name to it
+    if len(cleaned) > MAX_NAME:  # keep distinct long names distinct: truncate + hash of the whole
+        digest = hashlib.sha1(cleaned.encode()).hexdigest()[:_HASH]
+        cleaned = f"{cleaned[: MAX_NAME - _HASH - 1]}_{digest}"
+    return cleaned
 
 
 class NameTable:
