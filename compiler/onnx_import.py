@@ -12,6 +12,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from circuits.errors import InputError, ModelError, UnsupportedError
+from compiler.import_checks import check_node_shapes, check_sizes as _check_sizes, first_line as _first_line
 from compiler.ir import Dim, Graph, OpNode, TensorInfo
 from compiler.ops import lookup
 
@@ -56,16 +57,29 @@ def load_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx
         if not model.HasField("graph") or model.ir_version <= 0:
             raise ModelError(f"{where}: not an ONNX model (no graph or IR version)")
         if not isinstance(source, bytes) and _has_external_data(model):
-            try:
-                onnx.load_external_data_for_model(model, str(Path(source).parent))
-            except (OSError, ValueError) as exc:
-                raise ModelError(f"{where}: cannot load external tensor data ({exc})") from exc
+            _load_external_data(model, Path(source), where)
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{where}: invalid ONNX model: {first}") from exc
     return model
+
+
+def _load_external_data(model: onnx.ModelProto, path: Path, where: str) -> None:
+    """Read every external tensor into the model, naming the first data file that is missing."""
+    for t in model.graph.initializer:
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = {e.key: e.value for e in t.external_data}.get("location", "")
+        data = path.parent / location
+        if not location or not data.is_file():
+            raise ModelError(f"{where}: tensor {t.name!r} stores its data in {str(data)!r}, which is missing; "
+                             "copy the data file next to the model")
+    try:
+        onnx.load_external_data_for_model(model, str(path.parent))
+    except (OSError, ValueError, onnx.checker.ValidationError) as exc:
+        raise ModelError(f"{where}: cannot load external tensor data ({exc})") from exc
 
 
 def _has_external_data(model: onnx.ModelProto) -> bool:
@@ -89,10 +103,11 @@ def import_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> Gr
     """Build the IR of an ONNX model: every node an OpNode, every initializer a constant."""
     model = load_model(source)
     opset = model_opset(model)
-    try:
-        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    try:  # strict: a declared shape that contradicts a weight (input 4, W 3x5) is an error here
+        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except (onnx.shape_inference.InferenceError, RuntimeError) as exc:
-        raise ModelError(f"shape inference failed: {str(exc).splitlines()[0]}") from exc
+        raise ModelError(f"shape inference failed: {_first_line(exc)}; fix the model's shapes "
+                         "or attributes") from exc
     gp = model.graph
     graph = Graph(name=gp.name or "model", opset=opset)
     graph.metadata = {p.key: p.value for p in model.metadata_props}
@@ -112,7 +127,10 @@ def import_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> Gr
         graph.inputs.append(vi.name)
     for vi in gp.output:
         _require_tensor(vi, "graph output")
+        if vi.name in graph.outputs:
+            raise ModelError(f"graph output {vi.name!r} is listed twice; list each output once")
         graph.outputs.append(vi.name)
+    _check_sizes(graph)
 
     for i, proto in enumerate(gp.node):
         name = proto.name or f"{proto.op_type}_{i}"
@@ -139,6 +157,7 @@ def import_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> Gr
         node = OpNode(name=name, inputs=list(proto.input), outputs=outputs,
                       op=proto.op_type, attrs=attrs, version=schema.since_version)
         _check_dtypes(graph, node)
+        check_node_shapes(graph, node)
         graph.add(node)
     graph.check()
     log.info("imported %s: %d nodes, %d constants, opset %d", graph.name, len(graph),

@@ -1,0 +1,69 @@
+"""Import-time shape checks that ONNX shape inference leaves out (bias lengths, empty tensors).
+
+A model that fails one would otherwise get past import and break deep inside a pass or an
+emitter; here it is one ModelError naming the node, the tensor and both shapes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from circuits.errors import ModelError
+from compiler.ir import Graph, OpNode
+
+SIGNAL_OPS = frozenset({"Gemm", "MatMul", "Conv", "BatchNormalization"})
+"""Ops whose weight operands must hold at least one value."""
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_sizes(graph: Graph) -> None:
+    """Graph inputs and outputs with a zero-size dimension carry no signal: reject them."""
+    for kind, names in (("input", graph.inputs), ("output", graph.outputs)):
+        for name in names:
+            shape = graph.shape(name)
+            if shape and any(d == 0 for d in shape):
+                raise ModelError(f"graph {kind} {name!r} has shape {list(shape)} with a zero-size dimension; "
+                                 "a circuit needs at least one signal per sample")
+
+
+def check_node_shapes(graph: Graph, node: OpNode) -> None:
+    """Weights and biases must fit the data they meet (shape inference checks only some)."""
+    if node.op in SIGNAL_OPS:
+        for t in node.inputs[1:]:
+            if t in graph.constants and graph.constants[t].size == 0:
+                raise ModelError(f"node {node.name!r} ({node.op}): tensor {t!r} has shape "
+                                 f"{list(graph.constants[t].shape)}, no values; the layer has zero features")
+    if node.op == "Gemm" and len(node.inputs) > 2 and node.inputs[2]:
+        _check_gemm_bias(graph, node)
+    elif node.op == "Conv" and len(node.inputs) > 2 and node.inputs[2]:
+        w, b = graph.shape(node.inputs[1]), graph.shape(node.inputs[2])
+        if w and b is not None and isinstance(w[0], int) and tuple(b) != (w[0],):
+            raise ModelError(f"node {node.name!r} (Conv): bias {node.inputs[2]!r} has shape {list(b)}, "
+                             f"but the weight has {w[0]} output channels; the bias needs shape [{w[0]}]")
+
+
+def _check_gemm_bias(graph: Graph, node: OpNode) -> None:
+    b_shape = graph.shape(node.inputs[1])
+    c_shape = graph.shape(node.inputs[2])
+    if not b_shape or c_shape is None or len(b_shape) != 2:
+        return
+    n = b_shape[0] if node.attrs.get("transB", 0) else b_shape[1]
+    if not isinstance(n, int):
+        return
+    a_shape = graph.shape(node.inputs[0])
+    m = None
+    if a_shape and len(a_shape) == 2:
+        m = a_shape[1] if node.attrs.get("transA", 0) else a_shape[0]
+    target = (m if isinstance(m, int) else 1, n)
+    try:
+        np.broadcast_shapes(tuple(int(d) if isinstance(d, int) else 1 for d in c_shape), target)
+        ok = not c_shape or c_shape[-1] in (1, n)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ModelError(f"node {node.name!r} (Gemm): bias {node.inputs[2]!r} has shape {list(c_shape)}, "
+                         f"which does not broadcast to the layer's {n} outputs; give it shape [{n}]")

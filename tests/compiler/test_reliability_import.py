@@ -1,0 +1,66 @@
+"""Issue 12: malformed models fail at import with one ModelError naming the node/tensor (never deep in a pass)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from circuits.errors import ModelError
+from compiler.onnx_import import import_model
+from compiler.pipeline import compile_model
+from tests.helpers import fvi, init
+
+
+def _gemm(x_shape, w, b, y_shape):
+    node = helper.make_node("Gemm", ["x", "W", "B"], ["y"], name="fc")
+    graph = helper.make_graph([node], "t", [fvi("x", x_shape)], [fvi("y", y_shape)],
+                              [init("W", np.asarray(w, np.float32)), init("B", np.asarray(b, np.float32))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_declared_input_that_contradicts_the_weight():
+    with pytest.raises(ModelError, match=r"fc.*mismatch.*3 and 4"):
+        import_model(_gemm(["N", 4], np.ones((3, 5)), np.zeros(5), ["N", 5]))
+
+
+def test_bias_that_does_not_fit_the_layer():
+    with pytest.raises(ModelError, match=r"'fc'.*bias 'B' has shape \[7\].*shape \[3\]"):
+        import_model(_gemm(["N", 4], np.ones((4, 3)), np.zeros(7), ["N", 3]))
+
+
+def test_zero_feature_layer():
+    with pytest.raises(ModelError, match=r"'x'.*zero-size"):
+        import_model(_gemm(["N", 0], np.ones((0, 3)), np.zeros(3), ["N", 3]))
+
+
+def test_softmax_axis_out_of_range():
+    node = helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=5)
+    graph = helper.make_graph([node], "t", [fvi("x", ["N", 4])], [fvi("y", ["N", 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ModelError, match=r"sm.*axis"):
+        import_model(model)
+
+
+def test_output_listed_twice():
+    node = helper.make_node("Relu", ["x"], ["y"], name="r")
+    graph = helper.make_graph([node], "t", [fvi("x", ["N", 4])], [fvi("y", ["N", 4]), fvi("y", ["N", 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ModelError, match=r"output 'y' is listed twice"):
+        import_model(model)
+
+
+def test_missing_external_data_names_the_file(tmp_path):
+    model = _gemm(["N", 4], np.ones((4, 3)), np.zeros(3), ["N", 3])
+    onnx.save_model(model, tmp_path / "m.onnx", save_as_external_data=True, location="m.data", size_threshold=0)
+    (tmp_path / "m.data").unlink()
+    with pytest.raises(ModelError, match=r"'W'.*m\.data.*missing"):
+        import_model(tmp_path / "m.onnx")
+
+
+def test_valid_model_still_compiles():
+    compiled = compile_model(_gemm(["N", 4], np.ones((4, 3)), np.zeros(3), ["N", 3]), "opamp")
+    assert compiled.graph.outputs == ["y"]
