@@ -1,14 +1,22 @@
 """Atomic file output: write a temporary file beside the target, then rename over it.
 
 A crash or a full disk never leaves a half-written result, and an older good file stays.
+A directory of results (``kelvin compile``'s OUTDIR) is built whole in a hidden sibling and
+swapped in by one rename (`staged_dir`), under a lock file, so its files always come from one run.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import fcntl
 import io
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +82,126 @@ def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> Path:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return write_bytes(path, buf.getvalue())
+
+
+@contextmanager
+def dir_lock(outdir: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold ``.NAME.lock`` beside directory ``outdir`` (fails at once if another run holds it).
+
+    The lock is an ``flock`` on that file, so a killed holder releases it; the file is removed
+    when the holder is done (re-checked by inode, so two runs never both hold a lock).
+    """
+    out = Path(outdir)
+    path = out.parent / f".{out.name}.lock"
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot create the lock file {path} ({exc.strerror or exc})") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputError(f"{out}: another kelvin run is writing this directory (lock {path}); "
+                              "wait for it to finish, then retry") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder before us removed the file we locked: lock the new one
+    try:
+        yield out
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        os.close(fd)
+
+
+@contextmanager
+def staged_dir(outdir: str | os.PathLike[str], products: frozenset[str] = frozenset()) -> Iterator[Path]:
+    """Yield an empty hidden sibling of ``outdir`` to fill; on success it replaces ``outdir`` whole.
+
+    On an error (or a kill) ``outdir`` keeps every file of the previous run, and the next run
+    sweeps the leftover sibling. Entries of an earlier ``outdir`` that are not in ``products``
+    (a validate report, notes) are carried over as hard links. An existing non-empty directory
+    with no ``kelvin.json`` is refused, so ``-o .`` can never replace a user's files.
+    """
+    out = Path(outdir)
+    if out.is_symlink():
+        out = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a directory; choose another output directory")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create output directory ({exc.strerror or exc})") from exc
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: cannot write in its parent directory {out.parent}")
+    if out.is_dir() and any(out.iterdir()) and not (out / "kelvin.json").is_file():
+        raise OutputError(f"{out}: exists, is not empty and was not written by kelvin (no kelvin.json); "
+                          "choose a new or empty output directory")
+    with dir_lock(out):
+        for stale in out.parent.glob(f".{out.name}.build-*"):  # a killed run's half-built sibling
+            shutil.rmtree(stale, ignore_errors=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
+        try:
+            yield stage
+            try:
+                if out.is_dir():
+                    _carry_over(out, stage, products)
+                os.chmod(stage, 0o777 & ~_umask())
+                _swap(stage, out)
+            except OSError as exc:
+                raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from exc
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)  # the old directory, after a swap
+
+
+def _carry_over(old: Path, new: Path, products: frozenset[str]) -> None:
+    for entry in old.iterdir():
+        if entry.name in products or (new / entry.name).exists() or entry.name.endswith(".tmp"):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, new / entry.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, new / entry.name)
+
+
+def _link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _swap(stage: Path, out: Path) -> None:
+    """Put ``stage`` at ``out`` in one step; the old ``out`` (if any) ends up at ``stage``."""
+    if not out.exists():
+        os.rename(stage, out)
+        return
+    if _exchange(stage, out):
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))  # no RENAME_EXCHANGE here
+    os.rename(out, old / "old")
+    os.rename(stage, out)
+    os.rename(old, stage)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))

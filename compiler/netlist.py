@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from circuits.errors import InputError, UnsupportedError
+from circuits.errors import InputError, ParameterError, UnsupportedError
 from circuits.spice.emit import GROUND, EmitContext, Supplies, adapters, emitter_for
 from circuits.spice.netlist import Deck, Element, NameTable, Subckt, instance, isource, vsource
 from circuits.targets import Target
 from compiler.ir import Graph, OpNode, PrimitiveNode
 from compiler.ops import lookup
+from compiler.realizable import problems
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class NetlistOptions:
     v_out_bias: float = 0.0
     mismatch_seed: int | None = None  # transistor-level cells: one reproducible chip per seed
     sizing: str = "default"  # transistor-level cells' sizing preset ("default", "compact")
+    force: bool = False  # write components no circuit can realize (with a warning) instead of failing
 
     @classmethod
     def for_target(cls, target: Target, scale: float | None = None, max_devices: int = 200_000,
@@ -160,13 +162,16 @@ def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = 
             assert node.primitive is not None
             ctx.node_index, ctx.node_name, position = position, node.name, position + 1
             emit = emitter_for(node.kind, node.name)
+            n_elements, known = len(ctx.elements), set(ctx.subckts)
             outs = [emit(node.primitive, ctx, [x for x in ins if x is not None])]
+            _check_realizable(node, ctx, n_elements, known, opts.force)
         elif node.placement == "wiring":
             outs = _wire(graph, ctx, node, ins)
         else:
             raise UnsupportedError(
                 f"node {node.name!r} ({node.kind}) runs in the digital periphery of target "
-                f"{target.name}; a SPICE netlist needs an all-analog graph (try --target opamp)")
+                f"{target.name}; a SPICE netlist needs an all-analog graph "
+                f"({'try --target opamp' if target.name != 'opamp' else 'the op-amp target has no circuit for it'})")
         for t, value in zip(node.outputs, outs):
             if t:
                 nets[t] = value
@@ -185,6 +190,20 @@ def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = 
     return Netlist(list(ctx.models.values()), list(ctx.subckts.values()), top, input_ports, output_ports,
                    input_shapes, output_shapes, opts.supplies, opts.scale, ctx.devices, opts.signal,
                    opts.v_out_bias, tuple(ctx.layout))
+
+
+def _check_realizable(node: PrimitiveNode, ctx: EmitContext, n_elements: int, known: set[str],
+                      force: bool) -> None:
+    """The components ``node`` just emitted must be buildable (`compiler.realizable`)."""
+    rail = max((abs(v) for v in ctx.supplies.volts), default=0.0)
+    found = problems(ctx.elements[n_elements:], [s for k, s in ctx.subckts.items() if k not in known], rail)
+    if not found:
+        return
+    text = (f"node {node.name!r} ({node.kind}): {len(found)} component value(s) no circuit can realize, "
+            f"first {found[0]}; its weights or the --scale are out of range")
+    if not force:
+        raise ParameterError(f"{text}; rescale the layer, or pass --force to write the netlist anyway")
+    log.warning("%s; written anyway (--force)", text)
 
 
 def _sample_shape(graph: Graph, tensor: str) -> tuple[int, ...]:
@@ -248,7 +267,15 @@ def _wire(graph: Graph, ctx: EmitContext, node: OpNode, ins: list[np.ndarray | N
         if out.dtype.kind not in "iu":
             raise UnsupportedError(f"node {node.name!r} ({node.op}) does not route signals one to one")
         flat = out.reshape(out.shape[1:]) if out.ndim and out.shape[0] == 1 else out
-        low = ctx.supplies.nets[1]
+        low = _lowest_net(ctx)
         result.append(np.vectorize(lambda i: table[i] if i >= 0 else (GROUND if i == FILL_ZERO else low),
                                    otypes=[object])(flat) if flat.size else flat.astype(object))
     return result
+
+
+def _lowest_net(ctx: EmitContext) -> str:
+    """The net a max-pool pad reads: the negative rail for voltages; no current (ground) in
+    current mode, whose signals are never negative (and whose only supply is VDD)."""
+    if ctx.signal == "current" or len(ctx.supplies.nets) < 2:
+        return GROUND
+    return ctx.supplies.nets[1]

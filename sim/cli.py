@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from circuits.errors import KelvinError
 from circuits.targets import TARGETS
+from sim.cli_checks import check_options
 
 log = logging.getLogger("kelvin")
 
@@ -21,10 +22,11 @@ EXIT_ERROR = 1
 EXIT_INTERNAL = 3
 
 
-def _common() -> argparse.ArgumentParser:
+def _common(default: object = argparse.SUPPRESS) -> argparse.ArgumentParser:
+    """-v/-q; on subcommands they default to SUPPRESS, so ``kelvin -v CMD`` is not reset by CMD's parser."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true", default=default, help="debug logging and tracebacks")
+    p.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bars")
     return p
 
 
@@ -33,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kelvin",
         description="Compile ONNX models into analog circuits, simulate and validate them.",
-        parents=[common],
+        parents=[_common(False)],
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     targets = sorted(TARGETS)
@@ -49,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-devices", type=int, default=200_000,
                    help="largest network written as a whole SPICE netlist (default: 200000 elements)")
     p.add_argument("--chip-seed", type=int, help="emit one chip instance: per-transistor mismatch from this seed")
+    p.add_argument("--force", action="store_true",
+                   help="write the netlist even if some component values cannot be realized (with a warning)")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("run", parents=[common], help="execute a model on inputs",
@@ -59,11 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write outputs here (.npy for one output, .npz for several)")
     p.add_argument("--target", choices=targets, default="opamp", help="hardware target (default: opamp)")
     p.add_argument("--batch-size", type=int, default=256, help="samples per engine call (default: 256)")
-    p.add_argument("--engine", choices=["ideal", "spice"], default="ideal",
+    p.add_argument("--engine", choices=["behavioral", "ideal", "spice"], default="behavioral",
                    help="ideal: NumPy with ideal devices; spice: the whole netlist in ngspice, one run per sample")
     _spice_options(p)
     p.add_argument("--scale", type=float, help="signal scale per model unit for --engine spice")
     p.add_argument("--chip-seed", type=int, help="evaluate one chip instance (mismatch drawn from this seed)")
+    hardware_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", parents=[common], help="check every block of a compiled network in ngspice",
@@ -121,6 +126,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def hardware_options(p: argparse.ArgumentParser) -> None:
+    """The engine's hardware choice (`sim.engine.prepare.HardwareOptions`), shared by run and train."""
+    p.add_argument("--hardware", help="hardware model(s), comma-separated: ideal, quantized, noise, population, "
+                                      "pcm, chip, fitted (default: ideal; chip with --chip-seed)")
+    p.add_argument("--noise", type=float, help="relative parameter noise for --hardware noise (default: 1e-3)")
+    p.add_argument("--fits", help="fits directory for --hardware fitted")
+    p.add_argument("--pcm-time", type=float, dest="pcm_time_s", help="seconds since PCM programming (default: 1)")
+    p.add_argument("--no-drift-compensation", action="store_false", dest="drift_compensation", default=None,
+                   help="pcm: no global drift compensation")
+    for conv in ("weight", "dac", "adc"):
+        p.add_argument(f"--{conv}-bits", type=int, help=f"{conv} resolution in bits, 1-16")
+    p.add_argument("--sizing", choices=["default", "compact"], help="current-mode mirror sizing (default: default)")
+
+
+def hardware_from_args(args: argparse.Namespace):
+    from sim.engine.prepare import HardwareOptions
+
+    return HardwareOptions.parse(args.hardware, noise=args.noise, chip_seed=args.chip_seed, fits=args.fits,
+                                 pcm_time_s=args.pcm_time_s, drift_compensation=args.drift_compensation,
+                                 weight_bits=args.weight_bits, dac_bits=args.dac_bits, adc_bits=args.adc_bits,
+                                 sizing=args.sizing, scale=args.scale)
+
+
 def _spice_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="ngspice worker processes (default: one per CPU)")
     p.add_argument("--dask", metavar="ADDRESS", help="run simulations on this Dask scheduler instead")
@@ -139,7 +167,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from sim.commands import compile_to_dir, format_summary
 
     doc = compile_to_dir(args.model, args.outdir, args.target, progress=not args.quiet, scale=args.scale,
-                         max_devices=args.max_devices, chip_seed=args.chip_seed)
+                         max_devices=args.max_devices, chip_seed=args.chip_seed, force=args.force)
     print(format_summary(doc))
     print(f"wrote {doc['_path']}")
     return 0
@@ -152,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         outputs, path = run_model_file(
             args.model, args.input, args.output, args.target, batch_size=args.batch_size,
-            progress=not args.quiet, engine=args.engine,
+            progress=not args.quiet, engine=args.engine, hardware=hardware_from_args(args),
             spice={"scale": args.scale, "workers": args.workers, "executor": executor, "timeout_s": args.timeout,
                    "chip_seed": args.chip_seed})
     finally:
@@ -237,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        check_options(args)
         return int(args.func(args) or 0)
     except KelvinError as exc:
         if args.verbose:

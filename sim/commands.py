@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from circuits.errors import InputError, OutputError, UnsupportedError
-from circuits.files import ensure_dir, write_json, write_npy, write_npz
+from circuits.files import ensure_dir, staged_dir, write_json, write_npy, write_npz
 from compiler.ir import Graph
 from compiler.pipeline import Compiled, compile_model
 from compiler.report import graph_document
@@ -34,39 +34,45 @@ def compile_with_progress(model: str | os.PathLike[str], target: str, progress: 
     return compiled
 
 
+COMPILE_FILES = frozenset({"graph.json", "netlist.cir", "inputs.inc", "netlist.json", "model.onnx",
+                           "kelvin.json", "chip.npz"})
+"""What ``kelvin compile`` writes; any other file in OUTDIR (a validate report) is kept across compiles."""
+
+
 def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str], target: str,
                    progress: bool = True, scale: float | None = None,
-                   max_devices: int = 200_000, chip_seed: int | None = None) -> dict[str, Any]:
+                   max_devices: int = 200_000, chip_seed: int | None = None,
+                   force: bool = False) -> dict[str, Any]:
     """Compile ``model`` for ``target``; write graph.json, and the SPICE netlist when it can be built.
 
-    Returns the graph document (plus "_path"); its "netlist" entry says whether a netlist
-    was written and, if not, why (digital ops in the graph, too many devices...).
+    The files are built in a hidden sibling of ``outdir`` and swapped in together under a lock
+    (`circuits.files.staged_dir`): a failed, killed or concurrent compile never leaves a mix,
+    and nothing of an earlier compile (a stale chip.npz) survives. Returns the graph document
+    (plus "_path"); its "netlist" entry says whether a netlist was written and, if not, why.
     """
     from sim.spice_commands import default_scale, save_compile_inputs, write_netlist_files
 
-    out = ensure_dir(outdir)  # fail before the work if the directory is unusable
-    compiled = compile_with_progress(model, target, progress)
-    scale = default_scale(target) if scale is None else scale
-    doc = graph_document(compiled, source=str(model))
-    save_compile_inputs(out, model, target, scale, chip_seed)
-    try:
-        nl = write_netlist_files(out, compiled, scale, max_devices, chip_seed)
-        doc["netlist"] = {"written": True, "file": "netlist.cir", "scale": scale, "chip_seed": chip_seed,
-                          "subckts": len(nl.subckts), "elements": nl.devices}
-        if chip_seed is not None:  # the same instance as behavioral parameters for the engine
-            from sim.chip import ChipInstance
+    with staged_dir(outdir, COMPILE_FILES) as out:  # fails before the work if outdir is unusable
+        compiled = compile_with_progress(model, target, progress)
+        scale = default_scale(target) if scale is None else scale
+        doc = graph_document(compiled, source=str(model))
+        save_compile_inputs(out, model, target, scale, chip_seed)
+        try:
+            nl = write_netlist_files(out, compiled, scale, max_devices, chip_seed, force=force)
+            doc["netlist"] = {"written": True, "file": "netlist.cir", "scale": scale, "chip_seed": chip_seed,
+                              "subckts": len(nl.subckts), "elements": nl.devices}
+            if chip_seed is not None:  # the same instance as behavioral parameters for the engine
+                from sim.chip import ChipInstance
 
-            write_npz(out / "chip.npz", **ChipInstance.draw(compiled, chip_seed, scale).arrays())
-            doc["chip"] = {"seed": chip_seed, "parameters": "chip.npz"}
-    except UnsupportedError as exc:
-        if chip_seed is not None:
-            raise  # a chip instance was asked for explicitly: not writing it is an error
-        log.info("no netlist: %s", exc)
-        doc["netlist"] = {"written": False, "reason": str(exc)}
-        for stale in ("netlist.cir", "inputs.inc", "netlist.json"):  # from an earlier compile
-            (out / stale).unlink(missing_ok=True)
-    path = write_json(out / "graph.json", doc)
-    doc["_path"] = str(path)
+                write_npz(out / "chip.npz", **ChipInstance.draw(compiled, chip_seed, scale).arrays())
+                doc["chip"] = {"seed": chip_seed, "parameters": "chip.npz"}
+        except UnsupportedError as exc:
+            if chip_seed is not None:
+                raise  # a chip instance was asked for explicitly: not writing it is an error
+            log.info("no netlist: %s", exc)
+            doc["netlist"] = {"written": False, "reason": str(exc)}
+        write_json(out / "graph.json", doc)
+    doc["_path"] = str(Path(outdir) / "graph.json")
     return doc
 
 
@@ -110,8 +116,8 @@ def run_batches(graph: Graph, feeds: dict[str, np.ndarray], batch_size: int,
 
 
 def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str], output: str | None,
-                   target: str, batch_size: int = 256, progress: bool = True, engine: str = "ideal",
-                   spice: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], str | None]:
+                   target: str, batch_size: int = 256, progress: bool = True, engine: str = "behavioral",
+                   spice: dict[str, Any] | None = None, hardware: Any = None) -> tuple[dict[str, np.ndarray], str | None]:
     """Compile ``model``, run it on the inputs file (ideal engine or ngspice), write outputs atomically."""
     if output is not None:
         out_path = Path(output)
@@ -121,20 +127,17 @@ def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str]
     feeds = reshape_rows(graph, load_inputs(inputs, graph))
     opts = dict(spice or {})
     chip_seed = opts.pop("chip_seed", None)
+    from sim.engine.prepare import HardwareOptions, build_program, check_spice_modes, run_program
+
+    hw = hardware or HardwareOptions.parse(None, chip_seed=chip_seed)
     if engine == "spice":
         from sim.spice_commands import default_scale, run_network_spice
 
+        check_spice_modes(hw)
         scale = opts.pop("scale", None) or default_scale(target)
-        result = run_network_spice(compiled, feeds, scale, progress=progress, chip_seed=chip_seed, **opts)
-    elif chip_seed is not None:  # the behavioral engine on this chip's mismatched mirrors
-        from sim.chip import ChipInstance
-        from sim.spice_commands import default_scale
-
-        scale = opts.pop("scale", None) or default_scale(target)
-        graph = ChipInstance.draw(compiled, chip_seed, scale).engine_graph()
-        result = run_batches(graph, feeds, batch_size, progress)
-    else:
-        result = run_batches(graph, feeds, batch_size, progress)
+        result = run_network_spice(compiled, feeds, scale, progress=progress, chip_seed=hw.chip_seed, **opts)
+    else:  # behavioral (alias: ideal): the NumPy engine with the chosen hardware model
+        result = run_program(build_program(compiled, hw), feeds, batch_size, progress, seed=hw.seed)
     if output is None:
         return result, None
     if output.endswith(".npz"):

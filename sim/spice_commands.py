@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
-from circuits.errors import InputError, KelvinError
+from circuits.errors import InputError, KelvinError, OutputError
 from circuits.files import write_bytes, write_json, write_text
 from circuits.spice.netlist import Deck
 from circuits.targets import TARGETS, get_target
@@ -48,10 +49,14 @@ def netlist_options(target: str, scale: float, max_devices: int = 200_000,
 
 
 def write_netlist_files(outdir: Path, compiled: Compiled, scale: float, max_devices: int,
-                        chip_seed: int | None = None) -> Netlist:
-    """Emit the network (one chip instance if ``chip_seed``) and write netlist.cir, inputs.inc, netlist.json."""
-    nl = emit_netlist(compiled.graph, compiled.target,
-                      netlist_options(compiled.target.name, scale, max_devices, chip_seed))
+                        chip_seed: int | None = None, force: bool = False) -> Netlist:
+    """Emit the network (one chip instance if ``chip_seed``) and write netlist.cir, inputs.inc, netlist.json.
+
+    ``force`` writes component values no circuit can realize (with a warning) instead of failing.
+    """
+    opts = netlist_options(compiled.target.name, scale, max_devices, chip_seed)
+    opts.force = force
+    nl = emit_netlist(compiled.graph, compiled.target, opts)
     deck = nl.deck(title=f"kelvin {compiled.graph.name} target {compiled.target.name}", stimulus_file="inputs.inc")
     write_text(outdir / "inputs.inc", _stimulus_text(nl, None))
     write_text(outdir / "netlist.cir", deck.render())
@@ -78,8 +83,19 @@ def _stimulus_text(nl: Netlist, sample: dict[str, np.ndarray] | None) -> str:
 
 def save_compile_inputs(outdir: Path, model: str | os.PathLike[str], target: str, scale: float,
                         chip_seed: int | None = None) -> None:
-    """Keep what validate/stimulus need to rebuild the graph: the model and how it was compiled."""
+    """Keep what validate/stimulus need to rebuild the graph: the model and how it was compiled.
+
+    A model whose weights live in external data files is saved with them inlined, so the
+    directory stands on its own (the data file is not left behind).
+    """
     data = Path(model).read_bytes()
+    proto = onnx.ModelProto()
+    proto.ParseFromString(data)  # compile already read this file, so it parses
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
+        try:
+            data = onnx.load(str(model)).SerializeToString()  # loads and inlines the external tensors
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"{model}: cannot inline its external tensor data into model.onnx ({exc})") from exc
     write_bytes(outdir / "model.onnx", data)
     write_json(outdir / "kelvin.json", {"source": str(model), "target": target, "scale": scale,
                                         "chip_seed": chip_seed})
