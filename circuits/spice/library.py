@@ -23,6 +23,9 @@ realisation with ``@register("kind")``.
 | opamp.max                  | MaxSelectorBlock (window inputs) | abs(x) <= 1                             |
 | opamp.softmax              | SoftmaxBlock (4 inputs unless the emitter knows the group) | abs(x) <= 4 |
 | opamp.matmul               | MatMulBlock, one output: inner offset multipliers on one node | abs(a), abs(b) <= 1 |
+| current.junction           | MirrorSumBlock (gains at position ``index``), scale in A per unit | x in [0, 1] |
+| current.average            | MirrorAverageBlock, scale in A per unit | x in [0, 1]                         |
+| current.wta                | WinnerTakeAllBlock (Lazzaro), scale in A per unit | x in [0, 1]               |
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from circuits.spice.blocks_products import MatMulBlock
 from circuits.spice.blocks_select import MaxSelectorBlock, SoftmaxBlock
 from circuits.spice.crossbar_blocks import V_READ_MAX_V, CrossbarColumnBlock
 from circuits.spice.current_blocks import NeuronBlock, SynapseArrayBlock
+from circuits.spice.current_select import MirrorAverageBlock, MirrorSumBlock, WinnerTakeAllBlock
 from circuits.spice.opamp_macro import OpampMacro
 from circuits.spice.opamp_stages import block_name
 
@@ -193,3 +197,21 @@ def _softmax(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit
 def _matmul(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
     """One output element: ``inner`` offset-1.1 multipliers summed on one transimpedance node."""
     return MatMulBlock.from_primitive(prim, volts_per_unit, name=block_name(prim.kind, index))  # type: ignore[arg-type]
+
+
+@register("current.junction")
+def _junction(prim: Primitive, index: int, amps_per_unit: float) -> BlockCircuit:
+    """Mirror copies of ratio gᵢ (and a biased reference) onto a soma or soma pair; scale in A per unit."""
+    return MirrorSumBlock.junction(prim, index, amps_per_unit)  # type: ignore[arg-type]
+
+
+@register("current.average")
+def _mirror_average(prim: Primitive, index: int, amps_per_unit: float) -> BlockCircuit:
+    """One copy of ratio ``gain`` per window input onto one soma; scale in A per unit."""
+    return MirrorAverageBlock.from_primitive(prim, index, amps_per_unit)  # type: ignore[arg-type]
+
+
+@register("current.wta")
+def _wta(prim: Primitive, index: int, amps_per_unit: float) -> BlockCircuit:
+    """Lazzaro winner-take-all over the window, its common node copied into a soma; scale in A per unit."""
+    return WinnerTakeAllBlock.from_primitive(prim, index, amps_per_unit)  # type: ignore[arg-type]

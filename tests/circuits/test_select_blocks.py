@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from circuits.current import CurrentJunction, MirrorAverage, WinnerTakeAll
 from circuits.errors import ParameterError
 from circuits.opamp import ActivationMatMul, MaxSelector, SoftmaxUnit
 from circuits.spice.blocks_products import MatMulBlock
@@ -48,6 +49,9 @@ BLOCKS = {
     "softmax4": lambda: CIRCUITS["opamp.softmax"](SoftmaxUnit(), 0, 0.25),
     "softmax10_wide": lambda: SoftmaxBlock(10, 0.25, input_limit=8.0),
     "matmul3": lambda: CIRCUITS["opamp.matmul"](ActivationMatMul(inner=3), 0, 0.25),
+    "junction_signed": lambda: CIRCUITS["current.junction"](CurrentJunction(gains=(1.0, -0.5), bias=0.2), 0, 10e-9),
+    "average4": lambda: CIRCUITS["current.average"](MirrorAverage(axes=(-1,), gain=0.25, window=4), 0, 10e-9),
+    "wta4": lambda: CIRCUITS["current.wta"](WinnerTakeAll(axes=(-1,), window=4), 0, 10e-9),
 }
 
 
