@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chip-seed", type=int, help="emit one chip instance: per-transistor mismatch from this seed")
     p.add_argument("--force", action="store_true",
                    help="write the netlist even if some component values cannot be realized (with a warning)")
+    p.add_argument("--sizing", choices=["default", "compact"], default="default",
+                   help="current-mode mirror sizing: default 2x4 um, compact 1x2 um (4x less area, 2x the "
+                        "mismatch)")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("run", parents=[common], help="execute a model on inputs",
@@ -167,7 +170,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from sim.commands import compile_to_dir, format_summary
 
     doc = compile_to_dir(args.model, args.outdir, args.target, progress=not args.quiet, scale=args.scale,
-                         max_devices=args.max_devices, chip_seed=args.chip_seed, force=args.force)
+                         max_devices=args.max_devices, chip_seed=args.chip_seed, force=args.force,
+                         sizing=args.sizing)
     print(format_summary(doc))
     print(f"wrote {doc['_path']}")
     return 0

@@ -42,7 +42,7 @@ COMPILE_FILES = frozenset({"graph.json", "netlist.cir", "inputs.inc", "netlist.j
 def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str], target: str,
                    progress: bool = True, scale: float | None = None,
                    max_devices: int = 200_000, chip_seed: int | None = None,
-                   force: bool = False) -> dict[str, Any]:
+                   force: bool = False, sizing: str = "default") -> dict[str, Any]:
     """Compile ``model`` for ``target``; write graph.json, and the SPICE netlist when it can be built.
 
     The files are built in a hidden sibling of ``outdir`` and swapped in together under a lock
@@ -56,15 +56,15 @@ def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str]
         compiled = compile_with_progress(model, target, progress)
         scale = default_scale(target) if scale is None else scale
         doc = graph_document(compiled, source=str(model))
-        save_compile_inputs(out, model, target, scale, chip_seed)
+        save_compile_inputs(out, model, target, scale, chip_seed, sizing)
         try:
-            nl = write_netlist_files(out, compiled, scale, max_devices, chip_seed, force=force)
+            nl = write_netlist_files(out, compiled, scale, max_devices, chip_seed, force=force, sizing=sizing)
             doc["netlist"] = {"written": True, "file": "netlist.cir", "scale": scale, "chip_seed": chip_seed,
                               "subckts": len(nl.subckts), "elements": nl.devices}
             if chip_seed is not None:  # the same instance as behavioral parameters for the engine
                 from sim.chip import ChipInstance
 
-                write_npz(out / "chip.npz", **ChipInstance.draw(compiled, chip_seed, scale).arrays())
+                write_npz(out / "chip.npz", **ChipInstance.draw(compiled, chip_seed, scale, sizing).arrays())
                 doc["chip"] = {"seed": chip_seed, "parameters": "chip.npz"}
         except UnsupportedError as exc:
             if chip_seed is not None:

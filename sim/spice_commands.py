@@ -49,12 +49,12 @@ def netlist_options(target: str, scale: float, max_devices: int = 200_000,
 
 
 def write_netlist_files(outdir: Path, compiled: Compiled, scale: float, max_devices: int,
-                        chip_seed: int | None = None, force: bool = False) -> Netlist:
+                        chip_seed: int | None = None, force: bool = False, sizing: str = "default") -> Netlist:
     """Emit the network (one chip instance if ``chip_seed``) and write netlist.cir, inputs.inc, netlist.json.
 
     ``force`` writes component values no circuit can realize (with a warning) instead of failing.
     """
-    opts = netlist_options(compiled.target.name, scale, max_devices, chip_seed)
+    opts = netlist_options(compiled.target.name, scale, max_devices, chip_seed, sizing)
     opts.force = force
     nl = emit_netlist(compiled.graph, compiled.target, opts)
     deck = nl.deck(title=f"kelvin {compiled.graph.name} target {compiled.target.name}", stimulus_file="inputs.inc")
@@ -71,6 +71,7 @@ def write_netlist_files(outdir: Path, compiled: Compiled, scale: float, max_devi
         "subckts": len(nl.subckts),
         "devices": nl.devices,
         "chip_seed": chip_seed,
+        "sizing": sizing,
     })
     return nl
 
@@ -82,7 +83,7 @@ def _stimulus_text(nl: Netlist, sample: dict[str, np.ndarray] | None) -> str:
 
 
 def save_compile_inputs(outdir: Path, model: str | os.PathLike[str], target: str, scale: float,
-                        chip_seed: int | None = None) -> None:
+                        chip_seed: int | None = None, sizing: str = "default") -> None:
     """Keep what validate/stimulus need to rebuild the graph: the model and how it was compiled.
 
     A model whose weights live in external data files is saved with them inlined, so the
@@ -98,7 +99,7 @@ def save_compile_inputs(outdir: Path, model: str | os.PathLike[str], target: str
             raise OutputError(f"{model}: cannot inline its external tensor data into model.onnx ({exc})") from exc
     write_bytes(outdir / "model.onnx", data)
     write_json(outdir / "kelvin.json", {"source": str(model), "target": target, "scale": scale,
-                                        "chip_seed": chip_seed})
+                                        "chip_seed": chip_seed, "sizing": sizing})
 
 
 def load_outdir(outdir: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
@@ -110,7 +111,7 @@ def load_outdir(outdir: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     try:
         info = json.loads(meta.read_text())
         return out, {"target": str(info["target"]), "scale": float(info["scale"]), "source": info.get("source"),
-                     "chip_seed": info.get("chip_seed")}
+                     "chip_seed": info.get("chip_seed"), "sizing": str(info.get("sizing", "default"))}
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{meta}: unreadable ({exc})") from exc
 
@@ -127,17 +128,17 @@ def write_stimulus(outdir: str | os.PathLike[str], inputs: str | os.PathLike[str
     if not 0 <= row < n:
         raise InputError(f"{inputs}: row {row} is out of range (the file has {n} samples)")
     nl = emit_netlist(compiled.graph, compiled.target,
-                      netlist_options(info["target"], info["scale"], 10**9, info["chip_seed"]))
+                      netlist_options(info["target"], info["scale"], 10**9, info["chip_seed"], info["sizing"]))
     return write_text(out / "inputs.inc", _stimulus_text(nl, {k: v[row] for k, v in feeds.items()}))
 
 
 def run_network_spice(compiled: Compiled, feeds: dict[str, np.ndarray], scale: float, *,
                       workers: int | None = None, executor: Executor | None = None, timeout_s: float = 300.0,
                       max_devices: int = 200_000, progress: bool = True,
-                      chip_seed: int | None = None) -> dict[str, np.ndarray]:
+                      chip_seed: int | None = None, sizing: str = "default") -> dict[str, np.ndarray]:
     """Simulate the whole network (one chip instance if ``chip_seed``) in ngspice once per sample."""
     nl = emit_netlist(compiled.graph, compiled.target,
-                      netlist_options(compiled.target.name, scale, max_devices, chip_seed))
+                      netlist_options(compiled.target.name, scale, max_devices, chip_seed, sizing))
     n = min(len(v) for v in feeds.values())
     jobs = []
     for i in range(n):
