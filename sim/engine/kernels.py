@@ -37,6 +37,8 @@ class Kernel:
 
 
 KERNELS: dict[str, Kernel] = {}
+CLASS_KERNELS: dict[type, Kernel] = {}
+"""Kernels for primitive classes that share a kind but not its math (a chip instance's synapses)."""
 
 
 def register(cls: type[Kernel]) -> type[Kernel]:
@@ -50,7 +52,7 @@ def register(cls: type[Kernel]) -> type[Kernel]:
 
 def kernel_for(prim: Primitive) -> Kernel:
     """The kernel of ``prim``'s kind, or an UnsupportedError listing the kinds that have one."""
-    k = KERNELS.get(prim.kind)
+    k = CLASS_KERNELS.get(type(prim)) or KERNELS.get(prim.kind)
     if k is None:
         raise UnsupportedError(f"no behavioral kernel for primitive kind {prim.kind!r}; "
                                f"kernels exist for: {', '.join(sorted(KERNELS))}")

@@ -98,17 +98,22 @@ class Rectify(SignalMap):
         return gy * (saved > 0)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Quantize(SignalMap):
     """A symmetric mid-tread converter (DAC or ADC): q(v) = Δ·clip(floor(v/Δ + ½), −L, L),
     L = 2^(bits−1) − 1, Δ = fs/L (`circuits.spice.crossbar_blocks.Quantizer`'s rule).
+    A ``full_scale`` of None is calibrated once, on the first signal seen, to its largest |v|
+    (a converter's range set from calibration data, as on IBM's chip).
     Straight-through estimator: ∂q/∂v = 1 inside ±fs, 0 where it saturates."""
 
     bits: int
-    full_scale: float
+    full_scale: float | None = None
     ste: ClassVar[bool] = True
 
     def forward(self, x, rng):
+        if self.full_scale is None:
+            peak = float(np.max(np.abs(x))) if x.size else 0.0
+            self.full_scale = peak if peak > 0 else 1.0
         levels = 2 ** (self.bits - 1) - 1
         step = x.dtype.type(self.full_scale / levels)
         k = np.clip(np.floor(x / step + x.dtype.type(0.5)), -levels, levels)

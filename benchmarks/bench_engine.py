@@ -1,0 +1,96 @@
+"""Behavioral engine inference speed against onnxruntime, and hardware models against ideal.
+
+Cases (median of --repeats, interleaved so machine noise hits all alike, one thread each):
+- ResNet-18 (11.7 M parameters, 224×224) at batch 8, opamp target, ideal devices;
+- the bundled digits MLP (64-16-10) at batch 4096 on each target;
+- the digits MLP with `quantized` (current), `chip` (current, seed 0) and `pcm` (crossbar)
+  against `ideal` on the same target.
+Prints JSON with medians and ratios measured in the same run; never fails on a time.
+
+    python benchmarks/bench_engine.py [--repeats 7] [--skip-resnet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _ort(model, x_name: str, x):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return lambda: sess.run(None, {x_name: x})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--skip-resnet", action="store_true")
+    args = ap.parse_args()
+    import numpy as np
+    import onnx
+
+    from compiler.pipeline import compile_model
+    from sim.engine.prepare import HardwareOptions, build_program
+
+    rng = np.random.default_rng(0)
+    out: dict = {"threads": 1, "repeats": args.repeats}
+    if not args.skip_resnet:
+        from sim.zoo import resnet18
+        model = resnet18()
+        model.ir_version = min(model.ir_version, 10)
+        c = compile_model(model, "opamp")
+        name = c.graph.inputs[0]
+        x = rng.standard_normal((8, 3, 224, 224)).astype(np.float32)
+        prog = build_program(c)
+        t_k = _median_time(lambda: prog.run({name: x}), args.repeats)
+        t_o = _median_time(_ort(model, model.graph.input[0].name, x), args.repeats)
+        out["resnet18_batch8"] = {"kelvin_s": t_k, "onnxruntime_s": t_o, "ratio": t_k / t_o, "target_ratio": 2.0}
+    path = ROOT / "models/examples/digits_mlp.onnx"
+    model = onnx.load(path)
+    x = rng.uniform(0, 1, (4096, 64)).astype(np.float32)
+    t_o = _median_time(_ort(model, model.graph.input[0].name, x), args.repeats)
+    mlp: dict = {"onnxruntime_s": t_o}
+    for target, modes in (("opamp", ("ideal",)), ("current", ("ideal", "quantized", "chip")),
+                          ("crossbar", ("ideal", "quantized", "pcm"))):
+        c = compile_model(str(path), target)
+        name = c.graph.inputs[0]
+        row = {}
+        for mode in modes:
+            prog = build_program(c, HardwareOptions(modes=(mode,), chip_seed=0 if mode == "chip" else None))
+            gen = np.random.default_rng(0)
+            row[mode] = _median_time(lambda: prog.run({name: x}, rng=gen), args.repeats)
+        mlp[target] = {
+            "seconds": row,
+            "ideal_vs_onnxruntime": row["ideal"] / t_o,
+            "vs_ideal": {m: row[m] / row["ideal"] for m in modes if m != "ideal"},
+        }
+    out["digits_mlp_batch4096"] = mlp
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

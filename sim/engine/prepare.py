@@ -1,0 +1,163 @@
+"""From a compiled model and the user's hardware choice to a ready `Program`.
+
+`HardwareOptions` is what ``kelvin run/train --hardware …`` and `sim.backend.prepare` accept;
+`build_program` checks it against the target (one clear error per bad option), draws the chip
+when asked and stacks the hardware models in the order given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from circuits.errors import InputError, ParameterError, UnsupportedError
+from compiler.pipeline import Compiled
+from sim.engine import kernels
+from sim.engine.hardware import (
+    HardwareModel, Ideal, Noise, Pcm, Population, Quantized, Stack, check_bits, check_target_modes, mode_list,
+)
+from sim.engine.maps import NodeMaps, Rectify
+from sim.engine.program import Program
+
+SPICE_MODES = frozenset({"ideal", "quantized", "chip"})
+
+
+@dataclass(frozen=True)
+class HardwareOptions:
+    """The hardware a model runs on in the engine (see `sim.engine.hardware`)."""
+
+    modes: tuple[str, ...] = ("ideal",)
+    noise: float = 1e-3
+    chip_seed: int | None = None
+    fits: str | None = None
+    pcm_time_s: float = 1.0
+    drift_compensation: bool = True
+    weight_bits: int | None = None
+    dac_bits: int | None = 8
+    adc_bits: int | None = 8
+    sizing: str = "default"
+    scale: float | None = None
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, hardware: str | None = None, **kw: Any) -> HardwareOptions:
+        """From CLI-style values: ``hardware`` "quantized,chip"; a ``chip_seed`` alone means chip."""
+        modes = mode_list(hardware) if hardware else (["chip"] if kw.get("chip_seed") is not None else ["ideal"])
+        clean = {k: v for k, v in kw.items() if v is not None or k in ("weight_bits",)}
+        opts = cls(modes=tuple(modes), **clean)
+        opts.check()
+        return opts
+
+    def check(self) -> None:
+        if "chip" in self.modes and self.chip_seed is None:
+            raise ParameterError("--hardware chip needs --chip-seed N (which chip instance)")
+        if self.chip_seed is not None and (not isinstance(self.chip_seed, int) or self.chip_seed < 0):
+            raise ParameterError(f"--chip-seed: a non-negative integer, got {self.chip_seed}")
+        if not (math.isfinite(self.pcm_time_s) and self.pcm_time_s >= 0):
+            raise ParameterError(f"--pcm-time: seconds after programming, ≥ 0, got {self.pcm_time_s}")
+        if not (math.isfinite(self.noise) and self.noise >= 0):
+            raise ParameterError(f"--noise: a relative standard deviation ≥ 0, got {self.noise}")
+        for n in ("weight_bits", "dac_bits", "adc_bits"):
+            check_bits(f"--{n.replace('_', '-')}", getattr(self, n))
+        if "fitted" in self.modes and not self.fits:
+            raise ParameterError("--hardware fitted needs --fits DIR (a directory written by `kelvin fit`)")
+
+
+class ChipSynapseKernel(kernels.Kernel):
+    """One chip's synapse array (`sim.chip.InstanceSynapseArray`: mismatch-folded weights and the
+    mirrors' Early-effect drift). Forward is the chip model's own statement; inference only."""
+
+    def forward(self, prim, p, xs, save):
+        return np.asarray(prim.ideal(xs[0]), dtype=xs[0].dtype), None
+
+    def backward(self, prim, p, saved, gy):
+        raise UnsupportedError("--hardware chip is an inference model (the Early-effect drift has no "
+                               "gradient here); train with quantized,population, evaluate on the chip")
+
+
+def _register_chip_kernel() -> None:
+    from sim.chip import InstanceSynapseArray
+    kernels.CLASS_KERNELS.setdefault(InstanceSynapseArray, ChipSynapseKernel())
+
+
+class _RectifyInputs(HardwareModel):
+    """Current-mode input somas: inputs are currents, max(0, x)."""
+
+    name = "inputs"
+
+    def input_maps(self, program, name):
+        return NodeMaps(pre=(Rectify(),))
+
+
+def hardware_models(compiled: Compiled, opts: HardwareOptions) -> list[HardwareModel]:
+    """The stack for ``opts`` on ``compiled``'s target (chip handled by `build_program`)."""
+    from circuits.spice.current_cells import CellSizing
+    target = compiled.target.name
+    check_target_modes(opts.modes, target)
+    out: list[HardwareModel] = []
+    sizing = CellSizing.preset(opts.sizing) if target == "current" else None
+    for m in opts.modes:
+        if m == "quantized":
+            if "chip" in opts.modes:
+                continue  # a chip's synapses are already programmed with the levels
+            out.append(Quantized(target, w_unit=sizing.w_unit if sizing else 0.25, weight_bits=opts.weight_bits,
+                                 dac_bits=opts.dac_bits, adc_bits=opts.adc_bits))
+        elif m == "noise":
+            out.append(Noise(opts.noise))
+        elif m == "population":
+            assert sizing is not None
+            out.append(Population(sizing.report()["sigma_branch_rel"]))
+        elif m == "pcm":
+            out.append(Pcm(opts.pcm_time_s, opts.drift_compensation, opts.seed))
+        elif m == "fitted":
+            raise UnsupportedError("--hardware fitted is not implemented yet in the engine")
+        elif m == "chip":
+            out.append(_RectifyInputs())
+    return out
+
+
+def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dtype: Any = np.float32) -> Program:
+    """A `Program` computing what ``opts``' hardware computes for ``compiled``."""
+    opts = opts or HardwareOptions()
+    models = hardware_models(compiled, opts)
+    graph = compiled.graph
+    if "chip" in opts.modes:
+        from sim.chip import ChipInstance
+        from sim.spice_commands import default_scale
+        _register_chip_kernel()
+        scale = opts.scale or default_scale(compiled.target.name)
+        graph = ChipInstance.draw(compiled, opts.chip_seed, scale).engine_graph()
+    hw = None if not models else (models[0] if len(models) == 1 else Stack(tuple(models)))
+    return Program(graph, dtype=dtype, hardware=hw)
+
+
+def check_spice_modes(opts: HardwareOptions) -> None:
+    """--engine spice simulates a netlist: only what a netlist holds (nominal, or one chip)."""
+    bad = [m for m in opts.modes if m not in SPICE_MODES]
+    if bad:
+        raise UnsupportedError(f"--engine spice simulates the netlist, which cannot represent --hardware "
+                               f"{','.join(bad)}; use --engine behavioral for it")
+
+
+def run_program(program: Program, feeds: Mapping[str, np.ndarray], batch_size: int = 256,
+                progress: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
+    """Run in chunks of ``batch_size`` samples with a progress bar; noise seeded by ``seed``."""
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    rng = np.random.default_rng(seed)
+    n = min((a.shape[0] for a in feeds.values() if np.ndim(a)), default=0)
+    if n == 0 or any(np.ndim(a) == 0 or a.shape[0] != n for a in feeds.values()):
+        return program.run(feeds, rng=rng)
+    parts: dict[str, list[np.ndarray]] = {}
+    with tqdm(total=n, desc="run", unit="sample", disable=not progress or None, leave=False) as bar:
+        for start in range(0, n, batch_size):
+            chunk = {k: v[start:start + batch_size] for k, v in feeds.items()}
+            for k, v in program.run(chunk, rng=rng).items():
+                parts.setdefault(k, []).append(v)
+            bar.update(min(batch_size, n - start))
+    return {k: np.concatenate(v, axis=0) for k, v in parts.items()}

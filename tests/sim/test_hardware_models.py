@@ -1,0 +1,170 @@
+"""Hardware models: derivatives against finite differences, quantization against the netlist's rule,
+composition, PCM drift, and the CLI's one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from circuits.current import SynapseArray
+from circuits.errors import KelvinError
+from circuits.spice.emit_current import quantized_synapse_array
+from compiler.pipeline import compile_model
+from sim.cli import main
+from sim.engine.hardware import BinasLevels, ConductanceLevels, MirrorGains, PcmDevices
+from sim.engine.maps import FixedGain, Quantize, Rectify, RelativeNoise
+from sim.engine.prepare import HardwareOptions, build_program
+
+MLP = "models/examples/digits_mlp.onnx"
+rng = np.random.default_rng(1)
+
+
+def _param_fd(m, p, fresh_rng_seed=5, eps=1e-6):
+    """The map's backward against central differences of Σ r·map(p) with the same random draws."""
+    def value(q):
+        out, _ = m.forward(q, np.random.default_rng(fresh_rng_seed))
+        return out
+
+    out, saved = m.forward(p, np.random.default_rng(fresh_rng_seed))
+    r = {k: rng.standard_normal(v.shape) for k, v in out.items()}
+    g = m.backward(saved, r)
+    for k, v in p.items():
+        for i in rng.choice(v.size, min(5, v.size), replace=False):
+            old = v.flat[i]
+            v.flat[i] = old + eps
+            up = sum(float(np.sum(value(p)[j] * r[j])) for j in r)
+            v.flat[i] = old - eps
+            dn = sum(float(np.sum(value(p)[j] * r[j])) for j in r)
+            v.flat[i] = old
+            assert (up - dn) / (2 * eps) == pytest.approx(g[k].flat[i], rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: RelativeNoise(1e-2),
+    lambda: MirrorGains(0.05),
+    lambda: FixedGain({"weights": rng.uniform(0.9, 1.1, (4, 6))}),
+])
+def test_exact_weight_maps_match_finite_differences(make):
+    """Maps with a true derivative."""
+    m = make()
+    p = {"weights": rng.standard_normal((4, 6)), "bias": rng.standard_normal(4)}
+    if isinstance(m, FixedGain):
+        p = {"weights": p["weights"]}
+    _param_fd(m, p)
+
+
+STE_MAPS = (BinasLevels, ConductanceLevels, Quantize, PcmDevices)
+
+
+def test_ste_maps_are_the_listed_ones():
+    """Maps whose derivative is zero almost everywhere say so; the rest are exact."""
+    assert all(cls.ste for cls in STE_MAPS)
+    assert not any(cls.ste for cls in (RelativeNoise, MirrorGains, FixedGain, Rectify))
+
+
+def test_pcm_estimator_is_the_drift_gain():
+    """PCM's stated estimator: ∂w_eff/∂w = drift·compensation gain (programming noise held fixed)."""
+    m = PcmDevices(3600.0, True, np.random.SeedSequence(3))
+    w = rng.standard_normal((4, 6))
+    out, gain = m.forward({"weights": w}, None)
+    ratio = out["weights"] / w
+    assert np.all(gain > 0) and np.allclose(np.median(ratio / gain, axis=1), 1.0, atol=0.1)
+    g = m.backward(gain, {"weights": np.ones_like(w)})["weights"]
+    np.testing.assert_array_equal(g, gain)
+
+
+def test_binas_levels_equal_the_netlist_emitters_rounding():
+    for _ in range(20):
+        w = rng.standard_normal((5, 7)) * rng.choice([0.1, 1.0, 5.0])
+        b = rng.standard_normal(5)
+        prim = SynapseArray(w, b, rectify=True)
+        want = quantized_synapse_array(prim)
+        got, _ = BinasLevels(0.25).forward({"weights": w, "bias": b}, None)
+        np.testing.assert_allclose(got["weights"], want.weights, rtol=1e-12)
+        np.testing.assert_allclose(got["bias"], want.bias, rtol=1e-12)
+
+
+def test_quantized_export_holds_only_levels():
+    c = compile_model(MLP, "current")
+    prog = build_program(c, HardwareOptions(modes=("quantized",)), dtype=np.float64)
+    for step in prog.primitive_steps():
+        if not step.params or not step.maps.wmap:
+            continue
+        p = {f: prog.params[k] for f, k in step.params}
+        q, _ = step.maps.wmap[0].forward(p, None)
+        w = q["weights"]
+        unit = np.maximum(0.25, np.maximum(np.abs(p["weights"]).max(1), np.abs(p.get("bias", 0))) / 7)
+        k = w / unit[:, None]
+        assert np.allclose(k, np.rint(k)) and np.abs(k).max() <= 7
+
+
+def test_quantize_converter_rule_and_calibration():
+    q = Quantize(3)  # L = 3 levels per side, full scale calibrated to the first signal
+    x = np.array([-2.0, -0.4, 0.0, 0.2, 0.5, 1.0, 2.0])
+    y, mask = q.forward(x, None)
+    assert q.full_scale == 2.0
+    step = 2.0 / 3
+    np.testing.assert_allclose(y, step * np.clip(np.floor(x / step + 0.5), -3, 3))
+    assert mask.all()
+    y2, mask2 = q.forward(np.array([3.0]), None)
+    assert y2[0] == pytest.approx(2.0) and not mask2[0]
+
+
+def test_stacked_models_compose_and_noise_is_seeded():
+    c = compile_model(MLP, "current")
+    x = {c.graph.inputs[0]: rng.uniform(0, 1, (16, 64)).astype(np.float32)}
+    q = build_program(c, HardwareOptions(modes=("quantized",))).run(x)
+    qn = build_program(c, HardwareOptions(modes=("quantized", "noise"), noise=0.05))
+    a = qn.run(x, rng=np.random.default_rng(0))
+    b = qn.run(x, rng=np.random.default_rng(0))
+    name = c.graph.outputs[0]
+    np.testing.assert_array_equal(a[name], b[name])
+    assert not np.allclose(a[name], q[name])
+    assert np.abs(a[name] - q[name]).max() < 0.5 * np.abs(q[name]).max()
+
+
+def test_pcm_drift_shrinks_outputs_and_compensation_restores_them():
+    c = compile_model(MLP, "crossbar")
+    x = {c.graph.inputs[0]: rng.uniform(0, 1, (64, 64)).astype(np.float32)}
+    name = c.graph.outputs[0]
+
+    def mean_abs(t, comp):
+        prog = build_program(c, HardwareOptions(modes=("pcm",), pcm_time_s=t, drift_compensation=comp))
+        return float(np.abs(prog.run(x, rng=np.random.default_rng(0))[name]).mean())
+
+    base = mean_abs(20.0, False)
+    day, year = mean_abs(86400.0, False), mean_abs(3.15e7, False)
+    assert year < day < base
+    # ν ≈ 0.05-0.1: (t/t0)^−ν over two layers shrinks by about (86400/20)^−0.07·2 ≈ 0.3 in a day
+    assert 0.2 < day / base < 0.8
+    assert mean_abs(3.15e7, True) == pytest.approx(base, rel=0.15)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--target", "current", "--hardware", "pcm"], "not available on target 'current'"),
+    (["--target", "crossbar", "--hardware", "bogus"], "unknown mode 'bogus'"),
+    (["--target", "crossbar", "--hardware", "pcm", "--pcm-time", "-1"], "--pcm-time"),
+    (["--target", "crossbar", "--hardware", "quantized", "--adc-bits", "0"], "--adc-bits"),
+    (["--target", "crossbar", "--hardware", "quantized", "--dac-bits", "17"], "--dac-bits"),
+    (["--target", "current", "--hardware", "chip"], "--chip-seed"),
+    (["--target", "current", "--hardware", "noise", "--engine", "spice"], "cannot represent --hardware noise"),
+    (["--target", "current", "--hardware", "fitted"], "--fits"),
+])
+def test_bad_hardware_options_are_one_line(tmp_path, capsys, argv, needle):
+    x = tmp_path / "x.npy"
+    np.save(x, rng.uniform(0, 1, (2, 64)).astype(np.float32))
+    assert main(["run", MLP, "-i", str(x), "-q", *argv]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+
+
+def test_run_hardware_quantized_writes_outputs(tmp_path):
+    x = tmp_path / "x.npy"
+    np.save(x, rng.uniform(0, 1, (5, 64)).astype(np.float32))
+    out = tmp_path / "y.npy"
+    assert main(["run", MLP, "-i", str(x), "-o", str(out), "--target", "current", "--hardware", "quantized", "-q"]) == 0
+    c = compile_model(MLP, "current")
+    want = build_program(c, HardwareOptions(modes=("quantized",))).run({c.graph.inputs[0]: np.load(x)})
+    np.testing.assert_allclose(np.load(out), want[c.graph.outputs[0]], rtol=1e-6)
+    with pytest.raises(KelvinError):
+        HardwareOptions.parse("quantized,quantized")
