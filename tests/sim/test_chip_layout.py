@@ -76,7 +76,7 @@ def test_adding_a_layer_after_leaves_the_first_layer_alone():
 def test_compact_sizing_threads_to_the_cells_and_the_chip(small):
     nl = _netlist(small, None, "compact")
     text = nl.deck(title="t").render()
-    assert "w=5e-07 l=1e-06" in text and "w=2e-06 l=4e-06" not in text
+    assert "w=1e-06 l=2e-06" in text and "w=2e-06 l=4e-06" not in text
     d, c = ChipInstance.draw(small, None, SCALE), ChipInstance.draw(small, None, SCALE, sizing="compact")
     assert c.sizing == "compact"
     for name, lay in d.layers.items():  # nominal devices: the same quantized weights, more Early drift
