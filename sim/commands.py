@@ -16,6 +16,7 @@ from compiler.ir import Graph
 from compiler.pipeline import Compiled, compile_model
 from compiler.report import graph_document
 from sim.engine import execute
+from sim.spice.errors import BatchError
 from sim.inputs import load_inputs, reshape_rows  # noqa: F401  (re-exported: run, validate and stimulus read inputs)
 
 log = logging.getLogger(__name__)
@@ -134,16 +135,28 @@ def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str]
         from sim.spice_commands import default_scale, run_network_spice
 
         check_spice_modes(hw)
-        scale = opts.pop("scale", None) or default_scale(target)
-        result = run_network_spice(compiled, feeds, scale, progress=progress, chip_seed=hw.chip_seed, **opts)
+        scale = opts.pop("scale", None)
+        scale = default_scale(target) if scale is None else scale
+        try:
+            result = run_network_spice(compiled, feeds, scale, progress=progress, chip_seed=hw.chip_seed, **opts)
+        except BatchError as exc:  # keep what succeeded: the failed rows are NaN
+            if output is None or not exc.outputs:
+                raise
+            _write_outputs(output, exc.outputs)
+            raise BatchError(f"{exc}; wrote the other samples to {output} (failed rows are NaN)",
+                             exc.outputs, exc.failed) from exc
     else:  # behavioral (alias: ideal): the NumPy engine with the chosen hardware model
         result = run_program(build_program(compiled, hw), feeds, batch_size, progress, seed=hw.seed)
     if output is None:
         return result, None
+    _write_outputs(output, result)
+    return result, output
+
+
+def _write_outputs(output: str, result: dict[str, np.ndarray]) -> None:
     if output.endswith(".npz"):
         write_npz(output, **result)
     elif len(result) == 1:
         write_npy(output, next(iter(result.values())))
     else:
         raise OutputError(f"{output}: the model has {len(result)} outputs; use an .npz file")
-    return result, output

@@ -7,6 +7,7 @@ the SPICE side can read inputs without importing the command layer.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from compiler.ir import Graph
 def load_inputs(path: str | os.PathLike[str], graph: Graph) -> dict[str, np.ndarray]:
     """Read input arrays for ``graph`` from .npy, .npz (by input name) or .csv (one sample per row)."""
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory; give an input file (.npy, .npz or .csv)")
     if not p.is_file():
         raise InputError(f"{p}: no such input file")
     suffix = p.suffix.lower()
@@ -29,22 +32,36 @@ def load_inputs(path: str | os.PathLike[str], graph: Graph) -> dict[str, np.ndar
                                  f"({', '.join(graph.inputs)}); give an .npz keyed by those names")
         elif suffix == ".npz":
             with np.load(p, allow_pickle=False) as data:
-                if len(graph.inputs) == 1 and graph.inputs[0] not in data and len(data.files) == 1:
-                    arrays = {graph.inputs[0]: data[data.files[0]]}
-                else:
-                    missing = [n for n in graph.inputs if n not in data]
-                    if missing:
-                        raise InputError(f"{p}: missing array(s) for input(s) {', '.join(missing)}")
-                    arrays = {n: data[n] for n in graph.inputs}
+                missing = [n for n in graph.inputs if n not in data]
+                if missing:
+                    raise InputError(f"{p}: no array named {', '.join(map(repr, missing))} (the file holds "
+                                     f"{', '.join(map(repr, data.files)) or 'nothing'}); key arrays by input name")
+                arrays = {n: data[n] for n in graph.inputs}
         elif suffix == ".csv":
             if len(graph.inputs) != 1:
                 raise InputError(f"{p}: CSV input needs a single-input model")
             arrays = {graph.inputs[0]: np.atleast_2d(np.loadtxt(p, delimiter=",", dtype=np.float64))}
         else:
             raise InputError(f"{p}: unknown input format {suffix or '(none)'}; use .npy, .npz or .csv")
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{p}: cannot read input ({exc})") from exc
+    for name, arr in arrays.items():
+        check_values(p, name, arr)
     return arrays
+
+
+def check_values(path: Path, name: str, arr: np.ndarray) -> None:
+    """Analog signals are finite real numbers: reject complex, non-numeric and NaN/Inf inputs."""
+    if arr.dtype.kind == "c":
+        raise InputError(f"{path}: input {name!r} is complex ({arr.dtype}); analog signals are real, "
+                         "give real values")
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{path}: input {name!r} has dtype {arr.dtype}; give numbers")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputError(f"{path}: input {name!r} has a non-finite value ({arr[index]}) at index "
+                         f"{list(index)}; replace NaN/Inf before running")
 
 
 def reshape_rows(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -21,13 +21,15 @@ from typing import Any
 import numpy as np
 import onnx
 
-from circuits.errors import InputError, KelvinError, OutputError
-from circuits.files import write_bytes, write_json, write_text
+from circuits.errors import InputError, OutputError
+from circuits.files import dir_lock, write_bytes, write_json, write_text
 from circuits.spice.netlist import Deck
 from circuits.targets import TARGETS, get_target
 from compiler.netlist import Netlist, NetlistOptions, emit_netlist
 from compiler.pipeline import Compiled
+from compiler.realizable import I_MAX_A
 from sim.spice import SimJob, run_jobs
+from sim.spice.errors import BatchError
 
 log = logging.getLogger(__name__)
 
@@ -122,32 +124,74 @@ def write_stimulus(outdir: str | os.PathLike[str], inputs: str | os.PathLike[str
     from sim.inputs import load_inputs, reshape_rows
 
     out, info = load_outdir(outdir)
+    if not (out / "netlist.cir").is_file():
+        raise InputError(f"{out}: has no netlist.cir (compile wrote none: see graph.json's \"netlist\" entry); "
+                         "nothing to drive")
     compiled = compile_model(out / "model.onnx", info["target"])
     feeds = reshape_rows(compiled.graph, load_inputs(inputs, compiled.graph))
-    n = min(len(v) for v in feeds.values())
+    n = batch_rows(feeds)
     if not 0 <= row < n:
         raise InputError(f"{inputs}: row {row} is out of range (the file has {n} samples)")
     nl = emit_netlist(compiled.graph, compiled.target,
                       netlist_options(info["target"], info["scale"], 10**9, info["chip_seed"], info["sizing"]))
-    return write_text(out / "inputs.inc", _stimulus_text(nl, {k: v[row] for k, v in feeds.items()}))
+    sample = {k: v[row] for k, v in feeds.items()}
+    check_in_rails(nl, {k: v[None] for k, v in sample.items()})
+    with dir_lock(out):  # not while a compile swaps the directory
+        return write_text(out / "inputs.inc", _stimulus_text(nl, sample))
 
 
 def run_network_spice(compiled: Compiled, feeds: dict[str, np.ndarray], scale: float, *,
                       workers: int | None = None, executor: Executor | None = None, timeout_s: float = 300.0,
                       max_devices: int = 200_000, progress: bool = True,
                       chip_seed: int | None = None, sizing: str = "default") -> dict[str, np.ndarray]:
-    """Simulate the whole network (one chip instance if ``chip_seed``) in ngspice once per sample."""
+    """Simulate the whole network (one chip instance if ``chip_seed``) in ngspice once per sample.
+
+    Inputs beyond the circuit's rails are refused before any simulation. If some samples fail,
+    `BatchError` carries the outputs of all of them, NaN in the failed rows.
+    """
     nl = emit_netlist(compiled.graph, compiled.target,
                       netlist_options(compiled.target.name, scale, max_devices, chip_seed, sizing))
-    n = min(len(v) for v in feeds.values())
+    n = batch_rows(feeds)
+    check_in_rails(nl, feeds)
     jobs = []
     for i in range(n):
         deck: Deck = nl.deck({k: v[i] for k, v in feeds.items()}, title=f"sample {i}")
         jobs.append(SimJob(f"sample_{i}", deck.render(), timeout_s))
     results = run_jobs(jobs, workers=workers, executor=executor, progress=progress)
-    failed = [r for r in results if not r.ok]
+    nan = {name: np.full(shape, np.nan) for name, shape in nl.output_shapes.items()}
+    per = [nl.read_outputs(r.vectors) if r.ok else nan for r in results]
+    outputs = {name: np.stack([p[name] for p in per]).astype(np.float32) for name in nl.output_ports}
+    failed = tuple(i for i, r in enumerate(results) if not r.ok)
     if failed:
-        first = failed[0]
-        raise KelvinError(f"{len(failed)} of {n} sample simulations failed; first, {first.name}: {first.error}")
-    per = [nl.read_outputs(r.vectors) for r in results]
-    return {name: np.stack([p[name] for p in per]).astype(np.float32) for name in nl.output_ports}
+        first = results[failed[0]]
+        rows = ", ".join(map(str, failed[:10])) + (", ..." if len(failed) > 10 else "")
+        raise BatchError(f"{len(failed)} of {n} sample simulations failed (rows {rows}); first, "
+                         f"{first.name}: {first.error}", outputs, failed)
+    return outputs
+
+
+def batch_rows(feeds: dict[str, np.ndarray]) -> int:
+    """Samples in a batch (axis 0 of every input); an empty batch or a scalar input is an InputError."""
+    for name, v in feeds.items():
+        if np.ndim(v) == 0:
+            raise InputError(f"input {name!r}: a single scalar has no sample axis; --engine spice runs one "
+                             "sample per row (shape [samples, ...])")
+    n = min((len(v) for v in feeds.values()), default=0)
+    if n == 0:
+        raise InputError(f"input {next(iter(feeds), '?')!r}: the batch is empty (0 samples); give at least one row")
+    return n
+
+
+def check_in_rails(nl: Netlist, feeds: dict[str, np.ndarray]) -> None:
+    """Input levels (value x scale) must lie within the rails (voltages) or the cells' current range."""
+    if nl.signal == "current":
+        limit, unit = I_MAX_A, "A"
+    else:
+        limit, unit = max((abs(v) for v in nl.supplies.volts), default=0.0), "V"
+    for name, v in feeds.items():
+        level = np.abs(np.asarray(v, np.float64)) * nl.scale
+        if level.size and level.max() > limit:
+            index = [int(i) for i in np.unravel_index(int(np.argmax(level)), level.shape)]
+            value = float(np.asarray(v, np.float64)[tuple(index)])
+            raise InputError(f"input {name!r} at index {index} is {value:g} units = {value * nl.scale:g} {unit}, "
+                             f"beyond the circuit's +-{limit:g} {unit}; scale the input down (or lower --scale)")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from distributed import Client
 from distributed.cfexecutor import ClientExecutor
 
+from sim.spice.errors import SimulationError
+
 
 class OwningClientExecutor(ClientExecutor):
     """dask's concurrent.futures executor; `shutdown` also closes the client it was made with."""
@@ -19,6 +21,14 @@ class OwningClientExecutor(ClientExecutor):
         self._client.close()
 
 
-def connect(address: str) -> OwningClientExecutor:
+CONNECT_TIMEOUT_S = 10.0
+
+
+def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> OwningClientExecutor:
     """An executor on the scheduler at `address`; every submission is simulated (pure=False: no dedup)."""
-    return OwningClientExecutor(Client(address), pure=False)
+    try:
+        client = Client(address, timeout=f"{timeout_s}s")
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise SimulationError(f"--dask {address}: cannot reach the Dask scheduler within {timeout_s:g} s "
+                              f"({type(exc).__name__}); check the address and that `dask scheduler` runs there") from exc
+    return OwningClientExecutor(client, pure=False)

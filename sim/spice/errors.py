@@ -29,6 +29,15 @@ class SimulatorCrash(SimulationError):
     """The process running ngspice died (segfault, abort, kill) or the executor lost the job."""
 
 
+class BatchError(SimulationError):
+    """Some samples of a batch failed; ``outputs`` holds every sample, NaN in the ``failed`` rows."""
+
+    def __init__(self, message: str, outputs: dict | None = None, failed: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.outputs = outputs or {}
+        self.failed = failed
+
+
 BY_NAME: dict[str, type[SimulationError]] = {
     cls.__name__: cls
     for cls in (

@@ -79,8 +79,11 @@ def dask_executor(address: str) -> cf.Executor:
 
     Use it as a context manager, or call `shutdown()`, to close its dask client.
     """
-    from sim.spice.dask_backend import connect  # dask is optional: import it only when asked for
-
+    try:
+        from sim.spice.dask_backend import connect  # dask is optional: import it only when asked for
+    except ImportError as exc:
+        raise SimulationError(f"--dask {address}: dask.distributed is not installed "
+                              "(pip install 'dask[distributed]')") from exc
     return connect(address)
 
 

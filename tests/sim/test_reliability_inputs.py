@@ -1,0 +1,113 @@
+"""Issue 12: bad input files and options are one clear line (exit 1) in every engine, never a fallback."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from sim.cli import build_parser, main
+from tests.helpers import fvi, init, make_model
+
+
+@pytest.fixture()
+def model(tmp_path):
+    node = helper.make_node("Gemm", ["x", "W", "B"], ["y"], name="fc")
+    path = tmp_path / "m.onnx"
+    onnx.save(make_model([node], [fvi("x", ["N", 4])], [fvi("y", ["N", 3])],
+                         [init("W", np.eye(4, 3, dtype=np.float32)), init("B", np.zeros(3, np.float32))]), path)
+    return str(path)
+
+
+def _line(capsys, code: int) -> str:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 1 and len(lines) == 1 and "internal error" not in err and "Traceback" not in err, (code, err)
+    return lines[0]
+
+
+def _bad_inputs(tmp_path):
+    nan = np.ones((3, 4), np.float32)
+    nan[1, 2] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    np.save(tmp_path / "inf.npy", np.full((2, 4), np.inf, np.float32))
+    np.save(tmp_path / "cplx.npy", np.ones((2, 4), np.complex64))
+    np.savez(tmp_path / "other.npz", foo=np.ones((2, 4), np.float32))
+    (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04garbage")
+    (tmp_path / "adir").mkdir()
+    return {"nan.npy": r"'x'.*non-finite.*\[1, 2\]", "inf.npy": r"'x'.*non-finite.*\[0, 0\]",
+            "cplx.npy": r"'x' is complex", "other.npz": r"no array named 'x'.*'foo'",
+            "corrupt.npz": r"corrupt.npz: cannot read", "adir": r"adir: is a directory"}
+
+
+@pytest.mark.parametrize("engine", ["ideal", "spice"])
+def test_bad_input_files(tmp_path, model, capsys, engine):
+    for name, pattern in _bad_inputs(tmp_path).items():
+        line = _line(capsys, main(["run", model, "-i", str(tmp_path / name), "--engine", engine, "-q"]))
+        assert re.search(pattern, line), (name, line)
+
+
+def test_spice_engine_batch_and_scalar_checks(tmp_path, model, capsys):
+    np.save(tmp_path / "empty.npy", np.ones((0, 4), np.float32))
+    np.save(tmp_path / "scalar.npy", np.float32(1))
+    np.save(tmp_path / "huge.npy", np.full((2, 4), 1e30, np.float32))
+    assert "batch is empty" in _line(capsys, main(["run", model, "-i", str(tmp_path / "empty.npy"),
+                                                    "--engine", "spice", "-q"]))
+    assert "scalar" in _line(capsys, main(["run", model, "-i", str(tmp_path / "scalar.npy"),
+                                           "--engine", "spice", "-q"]))
+    line = _line(capsys, main(["run", model, "-i", str(tmp_path / "huge.npy"), "--engine", "spice", "-q"]))
+    assert "'x'" in line and "12 V" in line  # refused against the rails before any simulation
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["compile", "M", "-o", "O", "--scale", "0"], "--scale"),
+    (["compile", "M", "-o", "O", "--scale", "inf"], "--scale"),
+    (["compile", "M", "-o", "O", "--chip-seed", "-1"], "--chip-seed"),
+    (["compile", "M", "-o", "O", "--max-devices", "0"], "--max-devices"),
+    (["run", "M", "-i", "X", "--engine", "spice", "--scale", "0"], "--scale"),
+    (["run", "M", "-i", "X", "--timeout", "-1"], "--timeout"),
+    (["validate", "O", "--points", "0"], "--points"),
+    (["validate", "O", "--seed", "-3"], "--seed"),
+    (["characterize", "opamp.summer", "-o", "O", "--points", "-1"], "--points"),
+    (["characterize", "opamp.summer", "-o", "O", "--seed", "-1"], "--seed"),
+    (["characterize", "opamp.summer", "-o", "O", "--max-jobs", "-1"], "--max-jobs"),
+])
+def test_out_of_range_options(tmp_path, capsys, argv, option):
+    argv = [str(tmp_path / a) if a in ("M", "O", "X") else a for a in argv]
+    line = _line(capsys, main([*argv, "-q"]))
+    assert line.startswith(f"kelvin {argv[0]}: error: {option} must be"), line
+
+
+def test_global_verbose_and_quiet_take_effect(tmp_path, capsys):
+    args = build_parser().parse_args(["-v", "-q", "compile", "m.onnx", "-o", "o"])
+    assert isinstance(args, argparse.Namespace) and args.verbose and args.quiet
+    args = build_parser().parse_args(["compile", "m.onnx", "-o", "o", "-q"])
+    assert args.quiet and not args.verbose
+    (tmp_path / "x.onnx").write_text("nope")
+    assert main(["-v", "compile", str(tmp_path / "x.onnx"), "-o", str(tmp_path / "o")]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_rank0_model_runs_in_the_engine_and_says_why_not_in_spice(tmp_path, capsys):
+    node = helper.make_node("Relu", ["x"], ["y"], name="r")
+    path = tmp_path / "r0.onnx"
+    onnx.save(make_model([node], [fvi("x", [])], [fvi("y", [])]), path)
+    np.save(tmp_path / "x.npy", np.float32(-2.0))
+    np.save(tmp_path / "y.npy", np.float32(0.0))
+    assert main(["run", str(path), "-i", str(tmp_path / "x.npy"), "-o", str(tmp_path / "out.npy"), "-q"]) == 0
+    assert float(np.load(tmp_path / "out.npy")) == 0.0
+    capsys.readouterr()
+    assert "sample axis" in _line(capsys, main(["run", str(path), "-i", str(tmp_path / "x.npy"),
+                                                "--engine", "spice", "-q"]))
+
+
+def test_unreachable_dask_scheduler_is_one_clear_error():
+    from sim.spice.dask_backend import connect
+    from sim.spice.errors import SimulationError
+
+    with pytest.raises(SimulationError, match=r"--dask tcp://127.0.0.1:1: cannot reach the Dask scheduler"):
+        connect("tcp://127.0.0.1:1", timeout_s=1.0)
