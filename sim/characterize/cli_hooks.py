@@ -21,7 +21,7 @@ from typing import Any
 
 from circuits.errors import InputError
 from sim.characterize.fit import DEFAULT_MAX_RMS_PCT_FS, FitError, fit_data, write_fit
-from sim.characterize.store import load_data
+from sim.characterize.store import CharacterizationDataError, load_data
 from sim.characterize.simulate import DEFAULT_BATCH, simulate_sweeps
 from sim.characterize.sweeps import DEFAULT_TIMEOUT_S, plan, resolve_kinds
 
@@ -67,19 +67,23 @@ def kind_folders(data_dir: str | Path) -> list[Path]:
 
 def fit(data_dir: str | Path, out_dir: str | Path, max_rms_pct_fs: float = DEFAULT_MAX_RMS_PCT_FS,
         progress: bool = False) -> dict[str, Any]:
-    """Fit every characterized kind in ``data_dir``; write ``out_dir/<family>.json`` for each that fits.
+    """Fit every characterized kind in ``data_dir``; write ``out_dir/<family>.json`` for each.
 
-    Families that fail are reported together in one FitError after the others were written.
+    The fits are written as a set: if any family fails, one FitError lists every failure and
+    nothing is written (earlier files in ``out_dir`` stay as they were).
     """
     start = time.perf_counter()
-    done, failed = [], []
+    docs, done, failed = [], [], []
     for folder in kind_folders(data_dir):
-        data = load_data(folder)
+        data = _load(folder)
         try:
-            doc = fit_data(data, max_rms_pct_fs=max_rms_pct_fs, progress=progress)
+            docs.append(fit_data(data, max_rms_pct_fs=max_rms_pct_fs, progress=progress))
         except FitError as exc:
             failed.append(str(exc))
-            continue
+    if failed:
+        raise FitError(f"{len(failed)} famil{'y' if len(failed) == 1 else 'ies'} did not fit, so no fit was "
+                       f"written to {out_dir}: " + " | ".join(failed))
+    for doc in docs:
         path = write_fit(doc, out_dir)
         fid = doc["fidelity"]
         done.append({"kind": doc["kind"], "family": doc["family"], "path": str(path),
@@ -87,11 +91,21 @@ def fit(data_dir: str | Path, out_dir: str | Path, max_rms_pct_fs: float = DEFAU
                      "rms_pct_fs": fid["rms_pct_fs"], "max_pct_fs": fid["max_pct_fs"],
                      "worst_instance_rms_pct_fs": fid["worst_instance_rms_pct_fs"]})
         _log.info("fitted %s: %.4f %% FS rms held-out", doc["family"], fid["rms_pct_fs"])
-    if failed:
-        raise FitError(f"{len(failed)} famil{'y' if len(failed) == 1 else 'ies'} did not fit "
-                       f"({len(done)} written to {out_dir}): " + " | ".join(failed))
     return {"data_dir": str(data_dir), "out_dir": str(out_dir), "families": done,
             "elapsed_s": time.perf_counter() - start}
+
+
+def _load(folder: Path):
+    """`load_data`, with a manifest that lacks a field (or has a wrong one) as one clear error."""
+    try:
+        return load_data(folder)
+    except KeyError as exc:
+        raise CharacterizationDataError(f"{folder / 'manifest.json'}: has no field {exc}; the folder was kept - "
+                                        "re-run kelvin characterize into a new folder") from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CharacterizationDataError(f"{folder / 'manifest.json'}: malformed ({type(exc).__name__}: {exc}); "
+                                        "the folder was kept - re-run kelvin characterize into a new "
+                                        "folder") from exc
 
 
 def format_characterize(summary: dict[str, Any]) -> str:
