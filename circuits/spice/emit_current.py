@@ -456,3 +456,5 @@ def adapt_output(ctx: EmitContext, src: str) -> str:
 
 
 ADAPTERS["current"] = (adapt_input, adapt_output)
+
+import circuits.spice.emit_current_select  # noqa: E402,F401  (registers current.wta/average/junction)

@@ -19,6 +19,12 @@ initial guess (the ideal block) and bounds for `scipy.optimize.least_squares`.
 | crossbar.tiles | crossbar | Σ (wₖ + δwₖ)·xₖ + b + o | δwₖ per row, o |
 | current.neuron | current_neuron | a·max(0, x − θ) + i_leak | a, θ, i_leak |
 | current.synapse_array | synapse | w_unit·sgn(k)·k_eff·max(0, x − θ) | εₛ,ᵦ per bank and branch, θ |
+| opamp.max | max_selector | g·max_k(x_k + o_k) | g, o_k per input |
+| opamp.softmax | softmax | g·softmax(u)₀, u_k = β_k(x_k + o_k) − c_k·max x | g; β_k, o_k, c_k per input |
+| opamp.matmul | matmul | Σₖ multiplier term (a_k, b_k) − K·o²·(1 + δ₀) | per term g, γa, γb, δa, δb; δ₀ |
+| current.junction | junction | Σ gₖ(1 + εₖ)xₖ + b(1 + ε_b) + o | εₖ, ε_b, o |
+| current.average | mirror_average | gain·Σ (1 + εₖ)xₖ + o | εₖ, o |
+| current.wta | wta | max_k((1 + εₖ)xₖ) + o | εₖ, o |
 
 ``clamp`` is the op-amp macro's soft rail clamp (its rails and knee, in model units, are design
 constants: the characterized range does not reach them). Integrator: with s = t/τ the time
@@ -29,7 +35,7 @@ k_eff = Σ bitᵦ·rᵦ·(1 + εₛ,ᵦ); the soma chain's own gain is folded in
 """
 
 from circuits.errors import UnsupportedError
-from sim.characterize import families_arrays, families_opamp
+from sim.characterize import families_arrays, families_opamp, families_select
 from sim.characterize.family_base import FAMILIES, Family, register
 
 
@@ -43,4 +49,4 @@ def family_class(kind: str) -> type[Family]:
                                f"(families exist for: {', '.join(sorted(FAMILIES))})") from None
 
 
-__all__ = ["FAMILIES", "Family", "families_arrays", "families_opamp", "family_class", "register"]
+__all__ = ["FAMILIES", "Family", "families_arrays", "families_opamp", "families_select", "family_class", "register"]

@@ -1,0 +1,166 @@
+"""Current-mode emitters for the winner-take-all, mirror average and junction banks (`current_select` blocks).
+
+Each output element is one instance of its block's ``.subckt`` wired to the soma lines of its
+inputs (`emit_current.CurrentSignal`), ending in its own output soma(s), which become the
+element's signal. A signed input (a soma pair) enters a junction or an average as two terms,
++g on its positive soma and −g on its negative one; the winner-take-all needs single somas
+(max pooling follows a rectifying layer) and says so otherwise. A pad (ground net) carries no
+current and is left out.
+
+Mismatch: with a chip seed every block instance draws its transistors from
+``SeedSequence([seed, SELECT_NODE, kind, element, 0, 0, 0])``, so it does not disturb the
+other cells' draws; these cells are not in ``ctx.layout`` (the engine's chip model covers
+synapses and somas only).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from circuits.base import Primitive
+from circuits.current import CurrentJunction, MirrorAverage, WinnerTakeAll
+from circuits.errors import UnsupportedError
+from circuits.spice.current_select import MirrorAverageBlock, MirrorSumBlock, WinnerTakeAllBlock, _SomaBlock
+from circuits.spice.emit import GROUND, EmitContext, register
+from circuits.spice.emit_current import CurrentNetwork, CurrentSignal, Soma, _network, reference
+from circuits.spice.netlist import instance
+
+SELECT_NODE = 2**32 - 4  # key word of these blocks' draws
+KIND_CODES = {"current.wta": 1, "current.average": 2, "current.junction": 3}
+COUNT_KEY = "current_select"
+
+
+def _place_block(ctx: EmitContext, net: CurrentNetwork, block: _SomaBlock, lines: list[str], hint: str) -> CurrentSignal:
+    """Instantiate ``block`` on input ``lines`` (vn, vp per input, then the reference's); returns its output signal."""
+    mm = net.draw.enabled
+    sub = block.subckt(mm)
+    key = f"{sub.name}|" + "\n".join(e.render() for e in sub.elements)
+    defined = ctx.state.setdefault("current_select_defs", {})
+    if key not in defined:
+        defined[key] = f"{sub.name}_{len(defined)}"
+        sub.name = defined[key]
+        ctx.define(sub)
+    count = ctx.state.get(COUNT_KEY, 0)
+    ctx.state[COUNT_KEY] = count + 1
+    devices = [*block.devices(), *block.output_somas()]
+    params = net.draw.params(devices, (SELECT_NODE, KIND_CODES[block.kind], count, 0, 0, 0))
+    somas = [Soma(ctx.net("vn"), ctx.net("vp")) for _ in block.somas()]
+    outs = [p for s in somas for p in (s.vn, s.vp)]
+    name = ctx.instance_name(hint)
+    ctx.elements.append(instance(name, defined[key], [*lines, *outs, ctx.supplies.nets[0], GROUND], params))
+    ctx.devices += len(devices)
+    somas = [Soma(s.vn, s.vp, name) for s in somas]
+    return CurrentSignal(somas[0], somas[1] if len(somas) > 1 else None)
+
+
+def _terms(net: CurrentNetwork, srcs: list[str], gains: list[float], where: str) -> tuple[list[float], list[str]]:
+    """Gains and soma lines of every nonzero input term (a pair gives +g and −g terms)."""
+    gs, lines = [], []
+    for src, g in zip(srcs, gains, strict=True):
+        if src == GROUND or g == 0.0:
+            continue
+        sig = net.signal(src, where)
+        for soma, sign in ((sig.pos, 1.0), (sig.neg, -1.0)):
+            if soma is not None:
+                gs.append(sign * g)
+                lines += [soma.vn, soma.vp]
+    return gs, lines
+
+
+def _sample_array(value, shape: tuple[int, ...]) -> np.ndarray:
+    """A gain/bias broadcast to one sample's shape (a leading batch axis of 1 is dropped)."""
+    arr = np.asarray(0.0 if value is None else value, dtype=np.float64)
+    while arr.ndim > len(shape) and arr.shape[0] == 1:
+        arr = arr[0]
+    return np.broadcast_to(arr, shape)
+
+
+def _windows(x: np.ndarray, axes_neg: tuple[int, ...], keepdims: bool) -> tuple[np.ndarray, tuple[int, ...]]:
+    axes = tuple(a % x.ndim for a in axes_neg)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    moved = np.transpose(x, (*kept, *axes)).reshape(*[x.shape[a] for a in kept], -1)
+    out_shape = tuple(1 if a in axes else x.shape[a] for a in range(x.ndim)) if keepdims else \
+        tuple(x.shape[a] for a in kept)
+    return moved, out_shape
+
+
+def _emit_window(prim: Primitive, ctx: EmitContext, x: np.ndarray, build) -> np.ndarray:
+    net = _network(ctx)
+    moved, out_shape = _windows(x, prim.axes, prim.keepdims)  # type: ignore[attr-defined]
+    y = np.empty(moved.shape[:-1], dtype=object)
+    for pos in np.ndindex(*moved.shape[:-1]):
+        flat = int(np.ravel_multi_index(pos, moved.shape[:-1])) if pos else 0
+        y[pos] = build(net, [str(n) for n in moved[pos]], flat)
+    return y.reshape(out_shape)
+
+
+def _signal_net(ctx: EmitContext, net: CurrentNetwork, sig: CurrentSignal, hint: str) -> str:
+    key = ctx.net(hint)
+    net.signals[key] = sig
+    return key
+
+
+@register("current.wta")
+def emit_wta(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
+    """Max over the window axes: one Lazzaro winner-take-all per output position."""
+    assert isinstance(prim, WinnerTakeAll)
+
+    def build(net: CurrentNetwork, srcs: list[str], flat: int) -> str:
+        lines = []
+        for src in srcs:
+            if src == GROUND:
+                continue
+            sig = net.signal(src, "current.wta")
+            if sig.neg is not None:
+                raise UnsupportedError("current.wta: a winner-take-all takes rectified (single-soma) signals; "
+                                       "its input comes from a signed layer (put a ReLU before the max pool)")
+            lines += [sig.pos.vn, sig.pos.vp]
+        if not lines:
+            return GROUND
+        block = WinnerTakeAllBlock(len(lines) // 2, ctx.scale, sizing=net.sizing)
+        return _signal_net(ctx, net, _place_block(ctx, net, block, lines, "wta"), "wta")
+
+    return _emit_window(prim, ctx, ins[0], build)
+
+
+@register("current.average")
+def emit_average(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
+    """gain·Σ over the window axes: one mirror average per output position (pads left out)."""
+    assert isinstance(prim, MirrorAverage)
+    gain = np.asarray(prim.gain, dtype=np.float64).ravel()
+
+    def build(net: CurrentNetwork, srcs: list[str], flat: int) -> str:
+        gs, lines = _terms(net, srcs, [float(gain[flat % gain.size])] * len(srcs), "current.average")
+        if not gs:
+            return GROUND
+        cls = MirrorAverageBlock if all(g == gs[0] for g in gs) else MirrorSumBlock
+        block = cls(tuple(gs), 0.0, ctx.scale, sizing=net.sizing)
+        return _signal_net(ctx, net, _place_block(ctx, net, block, lines, "avg"), "avg")
+
+    return _emit_window(prim, ctx, ins[0], build)
+
+
+@register("current.junction")
+def emit_junction(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
+    """Σ gᵢ·xᵢ + b per element (broadcast like the signals): one mirror junction each."""
+    assert isinstance(prim, CurrentJunction)
+    net = _network(ctx)
+    xs = np.broadcast_arrays(*ins)
+    shape = xs[0].shape
+    gains = [_sample_array(g, shape) for g in prim.gains]
+    bias = _sample_array(prim.bias, shape)
+    y = np.empty(shape, dtype=object)
+    for pos in np.ndindex(*shape):
+        gs, lines = _terms(net, [str(x[pos]) for x in xs], [float(g[pos]) for g in gains], "current.junction")
+        b = float(bias[pos])
+        if b:
+            ref = reference(ctx, net).pos
+            lines += [ref.vn, ref.vp]
+        if not gs and not b:
+            y[pos] = GROUND
+            continue
+        if not gs:
+            raise UnsupportedError("current.junction: a constant-only element has no current-mode circuit")
+        block = MirrorSumBlock(tuple(gs), b, ctx.scale, sizing=net.sizing)
+        y[pos] = _signal_net(ctx, net, _place_block(ctx, net, block, lines, "junc"), "junc")
+    return y
