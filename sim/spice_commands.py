@@ -159,14 +159,22 @@ def run_network_spice(compiled: Compiled, feeds: dict[str, np.ndarray], scale: f
         jobs.append(SimJob(f"sample_{i}", deck.render(), timeout_s))
     results = run_jobs(jobs, workers=workers, executor=executor, progress=progress)
     nan = {name: np.full(shape, np.nan) for name, shape in nl.output_shapes.items()}
-    per = [nl.read_outputs(r.vectors) if r.ok else nan for r in results]
+    per, errors = [], {}
+    for i, r in enumerate(results):
+        try:
+            if r.ok:
+                per.append(nl.read_outputs(r.vectors))
+                continue
+            errors[i] = str(r.error)
+        except (KeyError, IndexError, ValueError) as exc:  # ran, but without the output vectors
+            errors[i] = f"ngspice returned no output vector {exc}"
+        per.append(nan)
     outputs = {name: np.stack([p[name] for p in per]).astype(np.float32) for name in nl.output_ports}
-    failed = tuple(i for i, r in enumerate(results) if not r.ok)
-    if failed:
-        first = results[failed[0]]
+    if errors:
+        failed = tuple(errors)
         rows = ", ".join(map(str, failed[:10])) + (", ..." if len(failed) > 10 else "")
         raise BatchError(f"{len(failed)} of {n} sample simulations failed (rows {rows}); first, "
-                         f"{first.name}: {first.error}", outputs, failed)
+                         f"{results[failed[0]].name}: {errors[failed[0]]}", outputs, failed)
     return outputs
 
 
