@@ -37,6 +37,15 @@ def check_node_shapes(graph: Graph, node: OpNode) -> None:
             if t in graph.constants and graph.constants[t].size == 0:
                 raise ModelError(f"node {node.name!r} ({node.op}): tensor {t!r} has shape "
                                  f"{list(graph.constants[t].shape)}, no values; the layer has zero features")
+    for t in node.inputs:
+        value = graph.constants.get(t) if t else None
+        if value is None or value.dtype.kind != "f":
+            continue
+        bad = np.isnan(value) | (np.isinf(value) if node.op in SIGNAL_OPS else False)  # -inf masks are fine
+        if bad.any():
+            index = [int(i) for i in np.argwhere(bad)[0]]
+            raise ModelError(f"node {node.name!r} ({node.op}): tensor {t!r} holds {value[tuple(index)]} at index "
+                             f"{index}; a circuit needs finite weights")
     if node.op == "Gemm" and len(node.inputs) > 2 and node.inputs[2]:
         _check_gemm_bias(graph, node)
     elif node.op == "Conv" and len(node.inputs) > 2 and node.inputs[2]:

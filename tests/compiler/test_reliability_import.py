@@ -64,3 +64,10 @@ def test_missing_external_data_names_the_file(tmp_path):
 def test_valid_model_still_compiles():
     compiled = compile_model(_gemm(["N", 4], np.ones((4, 3)), np.zeros(3), ["N", 3]), "opamp")
     assert compiled.graph.outputs == ["y"]
+
+
+def test_nan_weights_name_the_node_and_tensor():
+    with pytest.raises(ModelError, match=r"'fc'.*'W' holds nan at index \[1, 2\]"):
+        w = np.ones((4, 3))
+        w[1, 2] = np.nan
+        import_model(_gemm(["N", 4], w, np.zeros(3), ["N", 3]))
