@@ -111,3 +111,14 @@ def test_unreachable_dask_scheduler_is_one_clear_error():
 
     with pytest.raises(SimulationError, match=r"--dask tcp://127.0.0.1:1: cannot reach the Dask scheduler"):
         connect("tcp://127.0.0.1:1", timeout_s=1.0)
+
+
+def test_stimulus_on_a_directory_without_netlist(tmp_path, capsys):
+    node = helper.make_node("Sqrt", ["x"], ["y"], name="root")  # digital periphery: no netlist is written
+    onnx.save(make_model([node], [fvi("x", ["N", 3])], [fvi("y", ["N", 3])]), tmp_path / "m.onnx")
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "o"), "-q"]) == 0
+    np.save(tmp_path / "x.npy", np.ones((1, 3), np.float32))
+    capsys.readouterr()
+    line = _line(capsys, main(["stimulus", str(tmp_path / "o"), "-i", str(tmp_path / "x.npy")]))
+    assert "no netlist.cir" in line
+    assert not (tmp_path / "o" / "inputs.inc").exists()
