@@ -71,15 +71,18 @@ def test_external_data_directory_stands_on_its_own(tmp_path, capsys):
 
 
 def test_cnn_on_the_current_target(tmp_path, capsys):
-    """Flat input reshaped to an image, Conv, Relu, (Max|Average)Pool, Flatten, Gemm: no internal error;
-    with average pooling the whole network is a netlist that runs in ngspice."""
+    """Flat input reshaped to an image, Conv, Relu, (Max|Average)Pool, Flatten, Gemm: no internal error
+    in the wiring (a padded max-pool's pads read ground: no second rail in current mode); a written
+    netlist runs in ngspice."""
     rng = np.random.default_rng(1)
     for pool in ("MaxPool", "AveragePool"):
         nodes = [helper.make_node("Reshape", ["x", "shp"], ["img"], name="rs"),
                  helper.make_node("Conv", ["img", "cw", "cb"], ["c"], name="conv", pads=[1, 1, 1, 1],
                                   kernel_shape=[3, 3]),
                  helper.make_node("Relu", ["c"], ["r"], name="relu"),
-                 helper.make_node(pool, ["r"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+                 helper.make_node(pool, ["r"], ["p"], name="pool", strides=[2, 2],  # max: padded, reads ground
+                                  **({"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]} if pool == "MaxPool"
+                                     else {"kernel_shape": [2, 2]})),
                  helper.make_node("Flatten", ["p"], ["f"], name="flat"),
                  helper.make_node("Gemm", ["f", "W", "B"], ["y"], name="fc")]
         inits = [init("shp", np.array([-1, 1, 4, 4], np.int64)),
