@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from circuits.errors import KelvinError, UnsupportedError
+from circuits.errors import KelvinError, ParameterError, UnsupportedError
 from circuits.spice.block import INDEX_NODE, INDEX_SOURCE, BlockCircuit
 from circuits.spice.netlist import Deck, spice_name, vsource
 from compiler.ir import Graph, PrimitiveNode
@@ -65,6 +65,8 @@ def validate_graph(graph: Graph, *, scale: float, sample: int | None = None, poi
                    seed: int = 0, workers: int | None = None, executor: Executor | None = None,
                    timeout_s: float = 120.0, progress: bool = True) -> list[BlockReport]:
     """Validate all block instances, or a seeded sample of ``sample`` of them."""
+    if points < 2 or seed < 0:  # a sweep needs two points; a seed is >= 0
+        raise ParameterError(f"validate: need points >= 2 and seed >= 0, got points={points}, seed={seed}")
     rng = np.random.default_rng(seed)
     instances = list(block_instances(graph))
     if not instances:

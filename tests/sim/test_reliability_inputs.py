@@ -122,3 +122,14 @@ def test_stimulus_on_a_directory_without_netlist(tmp_path, capsys):
     line = _line(capsys, main(["stimulus", str(tmp_path / "o"), "-i", str(tmp_path / "x.npy")]))
     assert "no netlist.cir" in line
     assert not (tmp_path / "o" / "inputs.inc").exists()
+
+
+def test_validate_api_refuses_a_one_point_sweep():
+    from circuits.errors import ParameterError
+    from compiler.pipeline import compile_model
+    from sim.validate import validate_graph
+
+    node = helper.make_node("Relu", ["x"], ["y"], name="r")
+    graph = compile_model(make_model([node], [fvi("x", ["N", 2])], [fvi("y", ["N", 2])]), "opamp").graph
+    with pytest.raises(ParameterError, match="points >= 2"):
+        validate_graph(graph, scale=0.25, points=0)
