@@ -49,8 +49,8 @@ def dense(x: Array, weights: Array, bias: Array | None) -> Array:
     """y = x·Wᵀ + b over the last axis; with 3-D weights (G, out, in), per group over x[..., G, in]."""
     x = as_float(x)
     w = weights if weights.dtype == x.dtype else weights.astype(x.dtype)
-    if w.ndim == 2:
-        y = x @ w.T
+    if w.ndim == 2:  # one GEMM over every leading axis (a stack of row-vector products is far slower)
+        y = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], w.shape[0])
     else:
         y = np.einsum("...gi,goi->...go", x, w, optimize=True)
     if bias is not None:
@@ -63,8 +63,8 @@ def dense_backward(gy: Array, x: Array, weights: Array, has_bias: bool,
     """Saved: x, W. Returns (∂x, ∂W, ∂b): ∂x = gy·W, ∂W = Σ_batch gyᵀ·x, ∂b = Σ_batch gy."""
     w = weights if weights.dtype == gy.dtype else weights.astype(gy.dtype)
     if w.ndim == 2:
-        gx = gy @ w if need_x else None
         g2, x2 = gy.reshape(-1, gy.shape[-1]), x.reshape(-1, x.shape[-1])
+        gx = (g2 @ w).reshape(x.shape) if need_x else None
         gw = g2.T @ x2
         gb = g2.sum(axis=0) if has_bias else None
     else:

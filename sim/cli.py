@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from circuits.errors import KelvinError
 from circuits.targets import TARGETS
 from sim.cli_checks import check_options
+from sim.cli_engine import add_parsers, hardware_from_args, hardware_options
 
 log = logging.getLogger("kelvin")
 
@@ -60,17 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", parents=[common], help="execute a model on inputs",
                        description="Run MODEL on the inputs in X (.npy, .npz keyed by input name, "
-                                   "or .csv with one sample per row) with ideal devices.")
+                                   "or .csv with one sample per row) in the behavioral engine on the chosen "
+                                   "hardware (default: ideal devices), or in ngspice.")
     p.add_argument("model", help="ONNX model file")
     p.add_argument("--input", "-i", required=True, dest="input", help="input file (.npy/.npz/.csv)")
     p.add_argument("-o", "--output", help="write outputs here (.npy for one output, .npz for several)")
     p.add_argument("--target", choices=targets, default="opamp", help="hardware target (default: opamp)")
     p.add_argument("--batch-size", type=int, default=256, help="samples per engine call (default: 256)")
     p.add_argument("--engine", choices=["behavioral", "ideal", "spice"], default="behavioral",
-                   help="ideal: NumPy with ideal devices; spice: the whole netlist in ngspice, one run per sample")
+                   help="behavioral (alias ideal): the NumPy engine with --hardware; spice: the whole netlist "
+                        "in ngspice, one run per sample")
     _spice_options(p)
     p.add_argument("--scale", type=float, help="signal scale per model unit for --engine spice")
-    p.add_argument("--chip-seed", type=int, help="evaluate one chip instance (mismatch drawn from this seed)")
     hardware_options(p)
     p.set_defaults(func=cmd_run)
 
@@ -126,30 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "held-out digits through each, and report accuracy and hardware.")
     p.add_argument("-o", "--outdir", default="out/demo", help="output directory (default: out/demo)")
     p.set_defaults(func=cmd_demo)
+    add_parsers(sub, common, targets)
     return parser
-
-
-def hardware_options(p: argparse.ArgumentParser) -> None:
-    """The engine's hardware choice (`sim.engine.prepare.HardwareOptions`), shared by run and train."""
-    p.add_argument("--hardware", help="hardware model(s), comma-separated: ideal, quantized, noise, population, "
-                                      "pcm, chip, fitted (default: ideal; chip with --chip-seed)")
-    p.add_argument("--noise", type=float, help="relative parameter noise for --hardware noise (default: 1e-3)")
-    p.add_argument("--fits", help="fits directory for --hardware fitted")
-    p.add_argument("--pcm-time", type=float, dest="pcm_time_s", help="seconds since PCM programming (default: 1)")
-    p.add_argument("--no-drift-compensation", action="store_false", dest="drift_compensation", default=None,
-                   help="pcm: no global drift compensation")
-    for conv in ("weight", "dac", "adc"):
-        p.add_argument(f"--{conv}-bits", type=int, help=f"{conv} resolution in bits, 1-16")
-    p.add_argument("--sizing", choices=["default", "compact"], help="current-mode mirror sizing (default: default)")
-
-
-def hardware_from_args(args: argparse.Namespace):
-    from sim.engine.prepare import HardwareOptions
-
-    return HardwareOptions.parse(args.hardware, noise=args.noise, chip_seed=args.chip_seed, fits=args.fits,
-                                 pcm_time_s=args.pcm_time_s, drift_compensation=args.drift_compensation,
-                                 weight_bits=args.weight_bits, dac_bits=args.dac_bits, adc_bits=args.adc_bits,
-                                 sizing=args.sizing, scale=args.scale)
 
 
 def _spice_options(p: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from circuits import ideal
-from compiler.ops._window import Window, windows
+from compiler.ops._window import Window, im2col_2d, windows
 from compiler.ops.registry import register
 
 
@@ -42,8 +42,11 @@ def im2col(inputs: Sequence[np.ndarray | None], attrs: Mapping[str, Any], versio
     win = window_from_attrs(attrs)
     groups = int(attrs.get("groups", 1))
     fill = attrs.get("fill", 0.0)
-    view = windows(x, win, fill)  # (N, C, *out, *kernel)
     n, c = x.shape[:2]
+    positions = int(np.prod(win.out_shape, dtype=np.int64))
+    if len(win.kernel) == 2 and x.dtype.kind in "fiu" and x.dtype.itemsize >= 4 and x.size:
+        return [im2col_2d(x, win, fill).reshape(n, positions, groups, -1)]
+    view = windows(x, win, fill)  # (N, C, *out, *kernel)
     d = len(win.kernel)
     order = (0, *range(2, 2 + d), 1, *range(2 + d, 2 + 2 * d))
     cols = np.transpose(view, order)

@@ -14,7 +14,7 @@ netlist emitter or an ONNX exporter).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +102,7 @@ class Program:
                     step.router = Router(node.op, node.version, node.attrs, node.name)
             self.steps.append(step)
         self.n_slots = len(slots)
+        self.slots = slots
         self.output_slots = [slots[n] if n in slots else -1 for n in self.outputs]
         missing = [n for n, s in zip(self.outputs, self.output_slots) if s < 0]
         if missing:
@@ -185,13 +186,10 @@ class Program:
         return outs, (Tape(env, entries, input_saved) if train else None)
 
     def _slot_of(self, name: str) -> int:
-        for step in self.steps:
-            for t, s in zip(step.node.outputs, step.outs):
-                if t == name:
-                    return s
-        if name in self.inputs:
-            return self.input_slots[self.inputs.index(name)]
-        raise InputError(f"no tensor named {name!r} in graph {self.graph.name!r}")
+        s = self.slots.get(name)
+        if s is None:
+            raise InputError(f"no tensor named {name!r} in graph {self.graph.name!r}")
+        return s
 
     def _forward_step(self, step: Step, args: list, rng, train: bool) -> tuple[list[Array], Any]:
         maps = step.maps
@@ -220,10 +218,17 @@ class Program:
         return out, None
 
     # --------------------------------------------------------------------------- gradients
-    def backward(self, tape: Tape, grad_outputs: Mapping[str, Array],
-                 input_grads: bool = False) -> dict[str, Array]:
+    def backward(self, tape: Tape, grad_outputs: Mapping[str, Array], input_grads: bool = False,
+                 update: Callable[[str, Array], None] | None = None) -> dict[str, Array]:
         """Gradients of every parameter (and, with ``input_grads``, of every graph input) given the
-        gradients of the outputs (absent outputs count as zero)."""
+        gradients of the outputs (absent outputs count as zero).
+
+        ``update(name, grad)``, when given, is called for each block's parameters as soon as their
+        gradient is ready (pipelined updates): the block's weights change in place, and the gradient it
+        passes on to earlier blocks is computed with the updated weights, as on hardware where the
+        error travels back through the just-programmed array (the effective weights move by the same
+        step as the stored ones). Its own weight gradient uses the forward pass's activations.
+        """
         grads: dict[int, Array] = {}
         for name, g in grad_outputs.items():
             s = self._slot_of(name)
@@ -234,7 +239,7 @@ class Program:
             if gy is None:
                 continue
             try:
-                gxs = self._backward_step(step, args, results, saved, gy, pgrads)
+                gxs = self._backward_step(step, args, results, saved, gy, pgrads, update)
             except KelvinError as exc:
                 raise type(exc)(f"node {step.node.name!r} ({step.node.kind}): {exc}") from exc
             for s, sig, g in zip(step.ins, step.signal, gxs):
@@ -249,7 +254,7 @@ class Program:
                 pgrads[f"input:{name}"] = g if g is not None else np.zeros_like(tape.env[s])
         return pgrads
 
-    def _backward_step(self, step: Step, args, results, saved, gy, pgrads) -> list[Array | None]:
+    def _backward_step(self, step: Step, args, results, saved, gy, pgrads, update=None) -> list[Array | None]:
         maps = step.maps
         if step.kernel is not None:
             p, pre_saved, w_saved, ksaved, post_saved = saved
@@ -261,6 +266,14 @@ class Program:
             for fld, key in step.params:
                 if fld in gp:
                     pgrads[key] = pgrads[key] + gp[fld] if key in pgrads else gp[fld]
+            if update is not None and any(fld in gp for fld, _ in step.params):
+                moved = dict(p)
+                for fld, key in step.params:
+                    if fld in gp:
+                        before = self.params[key].copy()
+                        update(key, gp[fld])
+                        moved[fld] = p[fld] + (self.params[key] - before)
+                gxs, _ = step.kernel.backward(step.node.primitive, moved, ksaved, gy)
             if maps.pre and gxs and gxs[0] is not None:
                 gxs = [chain_signal_back(maps.pre, pre_saved, gxs[0]), *gxs[1:]]
             return gxs
@@ -273,6 +286,31 @@ class Program:
         if not any(step.signal):
             return []
         return op_backward(node.op)(args, results, node.attrs, node.version, gy)
+
+    # --------------------------------------------------------------------------- map state
+    def map_state(self) -> dict[str, float]:
+        """Calibrated converter full scales (maps with a ``full_scale``), for checkpoints."""
+        out = {}
+        for where, maps in self._stateful_maps():
+            if getattr(maps, "full_scale", None) is not None:
+                out[where] = float(maps.full_scale)
+        return out
+
+    def load_map_state(self, state: Mapping[str, float]) -> None:
+        for where, m in self._stateful_maps():
+            if where in state:
+                m.full_scale = float(state[where])
+
+    def _stateful_maps(self):
+        for step in self.steps:
+            for side in ("pre", "post"):
+                for i, m in enumerate(getattr(step.maps, side)):
+                    if hasattr(m, "full_scale"):
+                        yield f"{step.node.name}.{side}{i}", m
+        for name, nm in self.input_maps.items():
+            for i, m in enumerate(nm.pre):
+                if hasattr(m, "full_scale"):
+                    yield f"input:{name}.pre{i}", m
 
     # --------------------------------------------------------------------------- parameters
     def graph_with_params(self, params: Mapping[str, Array] | None = None) -> Graph:

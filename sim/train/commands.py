@@ -1,0 +1,195 @@
+"""``kelvin train`` and ``kelvin evaluate`` from Python: compile, build the hardware program, train or
+evaluate, export, write metrics and the training-curve picture."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from circuits.errors import InputError, OutputError, UnsupportedError
+from circuits.files import ensure_dir, write_json
+from compiler.pipeline import Compiled, compile_model
+from sim.engine.hardware import BinasLevels, ConductanceLevels
+from sim.engine.prepare import HardwareOptions, build_program
+from sim.engine.program import Program, check_unsupported_grad
+from sim.train.data import Dataset, load_dataset
+from sim.train.export import export_trained, kelvin_version, write_model
+from sim.train.loop import TrainConfig, evaluate, train
+from sim.train.loss import accuracy, loss_and_grad
+from sim.train.plot import training_curves
+
+log = logging.getLogger(__name__)
+PROGRAMMED_MAPS = (BinasLevels, ConductanceLevels)  # deterministic weight maps: what gets programmed
+
+
+def _input_shape(compiled: Compiled) -> tuple:
+    name = compiled.graph.inputs[0]
+    return tuple(compiled.graph.shape(name) or ())
+
+
+def load_for(compiled: Compiled, spec: str) -> Dataset:
+    if len(compiled.graph.inputs) != 1 or len(compiled.graph.outputs) != 1:
+        raise UnsupportedError("kelvin train/evaluate take models with one input and one output; this one has "
+                               f"{len(compiled.graph.inputs)} inputs and {len(compiled.graph.outputs)} outputs")
+    data = load_dataset(spec, _input_shape(compiled))
+    out_shape = compiled.graph.shape(compiled.graph.outputs[0]) or ()
+    outs = int(np.prod([d for d in out_shape[1:] if isinstance(d, int)])) if out_shape else 0
+    if data.classification and outs and data.classes > outs:
+        raise InputError(f"{spec}: labels go up to {data.classes - 1} but the model has {outs} outputs")
+    return data
+
+
+def with_params(compiled: Compiled, program: Program) -> Compiled:
+    """``compiled`` whose graph holds the program's (trained) parameters."""
+    return dataclasses.replace(compiled, graph=program.graph_with_params())
+
+
+def programmed_params(program: Program) -> dict[str, dict[str, np.ndarray]]:
+    """Each bank's parameters as programmed: through the deterministic level maps, if any."""
+    banks: dict[str, dict[str, np.ndarray]] = {}
+    for step in program.primitive_steps():
+        if not step.params:
+            continue
+        p = {fld: program.params[key] for fld, key in step.params}
+        for m in step.maps.wmap:
+            if isinstance(m, PROGRAMMED_MAPS):
+                p, _ = m.forward(p, None)
+        banks[step.node.name] = p
+    return banks
+
+
+def train_file(model: str, data: str, output: str, *, metrics: str | None = None, target: str = "opamp",
+               hardware: HardwareOptions | None = None, eval_hardware: HardwareOptions | None = None,
+               config: TrainConfig | None = None, checkpoint: str | None = None, resume: bool = False,
+               val_split: float = 0.0, progress: bool = True) -> dict[str, Any]:
+    """Train ``model`` on ``data`` for ``hardware``; write the trained ONNX, metrics JSON and curves PNG."""
+    hardware = hardware or HardwareOptions()
+    config = config or TrainConfig()
+    config.check()
+    if not str(output).endswith(".onnx"):
+        raise OutputError(f"{output}: the trained model is written as an .onnx file (-o TRAINED.onnx)")
+    if "chip" in hardware.modes:
+        raise UnsupportedError("--hardware chip: training for one chip instance needs the chip's weight map with a "
+                               "gradient, which the engine does not have yet; train with quantized,population and "
+                               "evaluate with --eval-hardware chip")
+    ensure_dir(Path(output).parent if str(Path(output).parent) else ".")
+    compiled = compile_model(model, target)
+    program = build_program(compiled, hardware)
+    check_unsupported_grad(program)
+    dataset = load_for(compiled, data)
+    if val_split:
+        dataset, _ = dataset.split_validation(val_split, config.seed)
+    result = train(program, dataset, config, hardware=hardware_doc(hardware), checkpoint_dir=checkpoint,
+                   resume=resume, progress=progress)
+    banks = programmed_params(program)
+    meta = {"kelvin.trained.hardware": ",".join(hardware.modes), "kelvin.trained.seed": config.seed,
+            "kelvin.trained.chip_seed": "" if hardware.chip_seed is None else hardware.chip_seed,
+            "kelvin.trained.target": target, "kelvin.trained.data": str(data)}
+    exported = export_trained(model, banks, meta)
+    _check_export(exported, compiled, banks, dataset)
+    write_model(output, exported)
+    final_hw = eval_hardware or hardware
+    eval_program = build_program(with_params(compiled, program), final_hw) if eval_hardware else program
+    test_loss, test_acc, _ = evaluate(eval_program, dataset.x_test, dataset.y_test, config.loss, seed=config.seed)
+    last = result.history[-1] if result.history else {}
+    doc = {
+        "model": str(model), "output": str(output), "data": str(data), "target": target,
+        "hardware": hardware_doc(hardware), "eval_hardware": hardware_doc(final_hw),
+        "seed": config.seed, "epochs": config.epochs, "config": dataclasses.asdict(config),
+        "test_accuracy": test_acc, "test_loss": test_loss,
+        "train_accuracy": last.get("train_accuracy"), "train_loss": last.get("train_loss"),
+        "samples_per_s": result.samples_per_s, "seconds": result.seconds,
+        "resumed_from_epoch": result.resumed_from, "history": result.history,
+        "kelvin_version": kelvin_version(),
+    }
+    if metrics:
+        ensure_dir(Path(metrics).parent if str(Path(metrics).parent) else ".")
+        write_json(metrics, doc)
+        doc["plot"] = str(training_curves(result.history, Path(metrics).with_suffix(".png"),
+                                          f"{Path(model).name} on {data}, {doc['hardware']['mode']}"))
+    return doc
+
+
+def hardware_doc(h: HardwareOptions) -> dict[str, Any]:
+    d = {"mode": ",".join(h.modes)}
+    if "noise" in h.modes:
+        d["noise"] = h.noise
+    if h.chip_seed is not None:
+        d["chip_seed"] = h.chip_seed
+    if "pcm" in h.modes:
+        d.update(pcm_time_s=h.pcm_time_s, drift_compensation=h.drift_compensation)
+    if "quantized" in h.modes:
+        d.update(weight_bits=h.weight_bits, dac_bits=h.dac_bits, adc_bits=h.adc_bits)
+    if h.sizing != "default":
+        d["sizing"] = h.sizing
+    return d
+
+
+def _check_export(exported: onnx.ModelProto, compiled: Compiled, banks, data: Dataset) -> None:
+    """The exported file, compiled afresh and run ideally, equals the programmed weights' network."""
+    again = compile_model(exported, compiled.target.name)
+    ref = Program(compiled.graph)
+    for step in ref.primitive_steps():
+        for fld, key in step.params:
+            if step.node.name in banks and fld in banks[step.node.name]:
+                ref.params[key][...] = banks[step.node.name][fld]
+    x = {compiled.graph.inputs[0]: data.x_test[:64]}
+    want = ref.run(x)[compiled.graph.outputs[0]]
+    got = Program(again.graph).run({again.graph.inputs[0]: data.x_test[:64]})[again.graph.outputs[0]]
+    err = float(np.max(np.abs(got - want)) / max(float(np.max(np.abs(want))), 1e-12))
+    if not err <= 1e-4:
+        raise UnsupportedError(f"export: the exported model differs from the trained one by {err:.2e} of full "
+                               "scale; its layers could not all be mapped back to the original graph")
+
+
+def evaluate_file(model: str, data: str, *, target: str = "opamp", hardware: HardwareOptions | None = None,
+                  chips: int | None = None, loss: str = "ce", seed: int = 0, engine: str = "behavioral",
+                  samples: int | None = None, spice: dict | None = None, output: str | None = None,
+                  progress: bool = True) -> dict[str, Any]:
+    """Accuracy and loss of ``model`` on ``data``'s test split (or on ``chips`` chip instances)."""
+    hardware = hardware or HardwareOptions()
+    compiled = compile_model(model, target)
+    dataset = load_for(compiled, data)
+    x, y = dataset.x_test, dataset.y_test
+    doc: dict[str, Any] = {"model": str(model), "data": str(data), "target": target,
+                           "hardware": hardware_doc(hardware), "test_samples": len(x)}
+    if engine == "spice":
+        from sim.engine.prepare import check_spice_modes
+        from sim.spice_commands import default_scale, run_network_spice
+        check_spice_modes(hardware)
+        k = len(x) if samples is None else samples
+        if k < 1:
+            raise InputError(f"--samples: at least 1, got {k}")
+        x, y = x[:k], y[:k]
+        opts = dict(spice or {})
+        scale = opts.pop("scale", None) or default_scale(target)
+        z = run_network_spice(compiled, {compiled.graph.inputs[0]: x}, scale, progress=progress,
+                              chip_seed=hardware.chip_seed, **opts)[compiled.graph.outputs[0]]
+        value, _ = loss_and_grad(loss, z, y)
+        doc.update(engine="spice", samples=k, test_loss=value, test_accuracy=accuracy(z, y))
+    elif chips:
+        if chips < 1:
+            raise InputError(f"--chips: at least 1, got {chips}")
+        base = hardware.chip_seed or 0
+        accs = []
+        for i in range(chips):
+            modes = tuple(m for m in hardware.modes if m not in ("ideal", "chip")) + ("chip",)
+            h = dataclasses.replace(hardware, modes=modes, chip_seed=base + i)
+            _, acc, _ = evaluate(build_program(compiled, h), x, y, loss, seed=seed)
+            accs.append(acc)
+        a = np.asarray(accs, dtype=np.float64)
+        doc.update(chips=chips, chip_seeds=[base, base + chips - 1], accuracies=accs, test_accuracy=float(a.mean()),
+                   mean=float(a.mean()), std=float(a.std()), p5=float(np.percentile(a, 5)), worst=float(a.min()))
+    else:
+        value, acc, _ = evaluate(build_program(compiled, hardware), x, y, loss, seed=seed)
+        doc.update(test_loss=value, test_accuracy=acc)
+    if output:
+        write_json(output, doc)
+    return doc
+
