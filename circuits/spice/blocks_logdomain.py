@@ -13,6 +13,13 @@ device constants left are n (the card's NF), V_T = kT/q at ``temp_c`` and a firs
 correction from VAR and IS (see `_LogDomain.n_vt_v`), all used analytically;
 the temperature drift of V_T (0.33 %/K) is not compensated (a real design adds a PTC resistor).
 The blocks are one-quadrant (inputs > 0); `MultiplierBlock(offset=o)` accepts signed operands.
+
+Four quadrants. Multiplication uses an offset (each operand enters its log stage as a + o > 0 and
+the cross terms o·a + o·b + o² are removed by resistors): signals cross zero all the time, and an
+offset keeps the product continuous through zero with nothing but linear corrections. Division
+(`blocks_products.FourQuadrantDividerBlock`, the library's ``opamp.divider``) uses an offset for
+the numerator but sign steering for the denominator: a/b is singular at b = 0, so no offset can
+carry it across; the log stage takes |b| and a comparator on b flips the quotient's sign.
 """
 
 from __future__ import annotations

@@ -22,11 +22,15 @@ from typing import ClassVar
 import numpy as np
 
 from circuits.errors import ParameterError
-from circuits.opamp import ActivationMatMul
+from circuits.opamp import ActivationMatMul, LogExpDivider
 from circuits.spice.blocks_logdomain import _LogDomain, _sum_difference
 from circuits.spice.netlist import Element, bjt, resistor
 from circuits.spice.opamp_macro import OpampMacro
-from circuits.spice.opamp_stages import NOMINAL_TEMP_C, OpampBlock, check_positive, npn_card, transdiode, transimpedance
+from circuits.spice.blocks_select import weighted_difference
+from circuits.spice.opamp_stages import (
+    NOMINAL_TEMP_C, OpampBlock, check_positive, diode_card, half_wave, inverting_sum, npn_card, opamp, transdiode,
+    transimpedance,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +99,121 @@ class MatMulBlock(_LogDomain):
                     bjt(f"o{j}", "to_s", "0", f"es{j}", q),
                     resistor(f"oa{j}", a, "to_s", r_f / o), resistor(f"ob{j}", b, "to_s", r_f / o)]
         return els
+
+
+@dataclass(frozen=True, slots=True)
+class FourQuadrantDividerBlock(_LogDomain):
+    """y = a/b for signed a and b, |a| ≤ o − x_min and b_min ≤ |b| ≤ b_max.
+
+    Numerator: offset, as in the multiplier. The log stage takes (a + o)·I_u, so one output
+    NPN draws I₁ = (a + o)·I_u/|b| and a second, fed the offset alone, I₂ = o·I_u/|b|; the output
+    transimpedance takes I₁ − I₂ (I₂'s own transimpedance output drives its R_f back into the
+    first node): q = V_unit·a/|b|. An offset suits the numerator because a crosses zero freely.
+
+    Denominator: sign steering, because no offset can carry a quotient across b = 0 (1/b is
+    singular there): a precision full-wave rectifier gives |b| for the log stage, a comparator
+    gives S = ±V_s with the sign of b, and the output is
+
+        y = |q + S| − |S| = sgn(S)·q          for |S| > |q|  (two more full-wave rectifiers)
+
+    which is exact whatever |S| is, so the comparator's saturated level needs no precision.
+    Valid only outside |b| < b_min (the quotient's full scale there is A/b_min). Tolerance 1 % FS,
+    the log-domain blocks'. (Sheingold, *Nonlinear Circuits Handbook*, ch. 3 (log dividers) and
+    ch. 2 (absolute-value circuits); Tietze & Schenk §25.5.)
+    """
+
+    kind: ClassVar[str] = "opamp.divider"
+    tolerance_pct_fs: ClassVar[float] = 1.0
+
+    volts_per_unit: float = 0.25
+    i_unit_a: float = 1e-6
+    v_ref_v: float = 1.0
+    r_ohm: float = 10e3
+    offset: float = 1.1
+    x_min: float = 0.1
+    b_min: float = 0.1
+    b_max: float = 1.0
+    temp_c: float = NOMINAL_TEMP_C
+    opamp: OpampMacro = field(default_factory=OpampMacro.default)
+    name: str = "divider4q"
+
+    def __post_init__(self) -> None:
+        check_positive("FourQuadrantDividerBlock", r_ohm=self.r_ohm, x_min=self.x_min, offset=self.offset,
+                       b_min=self.b_min, b_max=self.b_max)
+        if not self.offset > self.x_min:
+            raise ParameterError(f"FourQuadrantDividerBlock.offset: {self.offset} must exceed x_min {self.x_min}")
+        if not self.b_min < self.b_max:
+            raise ParameterError(f"FourQuadrantDividerBlock.b_min ({self.b_min}) must be below b_max ({self.b_max})")
+        if self.v_steer_v > 0.8 * self.opamp.v_rail_pos_v:
+            raise ParameterError(f"FourQuadrantDividerBlock.volts_per_unit: quotients up to {self.full_scale():.3g} "
+                                 f"units at {self.volts_per_unit} V leave no room for the sign steering")
+        self._check()
+
+    @classmethod
+    def from_primitive(cls, prim: LogExpDivider, volts_per_unit: float = 0.25, **kw: object) -> FourQuadrantDividerBlock:
+        return cls(volts_per_unit, **kw)  # type: ignore[arg-type]
+
+    def n_inputs(self) -> int:
+        return 2
+
+    @property
+    def a_max(self) -> float:
+        return self.offset - self.x_min
+
+    def input_range(self) -> tuple[float, float]:
+        return (-max(self.a_max, self.b_max), max(self.a_max, self.b_max))
+
+    def test_points(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """a uniform in ±(o − x_min); |b| log-uniform in [b_min, b_max] with a random sign; sorted by b,
+        so a DC sweep flips the comparator once (a sweep jumping across b = 0 at every step can
+        leave ngspice on a false operating point in a mismatched instance)."""
+        a = rng.uniform(-self.a_max, self.a_max, n)
+        mag = np.exp(rng.uniform(np.log(self.b_min), np.log(self.b_max), n))
+        pts = np.stack([a, mag * rng.choice([-1.0, 1.0], n)], axis=1)
+        return pts[np.argsort(pts[:, 1], kind="stable")]
+
+    def full_scale(self) -> float:
+        return self.a_max / self.b_min
+
+    @property
+    def v_steer_v(self) -> float:
+        """|S|: 1.5× the largest quotient's voltage."""
+        return 1.5 * self.full_scale() * self.volts_per_unit
+
+    def ideal(self, points: np.ndarray) -> np.ndarray:
+        p = np.atleast_2d(np.asarray(points, dtype=np.float64))
+        return LogExpDivider().ideal(p[:, 0], p[:, 1])
+
+    def models(self) -> list[str]:
+        return [npn_card().text, diode_card().text]
+
+    def _abs(self, prefix: str, inputs: list[str], out: str) -> list[Element]:
+        """out = |Σ V(inputs)|: half-wave stage h = −relu(ΣV), then out = −(2h + ΣV)."""
+        r, d = self.r_ohm, diode_card().name
+        h = f"{prefix}_h"
+        return [*half_wave(prefix, [(n, r) for n in inputs], (h, r), None, d, self.opamp),
+                *inverting_sum(f"{prefix}_sum", out, [(h, 2.0), *((n, 1.0) for n in inputs)], r, self.opamp)]
+
+    def elements(self) -> list[Element]:
+        q, o, r_in = npn_card().name, self.offset, self.r_in_ohm
+        r_off = self.v_ref_v / (o * self.i_unit_a)
+        v_rail = self.opamp.v_rail_pos_v
+        r_load = self.r_ohm / 5.0  # r_bot in parallel with the four rectifier inputs S drives
+        r_top = r_load * (v_rail / self.v_steer_v - 1.0)
+        return [
+            *self._reference("er"),
+            *self._abs("ab", ["x1"], "bab"),  # |b|
+            *transdiode("la", [("x0", r_in), ("vr", r_off)], "ea", q, self.opamp),  # (a + o)·I_u
+            *transdiode("lb", [("bab", r_in)], "eb", q, self.opamp),  # |b|·I_u
+            *transdiode("lo", [("vr", r_off)], "eo", q, self.opamp),  # o·I_u
+            *_sum_difference("s1", ("ea", "er"), "eb", "es1", self.r_ohm, self.opamp),
+            *_sum_difference("s2", ("eo", "er"), "eb", "es2", self.r_ohm, self.opamp),
+            bjt("o1", "t1_s", "0", "es1", q), bjt("o2", "t2_s", "0", "es2", q),
+            *transimpedance("t2", "t2_s", "u2", r_in, self.opamp),
+            *transimpedance("t1", "t1_s", "qv", r_in, self.opamp),
+            resistor("t1_sub", "u2", "t1_s", r_in),  # V(qv) = R·(I₁ − I₂)
+            opamp("cmp", "x1", "0", "cmp_o", self.opamp),  # comparator: ±rail with the sign of b
+            resistor("st_top", "cmp_o", "s", r_top), resistor("st_bot", "s", "0", self.r_ohm),
+            *self._abs("au", ["qv", "s"], "uab"), *self._abs("as", ["s"], "sab"),
+            *weighted_difference("out", [("uab", 1.0)], [("sab", 1.0)], "y", self.r_ohm, self.opamp),
+        ]

@@ -14,7 +14,7 @@ realisation with ``@register("kind")``.
 | opamp.diffpair             | DiffPairBlock                 | abs(x) <= 3 (tanh), 6 (sigmoid)           |
 | opamp.log / opamp.exp      | LogBlock / AntilogBlock       | x in [0.01, 10] / eˣ in [0.1, 10], within the rails |
 | opamp.multiplier           | MultiplierBlock, offset 1.1   | abs(a), abs(b) <= 1 (signed operands)     |
-| opamp.divider              | DividerBlock                  | a, b in [1/√R, √R], R·V_unit inside the rails |
+| opamp.divider              | FourQuadrantDividerBlock      | abs(a) <= 1, 0.1 <= abs(b) <= 4, either sign |
 | opamp.integrator           | IntegratorBlock (τ, y0)       | abs(x) <= 1, window = τ                   |
 | opamp.differentiator       | DifferentiatorBlock (τ)       | ramps of abs(slope)·τ <= 1                |
 | crossbar.tiles             | CrossbarColumnBlock (column ``index``) | abs(x) <= 1, read at ≤ 0.2 V per unit |
@@ -40,9 +40,9 @@ from circuits.spice.blocks_linear import (
     DifferentiatorBlock, ElementwiseSummerBlock, IntegratorBlock, SummerBlock, averaging_block,
 )
 from circuits.spice.blocks_nonlinear import (
-    AntilogBlock, ClipperBlock, DiffPairBlock, DividerBlock, LogBlock, MultiplierBlock, RectifierBlock,
+    AntilogBlock, ClipperBlock, DiffPairBlock, LogBlock, MultiplierBlock, RectifierBlock,
 )
-from circuits.spice.blocks_products import MatMulBlock
+from circuits.spice.blocks_products import FourQuadrantDividerBlock, MatMulBlock
 from circuits.spice.blocks_select import MaxSelectorBlock, SoftmaxBlock
 from circuits.spice.crossbar_blocks import V_READ_MAX_V, CrossbarColumnBlock
 from circuits.spice.current_blocks import NeuronBlock, SynapseArrayBlock
@@ -134,14 +134,11 @@ def _multiplier(prim: Primitive, index: int, volts_per_unit: float) -> BlockCirc
 
 @register("opamp.divider")
 def _divider(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
-    """Operands in [1/√R, √R] with the largest quotient R·V_unit inside the rails (R ≤ 100)."""
-    ratio = min(100.0, swing_v() / volts_per_unit)
-    if ratio <= 1:
-        raise ParameterError(f"volts_per_unit: {volts_per_unit} V leaves no room for a divider's output "
-                             f"inside the {swing_v():.3g} V swing")
-    half = math.sqrt(ratio)
-    return DividerBlock.from_primitive(prim, volts_per_unit, x_min=1 / half, x_max=half,  # type: ignore[arg-type]
-                                       name=block_name(prim.kind, index))
+    """Four-quadrant: abs(a) <= 1 (offset 1.1), 0.1 <= abs(b) <= b_max of either sign, b_max <= 4 with
+    the operand b·V_unit inside the swing; quotients up to 10 units."""
+    b_max = min(4.0, 0.5 * swing_v() / volts_per_unit)
+    return FourQuadrantDividerBlock.from_primitive(prim, volts_per_unit, b_max=b_max,  # type: ignore[arg-type]
+                                                   name=block_name(prim.kind, index))
 
 
 @register("crossbar.tiles")

@@ -17,7 +17,7 @@ between the points the fit saw. Sweeps per kind:
 | opamp.multiplier | offset 1.1, signed operands | uniform in the input square |
 | opamp.clipper | bounds ±1 (hardtanh) | evenly spaced over half a span beyond the bounds |
 | opamp.diffpair | tanh | evenly spaced over ±3 |
-| opamp.divider | the library block | log-uniform operands in [1/√R, √R] |
+| opamp.divider | the library block (four-quadrant) | a uniform in ±1, abs(b) log-uniform in [0.1, 4], random sign |
 | opamp.integrator | τ = 1 ms, y0 = 0.5, window τ | evenly spaced inputs × samples at t/window = ¼, ½, ¾, 1 (transient) |
 | crossbar.tiles | 8 rows and a bias row | uniform in the input box |
 | current.neuron | the library soma | evenly spaced over ±1 (negative inputs rectify) |
@@ -312,7 +312,7 @@ def _diffpair(n: int, rng: np.random.Generator) -> Bench:
 
 def _divider(n: int, rng: np.random.Generator) -> Bench:
     return _opamp("opamp.divider", LogExpDivider(), {},
-                  lambda b: family_class("opamp.divider").from_design({"x_min": b.input_range()[0]}),
+                  lambda b: family_class("opamp.divider").from_design({"offset": b.offset, "x_min": b.x_min}),
                   lambda b: b.test_points(n, rng))
 
 

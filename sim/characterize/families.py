@@ -14,7 +14,7 @@ initial guess (the ideal block) and bounds for `scipy.optimize.least_squares`.
 | opamp.multiplier | multiplier | g·(a+o)^γa·(b+o)^γb − o·(1+δa)·a − o·(1+δb)·b − o²·(1+δ0) | g, γa, γb, δa, δb, δ0 |
 | opamp.clipper | clipper | g·x + o − g_h·relu(x − h) + g_l·relu(l − x) | g, o, h, g_h, l, g_l |
 | opamp.diffpair | diffpair | a·f(b·(x − x_os)) + o, f = tanh or sigmoid | a, b, x_os, o |
-| opamp.divider | divider | g·(a − a_os)^γa / (b − b_os)^γb | g, γa, γb, a_os, b_os |
+| opamp.divider | divider | s·(1 + d_s·s)·(g·(a + o + a_os)^γa/B^γb − g₀·o/B^γb₀) + c_s·s + c₀, s = sgn b, B = abs(b) − b_os | g, γa, a_os, g₀, γb, γb₀, b_os, d_s, c_s, c₀ |
 | opamp.integrator | integrator | lossy integrator at time t (below) | g, x_os, y0 error, λ (leak) |
 | crossbar.tiles | crossbar | Σ (wₖ + δwₖ)·xₖ + b + o | δwₖ per row, o |
 | current.neuron | current_neuron | a·max(0, x − θ) + i_leak | a, θ, i_leak |

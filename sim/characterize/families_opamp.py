@@ -251,31 +251,40 @@ class DiffPairFamily(Family):
 @register
 @dataclass(frozen=True, slots=True)
 class DividerFamily(Family):
-    """Log/antilog divider y = g·(a − a_os)^γa / (b − b_os)^γb (one quadrant, a, b > 0).
+    """Four-quadrant divider (offset numerator, sign-steered denominator; `FourQuadrantDividerBlock`):
 
-    g: the NPNs' I_S ratio and output resistor; γ: the summing amp's resistor ratios (log-domain
-    slopes); a_os, b_os: the log stages' op-amp offsets over V_unit.
+    y = s·(1 + d_s·s)·(g·(a + o + a_os)^γa/B^γb − g₀·o/B^γb₀) + c_s·s + c₀,   s = sgn(b), B = |b| − b_os
+
+    g, g₀: the two output NPNs' I_S ratios and resistors; γ: the summing amps' resistor ratios
+    (log-domain slopes of each path); a_os, b_os: log-stage and rectifier offsets over V_unit;
+    the steering |q + S| − |S| passes q through a different rectifier branch for each sign of b
+    (d_s: half their gain difference) and leaves some of S through resistor mismatch (c_s); c₀:
+    output offset.
     """
 
     name: ClassVar[str] = "divider"
     kind: ClassVar[str] = "opamp.divider"
+    offset: float = 1.1
     x_min: float = 0.1
 
     def n_inputs(self) -> int:
         return 2
 
     def parameters(self) -> tuple[str, ...]:
-        return ("gain", "slope_a", "slope_b", "a_offset", "b_offset")
+        return ("gain", "slope_a", "a_offset", "offset_gain", "slope_b", "slope_b_offset_path", "b_offset",
+                "steer_gain", "steer_error", "out_offset")
 
     def initial(self) -> np.ndarray:
-        return np.array([1.0, 1.0, 1.0, 0.0, 0.0])
+        return np.array([1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         os = (-self.x_min, 0.9 * self.x_min)
-        return bounds_of((0.5, 2.0), (0.8, 1.25), (0.8, 1.25), os, os)
+        return bounds_of((0.5, 2.0), (0.8, 1.25), os, (0.5, 2.0), (0.8, 1.25), (0.8, 1.25), os, (-0.5, 0.5),
+                         (-1.0, 1.0), (-1.0, 1.0))
 
     def predict(self, params: np.ndarray, x: np.ndarray) -> np.ndarray:
-        (g, ga, gb, a_os, b_os), pts = self.check(params, x)
-        a = np.maximum(pts[:, 0] - a_os, 1e-300)
-        b = np.maximum(pts[:, 1] - b_os, 1e-300)
-        return g * a**ga / b**gb
+        (g, ga, a_os, g0, gb, gb0, b_os, d_s, c_s, c0), pts = self.check(params, x)
+        s = np.where(pts[:, 1] < 0, -1.0, 1.0)
+        a = np.maximum(pts[:, 0] + self.offset + a_os, 1e-300)
+        b = np.maximum(np.abs(pts[:, 1]) - b_os, 1e-300)
+        return s * (1 + d_s * s) * (g * a**ga / b**gb - g0 * self.offset / b**gb0) + c_s * s + c0

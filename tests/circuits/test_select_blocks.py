@@ -11,7 +11,7 @@ import pytest
 
 from circuits.current import CurrentJunction, MirrorAverage, WinnerTakeAll
 from circuits.errors import ParameterError
-from circuits.opamp import ActivationMatMul, MaxSelector, SoftmaxUnit
+from circuits.opamp import ActivationMatMul, LogExpDivider, LogExpMultiplier, MaxSelector, SoftmaxUnit
 from circuits.spice.blocks_products import MatMulBlock
 from circuits.spice.blocks_select import MaxSelectorBlock, SoftmaxBlock
 from circuits.spice.library import CIRCUITS
@@ -35,6 +35,15 @@ def test_ideal_comes_from_the_primitive() -> None:
     np.testing.assert_allclose(MatMulBlock(3).ideal(ab), np.sum(ab[:, :3] * ab[:, 3:], axis=1))
 
 
+def test_divider_takes_every_sign_combination() -> None:
+    """The library's divider is four-quadrant: its test points cover all four sign quadrants."""
+    block = CIRCUITS["opamp.divider"](LogExpDivider(), 0, 0.25)
+    pts = block.test_points(200, np.random.default_rng(0))
+    quadrants = {(bool(a > 0), bool(b > 0)) for a, b in pts}
+    assert len(quadrants) == 4 and np.min(np.abs(pts[:, 1])) >= block.b_min
+    np.testing.assert_allclose(block.ideal(pts), pts[:, 0] / pts[:, 1])
+
+
 def test_parameter_errors_name_the_parameter() -> None:
     with pytest.raises(ParameterError, match="window"):
         MaxSelectorBlock(0)
@@ -49,6 +58,8 @@ BLOCKS = {
     "softmax4": lambda: CIRCUITS["opamp.softmax"](SoftmaxUnit(), 0, 0.25),
     "softmax10_wide": lambda: SoftmaxBlock(10, 0.25, input_limit=8.0),
     "matmul3": lambda: CIRCUITS["opamp.matmul"](ActivationMatMul(inner=3), 0, 0.25),
+    "divider4q": lambda: CIRCUITS["opamp.divider"](LogExpDivider(), 0, 0.25),
+    "multiplier4q": lambda: CIRCUITS["opamp.multiplier"](LogExpMultiplier(), 0, 0.25),
     "junction_signed": lambda: CIRCUITS["current.junction"](CurrentJunction(gains=(1.0, -0.5), bias=0.2), 0, 10e-9),
     "average4": lambda: CIRCUITS["current.average"](MirrorAverage(axes=(-1,), gain=0.25, window=4), 0, 10e-9),
     "wta4": lambda: CIRCUITS["current.wta"](WinnerTakeAll(axes=(-1,), window=4), 0, 10e-9),
