@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+from numba import njit
 
 from circuits.crossbar import CrossbarArray
 from circuits.current import SynapseArray
@@ -253,15 +254,41 @@ T0_S = 20.0  # drift reference time (Joshi et al. 2020)
 T_READ_S = 250e-9
 
 
-def pcm_programming_sigma(g_t: Array) -> Array:
-    """σ_prog(g_T) in µS for a target g_T in µS (Joshi et al. 2020): max(−1.1731·g² + 1.9650·g + 0.2635, 0)."""
-    return np.maximum(-1.1731 * g_t ** 2 + 1.9650 * g_t + 0.2635, 0.0)
-
-
-def pcm_drift_params(g_t_norm: Array) -> tuple[Array, Array]:
-    """(μ_ν, σ_ν) of the drift exponent for normalized targets g_T/g_max (Joshi et al. 2020)."""
-    lg = np.log(np.maximum(g_t_norm, 1e-12))
-    return np.clip(-0.0155 * lg + 0.0244, 0.049, 0.1), np.clip(-0.0125 * lg - 0.0059, 0.008, 0.045)
+@njit(cache=True, nogil=True)
+def _pcm_devices(w, eps, z, rn, log_t, read_coef, compensate, g_max, out, gain):  # pragma: no cover - compiled
+    """`PcmDevices.forward` in one fused pass per column (instead of ~20 NumPy passes per layer)."""
+    rows, cols = w.shape
+    for r in range(rows):
+        w_max = 0.0
+        for c in range(cols):
+            w_max = max(w_max, abs(w[r, c]))
+        if w_max == 0.0:
+            w_max = 1.0
+        num = 0.0
+        den = 0.0
+        for c in range(cols):
+            gn = abs(w[r, c]) / w_max
+            gt = gn * g_max
+            prog = 0.0
+            if gt > 0.0:
+                prog = max(gt + max(-1.1731 * gt * gt + 1.9650 * gt + 0.2635, 0.0) * eps[r, c], 0.0)
+            lg = np.log(max(gn, 1e-12))
+            mu = min(max(-0.0155 * lg + 0.0244, 0.049), 0.1)
+            sd = min(max(-0.0125 * lg - 0.0059, 0.008), 0.045)
+            drift = np.exp(-abs(mu + sd * z[r, c]) * log_t)
+            now = prog * drift
+            if read_coef > 0.0 and gt > 0.0:
+                q_s = min(0.0088 / gt ** 0.65, 0.2)
+                now = max(now + now * q_s * read_coef * rn[r, c], 0.0)
+            out[r, c] = now
+            gain[r, c] = drift
+            num += prog
+            den += now
+        scale = num / den if compensate and den > 0.0 else 1.0
+        for c in range(cols):
+            sign = 1.0 if w[r, c] > 0 else (-1.0 if w[r, c] < 0 else 0.0)
+            out[r, c] = sign * out[r, c] / g_max * w_max * scale
+            gain[r, c] = gain[r, c] * scale
 
 
 @dataclass
@@ -285,42 +312,27 @@ class PcmDevices(ParamMap):
     _prog: dict = field(default_factory=dict)
     ste: ClassVar[bool] = True
 
-    def _programmed(self, w: Array) -> tuple[Array, Array, Array]:
-        """(ε_prog, ν, q_s) for this weight array, drawn once per layer from the key."""
-        ident = w.shape
+    def _programmed(self, w: Array) -> tuple[Array, Array]:
+        """The programming-noise and drift-exponent normals (ε, z) of this layer, drawn once from the key."""
+        ident = (w.shape, w.dtype.str)
         if ident not in self._prog:
             rng = np.random.default_rng(self.key)
-            eps = rng.standard_normal(w.shape)
-            z = rng.standard_normal(w.shape)
-            self._prog[ident] = (eps, z)
+            self._prog[ident] = tuple(rng.standard_normal(w.shape).astype(w.dtype) for _ in range(2))
         return self._prog[ident]
 
     def forward(self, p, rng):
         w = p["weights"]
-        w2 = w.reshape(-1, w.shape[-1]).astype(np.float64)
-        w_max = np.abs(w2).max(axis=1, keepdims=True)
-        w_max = np.where(w_max > 0, w_max, 1.0)
-        g_norm = np.abs(w2) / w_max
-        g_t = g_norm * self.g_max_us
+        w2 = np.ascontiguousarray(w.reshape(-1, w.shape[-1]))
         eps, z = self._programmed(w2)
-        g_prog = np.maximum(g_t + pcm_programming_sigma(g_t) * eps * (g_t > 0), 0.0)
-        mu, sd = pcm_drift_params(g_norm)
-        nu = np.abs(mu + sd * z)
-        drift = (max(self.t_s, T0_S) / T0_S) ** (-nu) if self.t_s > 0 else np.ones_like(nu)
-        g_now = g_prog * drift
-        if rng is not None and self.t_s > 0:
-            q_s = np.minimum(0.0088 / np.maximum(g_t, 1e-12) ** 0.65, 0.2)
-            sig = g_now * q_s * math.sqrt(math.log((self.t_s + T_READ_S) / (2 * T_READ_S)))
-            g_now = np.maximum(g_now + sig * rng.standard_normal(g_now.shape) * (g_t > 0), 0.0)
-        scale = np.ones((w2.shape[0], 1))
-        if self.compensate:
-            num, den = np.abs(g_prog).sum(axis=1, keepdims=True), np.abs(g_now).sum(axis=1, keepdims=True)
-            scale = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
-        w_eff = np.sign(w2) * g_now / self.g_max_us * w_max * scale
-        gain = (drift * scale).astype(w.dtype).reshape(w.shape)
-        out = dict(p)
-        out["weights"] = w_eff.astype(w.dtype).reshape(w.shape)
-        return out, gain
+        read = rng is not None and self.t_s > 0
+        rn = rng.standard_normal(w2.shape, dtype=w2.dtype) if read else eps
+        coef = math.sqrt(math.log((self.t_s + T_READ_S) / (2 * T_READ_S))) if read else 0.0
+        log_t = math.log(max(self.t_s, T0_S) / T0_S)
+        out, gain = np.empty_like(w2), np.empty_like(w2)
+        _pcm_devices(w2, eps, z, rn, log_t, coef, self.compensate, self.g_max_us, out, gain)
+        res = dict(p)
+        res["weights"] = out.reshape(w.shape)
+        return res, gain.reshape(w.shape)
 
     def backward(self, saved, g):
         out = dict(g)

@@ -89,9 +89,28 @@ def mnist_file() -> Path:
     return path
 
 
+def parse_uint_csv(data: bytes) -> np.ndarray:
+    """Every unsigned integer in comma/newline-separated text, vectorized (np.loadtxt takes seconds on the
+    3.9 M fields of the MNIST 5k file): digit runs become tokens, each the sum of its digits·10^place."""
+    raw = np.frombuffer(data, np.uint8)
+    digit = (raw >= 48) & (raw <= 57)
+    if not digit.any():
+        return np.zeros(0, np.int64)
+    d = raw[digit].astype(np.int64) - 48
+    pos = np.flatnonzero(digit)
+    starts = np.flatnonzero(np.r_[True, np.diff(pos) > 1])
+    counts = np.diff(np.r_[starts, len(pos)])
+    place = np.repeat(starts + counts - 1, counts) - np.arange(len(pos))
+    return np.add.reduceat(d * 10 ** place, starts)
+
+
 def _mnist() -> tuple[np.ndarray, ...]:
-    with gzip.open(mnist_file(), "rt") as f:
-        raw = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    path = mnist_file()
+    with gzip.open(path, "rb") as f:
+        values = parse_uint_csv(f.read())
+    if values.size == 0 or values.size % 785:
+        raise InputError(f"{path}: expected rows of 784 pixels and a label")
+    raw = values.reshape(-1, 785).astype(np.float32)
     x, y = raw[:, :784] / 255.0, raw[:, 784].astype(np.int64)
     return _stratified(x.astype(np.float32), y)
 

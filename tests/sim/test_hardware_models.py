@@ -168,3 +168,26 @@ def test_run_hardware_quantized_writes_outputs(tmp_path):
     np.testing.assert_allclose(np.load(out), want[c.graph.outputs[0]], rtol=1e-6)
     with pytest.raises(KelvinError):
         HardwareOptions.parse("quantized,quantized")
+
+
+def test_pcm_devices_follow_joshi_2020():
+    """The fused PCM map against the published equations written out in NumPy (`shared/SCIENCE.md`)."""
+    t, g_max = 86400.0, 25.0
+    m = PcmDevices(t, True, np.random.SeedSequence(9))
+    w = rng.standard_normal((3, 8))
+    eps, z = m._programmed(w)
+    rn_seed = 4
+    got, _ = m.forward({"weights": w}, np.random.default_rng(rn_seed))
+    rn = np.random.default_rng(rn_seed).standard_normal(w.shape)
+    w_max = np.abs(w).max(axis=1, keepdims=True)
+    g_t = np.abs(w) / w_max * g_max
+    g_prog = np.maximum(g_t + np.maximum(-1.1731 * g_t ** 2 + 1.9650 * g_t + 0.2635, 0) * eps, 0)
+    ln = np.log(g_t / g_max)
+    mu = np.clip(-0.0155 * ln + 0.0244, 0.049, 0.1)
+    sd = np.clip(-0.0125 * ln - 0.0059, 0.008, 0.045)
+    g_now = g_prog * (t / 20.0) ** -np.abs(mu + sd * z)
+    q_s = np.minimum(0.0088 / g_t ** 0.65, 0.2)
+    g_now = np.maximum(g_now + g_now * q_s * np.sqrt(np.log((t + 250e-9) / (2 * 250e-9))) * rn, 0)
+    comp = g_prog.sum(axis=1, keepdims=True) / g_now.sum(axis=1, keepdims=True)
+    want = np.sign(w) * g_now / g_max * w_max * comp
+    np.testing.assert_allclose(got["weights"], want, rtol=1e-10)
