@@ -66,8 +66,13 @@ class CurrentJunction(WeightedSum):
     kind: ClassVar[str] = "current.junction"
 
     def devices(self, lanes: int) -> Counter[str]:
-        mirrors = sum(1 for g in self.gains if not np.all(np.asarray(g) == 1.0))
-        return Counter(mosfet=lanes * (2 * mirrors + (self.bias is not None)))
+        """One copy per input (and per bias) onto an output soma; a soma pair when a term is negative
+        (`circuits.spice.current_select.MirrorSumBlock`)."""
+        bias = np.asarray(0.0 if self.bias is None else self.bias)
+        signed = any(bool(np.any(np.asarray(g) < 0)) for g in self.gains) or bool(np.any(bias < 0))
+        somas = 2 if signed else 1
+        copies = len(self.gains) + int(bool(np.any(bias != 0)))
+        return Counter(mosfet=lanes * (somas * copies + NEURON_TRANSISTORS * somas))
 
 @dataclass(frozen=True, slots=True, eq=False)
 class WinnerTakeAll(WindowMax):
@@ -76,7 +81,8 @@ class WinnerTakeAll(WindowMax):
     kind: ClassVar[str] = "current.wta"
 
     def devices(self, lanes: int) -> Counter[str]:
-        return Counter(mosfet=2 * self.window * lanes + 2 * lanes)
+        """Per input an input copy and the M1/M2 pair; the V_c copy, a PMOS diode and copy, an output soma."""
+        return Counter(mosfet=(3 * self.window + 3 + NEURON_TRANSISTORS) * lanes)
 
 @dataclass(frozen=True, slots=True, eq=False)
 class MirrorAverage(WindowSum):
@@ -85,4 +91,5 @@ class MirrorAverage(WindowSum):
     kind: ClassVar[str] = "current.average"
 
     def devices(self, lanes: int) -> Counter[str]:
-        return Counter(mosfet=2 * lanes)
+        """One copy of ratio ``gain`` per window input onto an output soma."""
+        return Counter(mosfet=(self.window + NEURON_TRANSISTORS) * lanes)

@@ -166,7 +166,12 @@ class LogExpMultiplier(Primitive):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class LogExpDivider(Primitive):
-    """antilog(log a - log b) divider, one quadrant (positive operands): y = a / b."""
+    """antilog(log a - log b) divider, four quadrants: y = a / b (abs(b) >= b_min).
+
+    Offset numerator (a + o in its log stage, o/abs(b) subtracted by a second output NPN), sign-steered
+    denominator (log of abs(b); y = abs(q + S) - abs(S) with S = ±V_s from a comparator on b); see
+    `circuits.spice.blocks_products.FourQuadrantDividerBlock`.
+    """
 
     kind: ClassVar[str] = "opamp.divider"
     n_inputs: ClassVar[int] = 2
@@ -175,7 +180,7 @@ class LogExpDivider(Primitive):
         return ideal.divide(a, b)
 
     def devices(self, lanes: int) -> Counter[str]:
-        return Counter(opamp=5 * lanes, bjt=4 * lanes, resistor=8 * lanes, capacitor=4 * lanes)
+        return Counter(opamp=16 * lanes, bjt=6 * lanes, resistor=39 * lanes, capacitor=6 * lanes, diode=6 * lanes)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -190,9 +195,10 @@ class ActivationMatMul(Primitive):
         return ideal.matmul(a, b)
 
     def devices(self, lanes: int) -> Counter[str]:
-        per = LogExpMultiplier().devices(self.inner)
-        per.update(opamp=1, resistor=self.inner + 1)
-        return Counter({k: v * lanes for k, v in per.items()})
+        """Per output: 3 op-amps, 3 NPNs, 2 capacitors, 10 resistors per term; reference and output stage."""
+        k = self.inner
+        return Counter(opamp=(3 * k + 2) * lanes, bjt=(3 * k + 1) * lanes, capacitor=(2 * k + 2) * lanes,
+                       resistor=(10 * k + 3) * lanes)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -212,7 +218,10 @@ class SoftmaxUnit(Primitive):
         return ideal.softmax(x, self.axes)
 
     def devices(self, lanes: int) -> Counter[str]:
-        return Counter(opamp=8 * lanes, bjt=4 * lanes, resistor=13 * lanes, diode=lanes)
+        """Per element: a max op-amp and diode, an exp amplifier, two NPNs, an output stage; the
+        shared reference, max shift, sum, log and base-shift stages counted once (one group)."""
+        return Counter(opamp=3 * lanes + 5, bjt=2 * lanes + 2, resistor=5 * lanes + 12, diode=lanes,
+                       capacitor=lanes + 3)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -6,6 +6,8 @@ prints nothing. Random points over the block's own input range, seeded.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -73,3 +75,29 @@ def test_block_within_its_tolerance(name: str) -> None:
     pts = block.test_points(25, np.random.default_rng(11))
     worst, _ = _errors_pct_fs(block, pts, name)
     assert worst < block.tolerance_pct_fs, (name, worst)
+
+
+def _built(block) -> Counter:
+    """Devices of the block's own subcircuit (op-amp macro instances count as op-amps)."""
+    letters = {"R": "resistor", "D": "diode", "Q": "bjt", "C": "capacitor", "M": "mosfet"}
+    count: Counter = Counter()
+    own = block.subckts()[-1]
+    for e in own.elements:
+        letter = e.letter.upper()
+        if letter == "X" and e.value == "opamp_macro":
+            count["opamp"] += 1
+        elif letter in letters:
+            count[letters[letter]] += 1
+    return count
+
+
+@pytest.mark.parametrize("name", [n for n in BLOCKS if n != "softmax10_wide"])
+def test_declared_bill_matches_the_circuit(name: str) -> None:
+    """The primitive's device bill (compile summaries) counts what the block builds."""
+    prims = {"max4": MaxSelector(window=4), "softmax4": SoftmaxUnit(), "matmul3": ActivationMatMul(inner=3),
+             "divider4q": LogExpDivider(), "multiplier4q": LogExpMultiplier(),
+             "junction_signed": CurrentJunction(gains=(1.0, -0.5), bias=0.2),
+             "average4": MirrorAverage(axes=(-1,), gain=0.25, window=4), "wta4": WinnerTakeAll(axes=(-1,), window=4)}
+    block = BLOCKS[name]()
+    lanes = block.n_outputs() if name.startswith("softmax") else 1
+    assert _built(block) == +prims[name].devices(lanes)
