@@ -4,8 +4,13 @@
     rep = kb.prepare(model, device="CPU", target="opamp")
     outputs = rep.run([x])
 
-Options: ``target`` (opamp | current | crossbar, default opamp) and ``lower`` (False runs
-the imported graph without lowering, for debugging a pass).
+Options: ``target`` (opamp | current | crossbar, default opamp), ``lower`` (False runs
+the imported graph without lowering, for debugging a pass) and the engine's hardware choice:
+``hardware="quantized,noise"`` (or a `sim.engine.prepare.HardwareOptions`) with the same
+options as ``kelvin run`` (``noise``, ``chip_seed``, ``pcm_time_s``, ``drift_compensation``,
+``weight_bits``, ``dac_bits``, ``adc_bits``, ``sizing``, ``seed``):
+
+    rep = kb.prepare(model, target="crossbar", hardware="pcm", pcm_time_s=3600)
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ from sim.engine import execute
 class KelvinRep(BackendRep):
     """A prepared model: the lowered graph, run with ideal device models."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, program: Any = None, seed: int = 0) -> None:
         self.graph = graph
+        self.program = program  # a hardware Program; None: ideal devices in the feeds' dtype
+        self.rng = np.random.default_rng(seed)
         self._outputs = namedtuple("Outputs", [f"o{i}" for i in range(len(graph.outputs))])  # type: ignore[misc]
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
@@ -40,7 +47,7 @@ class KelvinRep(BackendRep):
                 inputs = [inputs]
             seq: Sequence[np.ndarray] = list(inputs)
             feeds = dict(zip(self.graph.inputs, seq))
-        result = execute(self.graph, feeds)
+        result = execute(self.graph, feeds) if self.program is None else self.program.run(feeds, rng=self.rng)
         return self._outputs(*(result[name] for name in self.graph.outputs))
 
 
@@ -58,8 +65,14 @@ class KelvinBackend(Backend):
             raise ValueError(f"Kelvin runs on CPU only, not {device!r}")
         target = kwargs.pop("target", "opamp")
         lower = kwargs.pop("lower", True)
-        graph = compile_model(model, target).graph if lower else import_model(model)
-        return KelvinRep(graph)
+        hardware = kwargs.pop("hardware", None)
+        if hardware is None:
+            graph = compile_model(model, target).graph if lower else import_model(model)
+            return KelvinRep(graph)
+        from sim.engine.prepare import HardwareOptions, build_program
+        opts = hardware if isinstance(hardware, HardwareOptions) else HardwareOptions.parse(hardware, **kwargs)
+        compiled = compile_model(model, target)
+        return KelvinRep(compiled.graph, build_program(compiled, opts), seed=opts.seed)
 
     @classmethod
     def run_model(cls, model: onnx.ModelProto, inputs: Any, device: str = "CPU", **kwargs: Any):

@@ -131,7 +131,7 @@ def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dt
         from sim.spice_commands import default_scale
         _register_chip_kernel()
         scale = opts.scale or default_scale(compiled.target.name)
-        graph = ChipInstance.draw(compiled, opts.chip_seed, scale).engine_graph()
+        graph = ChipInstance.draw(compiled, opts.chip_seed, scale, sizing=opts.sizing).engine_graph()
     hw = None if not models else (models[0] if len(models) == 1 else Stack(tuple(models)))
     return Program(graph, dtype=dtype, hardware=hw)
 

@@ -191,3 +191,18 @@ def test_pcm_devices_follow_joshi_2020():
     comp = g_prog.sum(axis=1, keepdims=True) / g_now.sum(axis=1, keepdims=True)
     want = np.sign(w) * g_now / g_max * w_max * comp
     np.testing.assert_allclose(got["weights"], want, rtol=1e-10)
+
+
+def test_backend_prepare_takes_the_same_hardware_choices():
+    import onnx
+    import sim.backend as kb
+    m = onnx.load(MLP)
+    x = rng.uniform(0, 1, (4, 64)).astype(np.float32)
+    ideal = kb.prepare(m, target="current").run([x])[0]
+    quant = kb.prepare(m, target="current", hardware="quantized").run([x])[0]
+    c = compile_model(MLP, "current")
+    want = build_program(c, HardwareOptions(modes=("quantized",))).run({c.graph.inputs[0]: x})[c.graph.outputs[0]]
+    np.testing.assert_array_equal(quant, want)
+    assert not np.allclose(quant, ideal)
+    with pytest.raises(KelvinError, match="not available on target"):
+        kb.prepare(m, target="current", hardware="pcm")
