@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from circuits.errors import InputError, ParameterError, UnsupportedError
+from compiler.ir import PrimitiveNode
 from compiler.pipeline import Compiled
 from sim.engine import kernels
 from sim.engine.hardware import (
@@ -121,11 +122,55 @@ def hardware_models(compiled: Compiled, opts: HardwareOptions) -> list[HardwareM
     return out
 
 
-def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dtype: Any = np.float32) -> Program:
-    """A `Program` computing what ``opts``' hardware computes for ``compiled``."""
+class _ChipModel(HardwareModel):
+    """Trainable chip: each synapse bank's nominal weights through its `ChipWeights` map."""
+
+    name = "chip"
+
+    def __init__(self, tables, w_unit: float) -> None:
+        self.tables, self.w_unit = tables, w_unit
+
+    def node_maps(self, program, step):
+        from sim.engine.chip_map import ChipWeights
+        from sim.engine.hardware import BinasLevels
+        t = self.tables.get(step.node.name)
+        if t is None or not step.params:
+            return NodeMaps()
+        return NodeMaps(wmap=(BinasLevels(self.w_unit), ChipWeights(t, self.w_unit)))
+
+
+def _trainable_chip_program(compiled: Compiled, opts: HardwareOptions, models: list, dtype) -> Program:
+    """The chip as `ChipInstance.engine_graph(early=False)` with the nominal weights as parameters."""
+    from circuits.spice.current_cells import CellSizing
+    from sim.chip import ChipInstance
+    from sim.engine.chip_map import chip_tables
+    from sim.spice_commands import default_scale
+    scale = opts.scale or default_scale(compiled.target.name)
+    inst = ChipInstance.draw(compiled, opts.chip_seed, scale, sizing=opts.sizing)
+    graph = inst.engine_graph(early=False)
+    tables = chip_tables(compiled, opts.chip_seed, scale, opts.sizing)
+    frozen = frozenset(n.name for n in graph.nodes if isinstance(n, PrimitiveNode) and n.name not in tables)
+    stack = Stack(tuple(models) + (_ChipModel(tables, CellSizing.preset(opts.sizing).w_unit),))
+    program = Program(graph, dtype=dtype, frozen=frozen)
+    for node in compiled.graph.nodes:  # the trainable parameters are the nominal ones
+        if node.name in tables:
+            for fld, value in node.primitive.parameters().items():
+                program.params[f"{node.name}.{fld}"] = np.array(value, dtype=program.dtype)
+    program.bind(stack)
+    return program
+
+
+def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dtype: Any = np.float32,
+                  trainable: bool = False) -> Program:
+    """A `Program` computing what ``opts``' hardware computes for ``compiled``. ``trainable`` asks for a
+    differentiable chip model (mismatch through `sim.engine.chip_map`) instead of the inference one
+    (mismatch and the mirrors' Early-effect drift)."""
     opts = opts or HardwareOptions()
     models = hardware_models(compiled, opts)
     graph = compiled.graph
+    if "chip" in opts.modes and trainable:
+        _register_chip_kernel()
+        return _trainable_chip_program(compiled, opts, models, dtype)
     if "chip" in opts.modes:
         from sim.chip import ChipInstance
         from sim.spice_commands import default_scale

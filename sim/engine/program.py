@@ -45,6 +45,7 @@ class Step:
     signal: tuple[bool, ...] = ()  # which inputs carry a gradient (not constants)
     maps: NodeMaps = field(default_factory=NodeMaps)
     free: tuple[int, ...] = ()
+    const: dict[str, Array] = field(default_factory=dict)  # parameters held fixed (``frozen`` nodes)
 
 
 @dataclass(slots=True)
@@ -59,7 +60,8 @@ class Tape:
 class Program:
     """An executable view of ``graph``; see the module docstring."""
 
-    def __init__(self, graph: Graph, *, dtype: Any = np.float32, hardware: Any = None) -> None:
+    def __init__(self, graph: Graph, *, dtype: Any = np.float32, hardware: Any = None,
+                 frozen: frozenset[str] = frozenset()) -> None:
         graph.check()
         self.graph = graph
         self.dtype = np.dtype(dtype)
@@ -91,6 +93,9 @@ class Program:
                 step.kernel = kernel_for(node.primitive)
                 names = []
                 for fld, value in node.primitive.parameters().items():
+                    if node.name in frozen:  # a fixed part of the hardware (a chip's read-out): a constant
+                        step.const[fld] = np.array(value, dtype=self.dtype)
+                        continue
                     key = f"{node.name}.{fld}"
                     self.params[key] = np.array(value, dtype=self.dtype)
                     names.append((fld, key))
@@ -201,6 +206,8 @@ class Program:
             if maps.pre:
                 xs[0], pre_saved = chain_signal(maps.pre, xs[0], rng, train)
             p = {fld: self.params[key] for fld, key in step.params}
+            if step.const:
+                p.update(step.const)
             w_saved = None
             if maps.wmap:
                 p, w_saved = chain_params(maps.wmap, p, rng, train)

@@ -45,9 +45,13 @@ def load_for(compiled: Compiled, spec: str) -> Dataset:
     return data
 
 
-def with_params(compiled: Compiled, program: Program) -> Compiled:
-    """``compiled`` whose graph holds the program's (trained) parameters."""
-    return dataclasses.replace(compiled, graph=program.graph_with_params())
+def with_banks(compiled: Compiled, banks: dict[str, dict[str, np.ndarray]]) -> Compiled:
+    """``compiled`` whose banks hold these (trained, programmed) parameters."""
+    g = compiled.graph.copy()
+    for name, p in banks.items():
+        node = g.node(name)
+        node.primitive = node.primitive.with_parameters(**{k: np.asarray(v, np.float64) for k, v in p.items()})
+    return dataclasses.replace(compiled, graph=g)
 
 
 def programmed_params(program: Program) -> dict[str, dict[str, np.ndarray]]:
@@ -74,13 +78,9 @@ def train_file(model: str, data: str, output: str, *, metrics: str | None = None
     config.check()
     if not str(output).endswith(".onnx"):
         raise OutputError(f"{output}: the trained model is written as an .onnx file (-o TRAINED.onnx)")
-    if "chip" in hardware.modes:
-        raise UnsupportedError("--hardware chip: training for one chip instance needs the chip's weight map with a "
-                               "gradient, which the engine does not have yet; train with quantized,population and "
-                               "evaluate with --eval-hardware chip")
     ensure_dir(Path(output).parent if str(Path(output).parent) else ".")
     compiled = compile_model(model, target)
-    program = build_program(compiled, hardware)
+    program = build_program(compiled, hardware, trainable=True)
     check_unsupported_grad(program)
     dataset = load_for(compiled, data)
     if val_split:
@@ -95,7 +95,8 @@ def train_file(model: str, data: str, output: str, *, metrics: str | None = None
     _check_export(exported, compiled, banks, dataset)
     write_model(output, exported)
     final_hw = eval_hardware or hardware
-    eval_program = build_program(with_params(compiled, program), final_hw) if eval_hardware else program
+    trained = with_banks(compiled, banks)
+    eval_program = build_program(trained, final_hw) if eval_hardware or "chip" in hardware.modes else program
     test_loss, test_acc, _ = evaluate(eval_program, dataset.x_test, dataset.y_test, config.loss, seed=config.seed)
     last = result.history[-1] if result.history else {}
     doc = {

@@ -12,6 +12,7 @@ from circuits.spice.emit_current import quantized_synapse_array
 from compiler.pipeline import compile_model
 from sim.cli import main
 from sim.engine.hardware import BinasLevels, ConductanceLevels, MirrorGains, PcmDevices
+from sim.engine.chip_map import ChipWeights
 from sim.engine.maps import FixedGain, Quantize, Rectify, RelativeNoise
 from sim.engine.prepare import HardwareOptions, build_program
 
@@ -53,7 +54,7 @@ def test_exact_weight_maps_match_finite_differences(make):
     _param_fd(m, p)
 
 
-STE_MAPS = (BinasLevels, ConductanceLevels, Quantize, PcmDevices)
+STE_MAPS = (BinasLevels, ConductanceLevels, Quantize, PcmDevices, ChipWeights)
 
 
 def test_ste_maps_are_the_listed_ones():
@@ -206,3 +207,21 @@ def test_backend_prepare_takes_the_same_hardware_choices():
     assert not np.allclose(quant, ideal)
     with pytest.raises(KelvinError, match="not available on target"):
         kb.prepare(m, target="current", hardware="pcm")
+
+
+def test_trainable_chip_map_reproduces_the_chip_draw():
+    """The nominal weights through the chip map equal the drawn chip's folded banks (mismatch only)."""
+    from sim.chip import ChipInstance
+    from sim.engine.program import Program
+    c = compile_model(MLP, "current")
+    x = rng.uniform(0, 1, (20, 64))
+    opts = HardwareOptions(modes=("chip",), chip_seed=3, sizing="compact")
+    prog = build_program(c, opts, dtype=np.float64, trainable=True)
+    assert sorted(prog.params) == ["fc1.bias", "fc1.weights", "logits.bias", "logits.weights"]
+    got = prog.run({c.graph.inputs[0]: x})[c.graph.outputs[0]]
+    g = ChipInstance.draw(c, 3, None, sizing="compact").engine_graph(early=False)
+    want = Program(g, dtype=np.float64).run({c.graph.inputs[0]: x})[c.graph.outputs[0]]
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
+    out, tape = prog.forward({c.graph.inputs[0]: x}, train=True)
+    grads = prog.backward(tape, {c.graph.outputs[0]: np.ones_like(out[c.graph.outputs[0]])})
+    assert {k: grads[k].shape for k in grads} == {k: v.shape for k, v in prog.params.items()}
