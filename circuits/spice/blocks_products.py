@@ -35,7 +35,9 @@ from circuits.spice.opamp_stages import (
 
 @dataclass(frozen=True, slots=True)
 class MatMulBlock(_LogDomain):
-    """y = Σₖ aₖ·bₖ over ``inner`` terms, |aₖ|, |bₖ| ≤ o − x_min (module doc); inputs a₀..a_{K−1}, b₀..b_{K−1}.
+    """y = Σₖ aₖ·bₖ over ``inner`` terms, |aₖ|, |bₖ| ≤ o − x_min (module doc).
+
+    Inputs a₀..a_{K−1}, then b₀..b_{K−1}.
 
     3 op-amps and 3 NPNs per term plus a reference and the shared output stage. Full scale
     K·(o − x_min)². Tolerance 1 % FS, the multiplier's (log-domain errors scale each product).
@@ -150,7 +152,8 @@ class FourQuadrantDividerBlock(_LogDomain):
         self._check()
 
     @classmethod
-    def from_primitive(cls, prim: LogExpDivider, volts_per_unit: float = 0.25, **kw: object) -> FourQuadrantDividerBlock:
+    def from_primitive(cls, prim: LogExpDivider, volts_per_unit: float = 0.25,
+                       **kw: object) -> FourQuadrantDividerBlock:
         return cls(volts_per_unit, **kw)  # type: ignore[arg-type]
 
     def n_inputs(self) -> int:

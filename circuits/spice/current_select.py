@@ -167,7 +167,8 @@ class MirrorSumBlock(_SomaBlock):
 
     Inputs x ∈ [0, 1] (soma currents). Full scale Σ|gₖ| + |b|. Tolerance 3 % FS, the Binas
     synapse's: unit copies without cascodes (Early effect off the design current, narrow copies
-    for small ratios); nominal devices measure 0.3–1 %.
+    for small ratios) and the soma chain's leakage (an offset near 0.5 % of a unit); nominal
+    devices measure 0.4–1.4 % max in ngspice.
     """
 
     kind: ClassVar[str] = "current.junction"
@@ -184,7 +185,8 @@ class MirrorSumBlock(_SomaBlock):
     def __post_init__(self) -> None:
         g = tuple(float(v) for v in np.asarray(self.gains, dtype=np.float64).ravel())
         if not g or not all(np.isfinite(g)) or not np.isfinite(self.bias):
-            raise ParameterError(f"MirrorSumBlock.gains: need finite gains (and bias), got {self.gains!r}, {self.bias!r}")
+            raise ParameterError(f"MirrorSumBlock.gains: need finite gains (and bias), "
+                                 f"got {self.gains!r}, {self.bias!r}")
         object.__setattr__(self, "gains", g)
         object.__setattr__(self, "bias", float(self.bias))
         check_amps_per_unit(self.amps_per_unit)
@@ -264,7 +266,8 @@ class WinnerTakeAllBlock(_SomaBlock):
     """y = max_k xₖ over ``window`` soma inputs: Lazzaro's winner-take-all, V_c read by a copy chain (module doc).
 
     Inputs x ∈ [0, 1]. Full scale 1. Tolerance 3 % FS: the chain is three uncascoded copies, and
-    the winner's drain voltage moves with I_max (V_c) while the trim holds at the design current.
+    the winner's drain voltage moves with I_max (V_c) while the trim holds at the design current;
+    nominal devices measure 1.6 % max in ngspice (mostly an offset of ~1 % of a unit: leakage).
     """
 
     kind: ClassVar[str] = "current.wta"

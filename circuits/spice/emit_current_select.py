@@ -30,7 +30,8 @@ KIND_CODES = {"current.wta": 1, "current.average": 2, "current.junction": 3}
 COUNT_KEY = "current_select"
 
 
-def _place_block(ctx: EmitContext, net: CurrentNetwork, block: _SomaBlock, lines: list[str], hint: str) -> CurrentSignal:
+def _place_block(ctx: EmitContext, net: CurrentNetwork, block: _SomaBlock, lines: list[str],
+                 hint: str) -> CurrentSignal:
     """Instantiate ``block`` on input ``lines`` (vn, vp per input, then the reference's); returns its output signal."""
     mm = net.draw.enabled
     sub = block.subckt(mm)

@@ -83,7 +83,8 @@ class SoftmaxFamily(Family):
 class MatMulFamily(Family):
     """One output of the offset log/antilog product sum, x = (a₀..a_{K−1}, b₀..b_{K−1}):
 
-    y = Σₖ [gₖ·(aₖ + o)^γaₖ·(bₖ + o)^γbₖ − o·(1 + δaₖ)·aₖ − o·(1 + δbₖ)·bₖ] − K·o²·(1 + δ₀)
+    y = Σₖ [gₖ·(aₖ + o)^γaₖ·(bₖ + o)^γbₖ − o·(1 + δaₖ)·aₖ − o·(1 + δbₖ)·bₖ]
+        − K·o²·(1 + δ₀)
     (`MultiplierFamily` per term; the o² resistor is shared).
     """
 
