@@ -88,3 +88,21 @@ def test_current_networks_with_the_new_blocks_match_engine(model, kind, x):
     spice = run_network_spice(compiled, {"x": x}, scale=10e-9, workers=2, progress=False)["y"].astype(np.float64)
     err = np.abs(spice - ideal) / np.max(np.abs(ideal)) * 100
     assert err.max() < 3.0, err.max()
+
+
+def test_activation_matmul_network_matches_engine():
+    """MatMul of two signal inputs (2×3 @ 3×2) on op-amp multipliers: within 1 % of FS (inner × 1²)."""
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["y"])], "matmul",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 2, 3]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 3, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    compiled = compile_model(model, "opamp")
+    assert [n.kind for n in compiled.graph.nodes] == ["opamp.matmul"]
+    rng = np.random.default_rng(0)
+    feeds = {"a": rng.uniform(-1, 1, (3, 2, 3)).astype(np.float32), "b": rng.uniform(-1, 1, (3, 3, 2)).astype(np.float32)}
+    ideal = execute(compiled.graph, feeds)["y"].astype(np.float64)
+    spice = run_network_spice(compiled, feeds, scale=0.25, workers=2, progress=False)["y"].astype(np.float64)
+    assert np.max(np.abs(spice - ideal)) / 3.0 * 100 < 1.0
