@@ -27,7 +27,8 @@ COMPUTE_OPS = frozenset(
     {
         "Gemm", "MatMul", "Conv", "BatchNormalization", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
         "Clip", "Softmax", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "Add",
-        "Sub", "Mul", "Div", "Sum", "Exp", "Log",
+        "Sub", "Mul", "Div", "Sum", "Exp", "Log", "ReduceSum", "Sqrt", "Pow", "Erf", "Gelu",
+        "LayerNormalization",
     }
 )
 """Ops that compute on signal values: analog signals are real, so they need float tensors."""
@@ -231,7 +232,8 @@ def _check_dtypes(graph: Graph, node: OpNode) -> None:
     """Analog signals are real: compute ops must see float tensors."""
     if node.op not in COMPUTE_OPS:
         return
-    for t in node.inputs[:1] if node.op == "ReduceMean" else node.inputs:  # axes are int64
+    # reduction axes are int64 and Pow's exponent may be an integer: only the signal is checked
+    for t in node.inputs[:1] if node.op in ("ReduceMean", "ReduceSum", "Pow") else node.inputs:
         if not t:
             continue
         dtype = graph.constants[t].dtype if t in graph.constants else (
