@@ -5,11 +5,11 @@ primitive needs. Roles the target builds become PrimitiveNodes; everything else 
 OpNode: wiring ops are wires, the rest run in the digital periphery and are reported so.
 
 Attention. A product of two activations (Q·Kᵀ, attention×V) has no fixed weights to store, so
-it maps to analog multipliers: ``opamp.matmul`` (ActivationMatMul) puts one log/exp
-multiplier on every term and one summer per output, i.e. per output element ``inner``
-multipliers (5 op-amps, 4 BJTs, 13 resistors, 4 capacitors each) plus 1 op-amp and
-``inner + 1`` resistors. A sequence of T tokens with head width d costs 2·T²·d multipliers
-per head (T²·d for each product): 256 for T = 4, d = 8. The other option, crossbars
+it maps to analog multipliers: ``opamp.matmul`` (ActivationMatMul) puts one offset log/exp
+multiplier on every term (3 op-amps, 3 NPNs, 2 capacitors, 10 resistors) and sums the
+terms' currents on one output stage per element (see ActivationMatMul.devices). A sequence
+of T tokens with head width d costs 2·T²·d multipliers per head (T²·d for each product):
+256 for T = 4, d = 8. The other option, crossbars
 reprogrammed per input, was rejected: programming PCM conductances takes iterative
 program-and-verify pulses (microseconds to milliseconds per device) and wears the devices
 out (10⁶–10⁸ cycles), which a per-token rewrite would exhaust. Ops with no analog circuit
