@@ -146,9 +146,10 @@ class FourQuadrantDividerBlock(_LogDomain):
             raise ParameterError(f"FourQuadrantDividerBlock.offset: {self.offset} must exceed x_min {self.x_min}")
         if not self.b_min < self.b_max:
             raise ParameterError(f"FourQuadrantDividerBlock.b_min ({self.b_min}) must be below b_max ({self.b_max})")
-        if self.v_steer_v > 0.8 * self.opamp.v_rail_pos_v:
-            raise ParameterError(f"FourQuadrantDividerBlock.volts_per_unit: quotients up to {self.full_scale():.3g} "
-                                 f"units at {self.volts_per_unit} V leave no room for the sign steering")
+        if self.full_scale() * self.volts_per_unit + self.v_steer_v > 0.9 * self.opamp.v_rail_pos_v:
+            raise ParameterError(f"FourQuadrantDividerBlock.b_min: quotients up to {self.full_scale():.3g} units at "
+                                 f"{self.volts_per_unit} V leave no room for the sign steering (|q| + |S| must stay "
+                                 f"inside the rails); raise b_min or lower volts_per_unit")
         self._check()
 
     @classmethod

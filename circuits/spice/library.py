@@ -14,7 +14,7 @@ realisation with ``@register("kind")``.
 | opamp.diffpair             | DiffPairBlock                 | abs(x) <= 3 (tanh), 6 (sigmoid)           |
 | opamp.log / opamp.exp      | LogBlock / AntilogBlock       | x in [0.01, 10] / eˣ in [0.1, 10], within the rails |
 | opamp.multiplier           | MultiplierBlock, offset 1.1   | abs(a), abs(b) <= 1 (signed operands)     |
-| opamp.divider              | FourQuadrantDividerBlock      | abs(a) <= 1, 0.1 <= abs(b) <= 4, either sign |
+| opamp.divider              | FourQuadrantDividerBlock      | abs(a) <= 1, 0.1 <= abs(b) <= 4, either sign (b_min up at V_unit > 0.36 V) |
 | opamp.integrator           | IntegratorBlock (τ, y0)       | abs(x) <= 1, window = τ                   |
 | opamp.differentiator       | DifferentiatorBlock (τ)       | ramps of abs(slope)·τ <= 1                |
 | crossbar.tiles             | CrossbarColumnBlock (column ``index``) | abs(x) <= 1, read at ≤ 0.2 V per unit |
@@ -134,10 +134,18 @@ def _multiplier(prim: Primitive, index: int, volts_per_unit: float) -> BlockCirc
 
 @register("opamp.divider")
 def _divider(prim: Primitive, index: int, volts_per_unit: float) -> BlockCircuit:
-    """Four-quadrant: abs(a) <= 1 (offset 1.1), 0.1 <= abs(b) <= b_max of either sign, b_max <= 4 with
-    the operand b·V_unit inside the swing; quotients up to 10 units."""
+    """Four-quadrant: abs(a) <= 1 (offset 1.1), b_min <= abs(b) <= b_max of either sign.
+
+    b_min = 0.1, raised at large scales so the sign steering's |q| + 1.5·|q| stays inside the swing
+    (quotients up to 1/b_min units); b_max <= 4 with b·V_unit inside the swing.
+    """
+    q_max_v = 0.9 * swing_v() / 2.5
+    b_min = max(0.1, volts_per_unit / q_max_v)
     b_max = min(4.0, 0.5 * swing_v() / volts_per_unit)
-    return FourQuadrantDividerBlock.from_primitive(prim, volts_per_unit, b_max=b_max,  # type: ignore[arg-type]
+    if not b_max > b_min:
+        raise ParameterError(f"volts_per_unit: {volts_per_unit} V leaves no operand range for a divider "
+                             f"inside the {swing_v():.3g} V swing")
+    return FourQuadrantDividerBlock.from_primitive(prim, volts_per_unit, b_min=b_min, b_max=b_max,  # type: ignore[arg-type]
                                                    name=block_name(prim.kind, index))
 
 
