@@ -43,6 +43,7 @@ from circuits.spice.emit_current import CellRecord, row_designs
 from compiler.ir import Graph, PrimitiveNode
 from compiler.netlist import Netlist, NetlistOptions, emit_netlist
 from compiler.pipeline import Compiled
+from sim.engine.kernels import CHIP_SYNAPSES, CLASS_KERNELS
 
 log = logging.getLogger(__name__)
 
@@ -81,28 +82,11 @@ class InstanceSynapseArray(SynapseArray):
     soma_log: float = 0.0
 
     def ideal(self, x: np.ndarray) -> np.ndarray:
-        v = np.asarray(x, np.float64)
-        rg = np.ones(self.weights.shape[0]) if self.row_gain is None else self.row_gain
-        w = self.weights / rg[:, None]
-        b = np.zeros(len(rg)) if self.bias is None else self.bias / rg
-        i0 = v @ w.T + b
-        i = i0.copy()
-        if self.pre_log is not None:
-            i += (v * _log(v)) @ (w * self.pre_log).T
-        if self.post_log is not None:
-            bpl = 0.0 if self.bias_post_log is None else b * self.bias_post_log
-            i += _log(i0) * (v @ (w * self.post_log).T + bpl)
-        if not self.rectify:
-            return (i * rg).astype(np.float32)
-        i = np.maximum(i, 0.0)
-        g = np.ones(len(rg)) if self.line_gain is None else self.line_gain
-        return (i * rg * (1.0 + self.soma_log * (_log(g * i) + _log(i)))).astype(np.float32)
+        """The chip's math, stated once in `sim.engine.kernels.ChipSynapseKernel` (float64 inside)."""
+        return CHIP_SYNAPSES.forward(self, {}, [np.asarray(x, np.float64)], False)[0].astype(np.float32)
 
 
-def _log(a: np.ndarray) -> np.ndarray:
-    """ln a where a > 0, else 0 (a zero current carries no drift)."""
-    a = np.asarray(a, np.float64)
-    return np.log(np.where(a > 0, a, 1.0))
+CLASS_KERNELS[InstanceSynapseArray] = CHIP_SYNAPSES  # the engine runs a chip's banks with the chip's kernel
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,6 @@ from tqdm import tqdm
 from circuits.errors import InputError, ParameterError, UnsupportedError
 from compiler.ir import PrimitiveNode
 from compiler.pipeline import Compiled
-from sim.engine import kernels
 from sim.engine.hardware import (
     HardwareModel, Ideal, Noise, Pcm, Population, Quantized, Stack, check_bits, check_target_modes, mode_list,
 )
@@ -67,23 +66,6 @@ class HardwareOptions:
             check_bits(f"--{n.replace('_', '-')}", getattr(self, n))
         if "fitted" in self.modes and not self.fits:
             raise ParameterError("--hardware fitted needs --fits DIR (a directory written by `kelvin fit`)")
-
-
-class ChipSynapseKernel(kernels.Kernel):
-    """One chip's synapse array (`sim.chip.InstanceSynapseArray`: mismatch-folded weights and the
-    mirrors' Early-effect drift). Forward is the chip model's own statement; inference only."""
-
-    def forward(self, prim, p, xs, save):
-        return np.asarray(prim.ideal(xs[0]), dtype=xs[0].dtype), None
-
-    def backward(self, prim, p, saved, gy):
-        raise UnsupportedError("--hardware chip is an inference model (the Early-effect drift has no "
-                               "gradient here); train with quantized,population, evaluate on the chip")
-
-
-def _register_chip_kernel() -> None:
-    from sim.chip import InstanceSynapseArray
-    kernels.CLASS_KERNELS.setdefault(InstanceSynapseArray, ChipSynapseKernel())
 
 
 class _RectifyInputs(HardwareModel):
@@ -169,12 +151,10 @@ def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dt
     models = hardware_models(compiled, opts)
     graph = compiled.graph
     if "chip" in opts.modes and trainable:
-        _register_chip_kernel()
         return _trainable_chip_program(compiled, opts, models, dtype)
     if "chip" in opts.modes:
         from sim.chip import ChipInstance
         from sim.spice_commands import default_scale
-        _register_chip_kernel()
         scale = opts.scale or default_scale(compiled.target.name)
         graph = ChipInstance.draw(compiled, opts.chip_seed, scale, sizing=opts.sizing).engine_graph()
     hw = None if not models else (models[0] if len(models) == 1 else Stack(tuple(models)))
