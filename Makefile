@@ -16,6 +16,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_compile.py
 	$(PY) benchmarks/bench_spice_parallel.py
 	$(PY) benchmarks/bench_chip_engine.py --samples 100
+	$(PY) benchmarks/bench_engine.py
+	$(PY) benchmarks/bench_train.py
 
 system:
 	@bash .ci/system-deps.sh
