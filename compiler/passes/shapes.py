@@ -80,6 +80,8 @@ class InferShapes:
                 else:
                     dims.append(None)
             info = g.info(t)
+            if info is not None and info.shape == tuple(dims):
+                continue
             g.values[t] = TensorInfo(t, tuple(dims), info.dtype if info is not None else small[t][1])
             changed = True
         return changed

@@ -70,3 +70,18 @@ def test_tiny_block_is_all_analog_on_opamp(exporter: str) -> None:
     assert {n.placement for n in graph.nodes} <= {"analog", "wiring"}
     kinds = Counter(n.kind for n in graph.nodes if n.placement == "analog")
     assert kinds == {"opamp.summer": 4, "opamp.matmul": 2, "opamp.elementwise_summer": 2, "opamp.softmax": 1}
+
+
+def test_shapes_lost_behind_exported_reshapes_are_recovered():
+    """The legacy export reshapes through Shape→Concat: ONNX inference loses the head shapes."""
+    from compiler.passes import ConstantFold, EliminateDead, EliminateIdentity, InferShapes
+
+    model, _ = _load("encoder", "legacy")
+    graph = import_model(model)
+    (softmax,) = [n for n in graph.nodes if getattr(n, "op", "") == "Softmax"]
+    assert graph.shape(softmax.inputs[0]) is None
+    for p in (EliminateIdentity(), ConstantFold(), EliminateDead()):
+        p.run(graph)
+    assert InferShapes().run(graph)
+    assert graph.shape(softmax.inputs[0]) == ("N", 2, 6, 6)
+    assert not InferShapes().run(graph)  # nothing left to learn
