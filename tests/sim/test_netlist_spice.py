@@ -196,7 +196,7 @@ def test_missing_ngspice_is_one_clear_line(tmp_path):
 
 @pytest.mark.parametrize("target,op,reason", [
     ("crossbar", "Softmax", "digital periphery"),   # crossbar runs Softmax off the analog tiles
-    ("opamp", "Softmax", "no SPICE netlist for primitive opamp.softmax"),
+    ("current", "Softmax", "digital periphery"),    # so does current mode (op-amp softmax has a circuit)
 ])
 def test_netlist_not_written_says_why(tmp_path, capsys, target, op, reason):
     model = helper.make_model(helper.make_graph(
