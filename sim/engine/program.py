@@ -23,11 +23,12 @@ import numpy as np
 from circuits.errors import InputError, KelvinError, ModelError, UnsupportedError
 from compiler.ir import WIRING_OPS, Graph, Node, OpNode, PrimitiveNode
 from compiler.ops import lookup
-from sim.engine.kernels import Kernel, kernel_for
+from sim.engine.kernels import DenseKernel, Kernel, kernel_for
 from sim.engine.maps import NodeMaps, chain_params, chain_params_back, chain_signal, chain_signal_back
 from sim.engine.ops import NO_SIGNAL, Router, op_backward
 
 Array = np.ndarray
+TAPS_FIRST_MIN_CHANNELS = 16  # below this the channel runs are too short for the NHWC gather to pay
 
 
 @dataclass(slots=True, eq=False)
@@ -46,6 +47,7 @@ class Step:
     maps: NodeMaps = field(default_factory=NodeMaps)
     free: tuple[int, ...] = ()
     const: dict[str, Array] = field(default_factory=dict)  # parameters held fixed (``frozen`` nodes)
+    taps_first: Step | None = None  # Im2Col whose only reader is this dense step (inference fast path)
 
 
 @dataclass(slots=True)
@@ -124,10 +126,28 @@ class Program:
                 frees.setdefault(i, []).append(s)
         for step in self.steps:
             step.free = tuple(frees.get(step.index, ()))
+        self._mark_fast_convolutions()
         self.input_maps: dict[str, NodeMaps] = {}
         self.hardware = None
         if hardware is not None:
             self.bind(hardware)
+
+    def _mark_fast_convolutions(self) -> None:
+        """Im2Col feeding only a dense bank (ungrouped, 2-D windows): at inference the pair may run
+        with the taps in (kh, kw, C) order and the bank's weight columns permuted alike."""
+        readers: dict[int, list[Step]] = {}
+        for step in self.steps:
+            for s in step.ins:
+                readers.setdefault(s, []).append(step)
+        for step in self.steps:
+            node = step.node
+            if not (isinstance(node, OpNode) and node.op == "kelvin.Im2Col" and int(node.attrs.get("groups", 1)) == 1
+                    and len(node.attrs["kernel"]) == 2):
+                continue
+            users = readers.get(step.outs[0], [])
+            if (len(users) == 1 and isinstance(users[0].kernel, DenseKernel) and users[0].ins[0] == step.outs[0]
+                    and step.outs[0] not in self.output_slots):
+                step.taps_first = users[0]
 
     # --------------------------------------------------------------------------- binding
     def bind(self, hardware: Any) -> None:
@@ -167,10 +187,17 @@ class Program:
         if wanted is not None:
             extra_keep = {self._slot_of(n) for n in wanted}
         entries: list[Any] = []
+        permuted: dict[int, tuple[int, int, int]] = {}  # slot -> (C, kh, kw) of a taps-first Im2Col output
         for step in self.steps:
             args = [env[s] if s >= 0 else None for s in step.ins]
             try:
-                results, saved = self._forward_step(step, args, rng, train)
+                if not train and step.taps_first is not None and args[0].shape[1] >= TAPS_FIRST_MIN_CHANNELS:
+                    results, saved = self._im2col_taps_first(step, args[0]), None
+                    permuted[step.outs[0]] = (args[0].shape[1], *step.node.attrs["kernel"])
+                elif step.ins and step.ins[0] in permuted and step.kernel is not None:
+                    results, saved = self._forward_step(step, args, rng, train, permuted[step.ins[0]])
+                else:
+                    results, saved = self._forward_step(step, args, rng, train)
             except KelvinError as exc:
                 msg = str(exc)
                 raise type(exc)(msg if step.node.name in msg else
@@ -196,7 +223,15 @@ class Program:
             raise InputError(f"no tensor named {name!r} in graph {self.graph.name!r}")
         return s
 
-    def _forward_step(self, step: Step, args: list, rng, train: bool) -> tuple[list[Array], Any]:
+    def _im2col_taps_first(self, step: Step, x: Array) -> list[Array]:
+        from compiler.ops._window import im2col_2d_taps_first
+        from compiler.ops.kelvin_ops import window_from_attrs
+        attrs = step.node.attrs
+        cols = im2col_2d_taps_first(x, window_from_attrs(attrs), attrs.get("fill", 0.0))
+        return [cols.reshape(cols.shape[0], cols.shape[1], 1, cols.shape[2])]
+
+    def _forward_step(self, step: Step, args: list, rng, train: bool,
+                      taps_first: tuple[int, int, int] | None = None) -> tuple[list[Array], Any]:
         maps = step.maps
         if step.kernel is not None:
             node = step.node
@@ -211,6 +246,10 @@ class Program:
             w_saved = None
             if maps.wmap:
                 p, w_saved = chain_params(maps.wmap, p, rng, train)
+            if taps_first is not None:  # the input's taps are (kh, kw, C): permute the columns alike
+                c, kh, kw = taps_first
+                w = p["weights"]
+                p = {**p, "weights": w.reshape(w.shape[0], c, kh, kw).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)}
             y, saved = step.kernel.forward(node.primitive, p, xs, train)
             post_saved = None
             if maps.post:

@@ -1,0 +1,50 @@
+"""Program: the inference fast path for convolutions, named parameters, buffer freeing."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+from compiler.pipeline import compile_model
+from sim.engine.program import TAPS_FIRST_MIN_CHANNELS, Program
+
+
+def _conv_model(c_in: int) -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((24, c_in, 3, 3)).astype(np.float32) * 0.2
+    w2 = rng.standard_normal((8, 24, 3, 3)).astype(np.float32) * 0.2
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["h"], pads=[1, 1, 1, 1], strides=[2, 1]),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Conv", ["r", "w2"], ["y"], pads=[0, 1, 2, 1], dilations=[1, 2])]
+    g = helper.make_graph(nodes, "c", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c_in, 9, 10])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [onnx.numpy_helper.from_array(w1, "w1"), onnx.numpy_helper.from_array(w2, "w2")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 10
+    return onnx.shape_inference.infer_shapes(m)
+
+
+def test_taps_first_convolution_equals_onnxruntime_and_the_training_path():
+    m = _conv_model(TAPS_FIRST_MIN_CHANNELS + 4)
+    c = compile_model(m, "opamp")
+    prog = Program(c.graph)
+    assert any(s.taps_first is not None for s in prog.steps)
+    x = np.random.default_rng(1).standard_normal((3, TAPS_FIRST_MIN_CHANNELS + 4, 9, 10)).astype(np.float32)
+    fast = prog.run({"x": x})["y"]
+    slow = prog.forward({"x": x}, train=True)[0]["y"]
+    ref = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    scale = np.abs(ref).max()
+    assert np.abs(fast - ref).max() <= 1e-5 * scale
+    assert np.abs(fast - slow).max() <= 1e-5 * scale
+
+
+def test_named_parameters_round_trip_into_the_graph():
+    c = compile_model("models/examples/digits_mlp.onnx", "opamp")
+    prog = Program(c.graph)
+    assert sorted(prog.params) == ["fc1.bias", "fc1.weights", "logits.bias", "logits.weights"]
+    prog.params["fc1.bias"][:] = 0.5
+    g = prog.graph_with_params()
+    assert np.all(g.node("fc1").primitive.bias == 0.5)
+    assert not np.all(c.graph.node("fc1").primitive.bias == 0.5)  # the original graph is untouched
