@@ -89,14 +89,15 @@ class SynapseFamily(Family):
         return bounds_of(*[(-0.5, 0.5)] * 6, (-0.5, 0.5))
 
     def k_eff(self, params: np.ndarray, level: np.ndarray) -> np.ndarray:
-        """Effective signed level of each k: Σ bitᵦ·rᵦ·(1 + ε) over the bank the sign selects."""
+        """Effective signed level of each k: Σ bitᵦ·rᵦ·(1 + ε) over the bank the sign selects.
+        ``params`` may carry leading axes that broadcast against ``level`` (one draw per synapse)."""
         p = np.asarray(params, dtype=np.float64)
         k = np.rint(np.asarray(level, dtype=np.float64)).astype(int)
         mag = np.abs(k)
         bits = np.stack([(mag >> 2) & 1, (mag >> 1) & 1, mag & 1], axis=-1).astype(np.float64)
         ratios = np.asarray(BRANCH_RATIOS, dtype=np.float64)
-        pos = bits @ (ratios * (1.0 + p[0:3]))
-        neg = bits @ (ratios * (1.0 + p[3:6]))
+        pos = np.sum(bits * ratios * (1.0 + p[..., 0:3]), axis=-1)
+        neg = np.sum(bits * ratios * (1.0 + p[..., 3:6]), axis=-1)
         return np.where(k >= 0, pos, -neg)
 
     def predict(self, params: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -98,10 +98,23 @@ def hardware_models(compiled: Compiled, opts: HardwareOptions) -> list[HardwareM
         elif m == "pcm":
             out.append(Pcm(opts.pcm_time_s, opts.drift_compensation, opts.seed))
         elif m == "fitted":
-            raise UnsupportedError("--hardware fitted is not implemented yet in the engine")
+            out.append(_fitted(compiled, opts, sizing))
         elif m == "chip":
             out.append(_RectifyInputs())
     return out
+
+
+def _fitted(compiled: Compiled, opts: HardwareOptions, sizing) -> HardwareModel:
+    """The fits in ``opts.fits`` for this model's primitives (sampled as a chip with --chip-seed)."""
+    from sim.engine.fitted import ADAPTED, Fitted, load_fits
+    fits = load_fits(opts.fits)
+    kinds = {n.primitive.kind for n in compiled.graph.nodes if isinstance(n, PrimitiveNode)}
+    wanted = {ADAPTED[k] for k in kinds if k in ADAPTED}
+    if not wanted & set(fits):
+        raise InputError(f"--fits {opts.fits}: no fit for this model's primitives ({', '.join(sorted(kinds))}); "
+                         f"it needs one of the families {', '.join(sorted(wanted)) or '(none adapted)'}")
+    seed = opts.chip_seed if "chip" not in opts.modes else None
+    return Fitted(fits, w_unit=sizing.w_unit if sizing else 0.25, chip_seed=seed)
 
 
 class _ChipModel(HardwareModel):

@@ -3,6 +3,8 @@ composition, PCM drift, and the CLI's one-line errors."""
 
 from __future__ import annotations
 
+from pathlib import Path as Path_
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from compiler.pipeline import compile_model
 from sim.cli import main
 from sim.engine.hardware import BinasLevels, ConductanceLevels, MirrorGains, PcmDevices
 from sim.engine.chip_map import ChipWeights
+from sim.engine.fitted import Affine, FittedLevels, ParamAffine
 from sim.engine.maps import FixedGain, Quantize, Rectify, RelativeNoise
 from sim.engine.prepare import HardwareOptions, build_program
 
@@ -44,6 +47,7 @@ def _param_fd(m, p, fresh_rng_seed=5, eps=1e-6):
     lambda: RelativeNoise(1e-2),
     lambda: MirrorGains(0.05),
     lambda: FixedGain({"weights": rng.uniform(0.9, 1.1, (4, 6))}),
+    lambda: ParamAffine(gain={"weights": rng.uniform(0.9, 1.1, (4, 6))}, shift={"bias": 0.3}),
 ])
 def test_exact_weight_maps_match_finite_differences(make):
     """Maps with a true derivative."""
@@ -54,13 +58,13 @@ def test_exact_weight_maps_match_finite_differences(make):
     _param_fd(m, p)
 
 
-STE_MAPS = (BinasLevels, ConductanceLevels, Quantize, PcmDevices, ChipWeights)
+STE_MAPS = (BinasLevels, ConductanceLevels, Quantize, PcmDevices, ChipWeights, FittedLevels)
 
 
 def test_ste_maps_are_the_listed_ones():
     """Maps whose derivative is zero almost everywhere say so; the rest are exact."""
     assert all(cls.ste for cls in STE_MAPS)
-    assert not any(cls.ste for cls in (RelativeNoise, MirrorGains, FixedGain, Rectify))
+    assert not any(cls.ste for cls in (RelativeNoise, MirrorGains, FixedGain, Rectify, Affine, ParamAffine))
 
 
 def test_pcm_estimator_is_the_drift_gain():
@@ -150,6 +154,7 @@ def test_pcm_drift_shrinks_outputs_and_compensation_restores_them():
     (["--target", "current", "--hardware", "chip"], "--chip-seed"),
     (["--target", "current", "--hardware", "noise", "--engine", "spice"], "cannot represent --hardware noise"),
     (["--target", "current", "--hardware", "fitted"], "--fits"),
+    (["--target", "current", "--hardware", "fitted", "--fits", "no/such/dir"], "not a directory"),
 ])
 def test_bad_hardware_options_are_one_line(tmp_path, capsys, argv, needle):
     x = tmp_path / "x.npy"
@@ -225,3 +230,72 @@ def test_trainable_chip_map_reproduces_the_chip_draw():
     out, tape = prog.forward({c.graph.inputs[0]: x}, train=True)
     grads = prog.backward(tape, {c.graph.outputs[0]: np.ones_like(out[c.graph.outputs[0]])})
     assert {k: grads[k].shape for k in grads} == {k: v.shape for k, v in prog.params.items()}
+
+
+def _fit_program(kind_prim, fits="models/fits", chip_seed=None):
+    from compiler.ir import Graph, PrimitiveNode, TensorInfo
+    from sim.engine.fitted import Fitted, load_fits
+    from sim.engine.program import Program
+    g = Graph("one")
+    g.inputs, g.outputs = ["x"], ["y"]
+    g.values["x"] = TensorInfo("x", ("N", 1), np.dtype(np.float64))
+    g.add(PrimitiveNode("n", ["x"], ["y"], primitive=kind_prim))
+    return Program(g, dtype=np.float64, hardware=Fitted(load_fits(fits), chip_seed=chip_seed))
+
+
+@pytest.mark.parametrize("prim, family", [
+    ("rectifier", "rectifier"), ("diffpair", "diffpair"), ("neuron", "current_neuron")])
+def test_fitted_maps_reproduce_the_family_prediction(prim, family):
+    """The engine's fitted maps around the primitive's kernel equal the family's own predict."""
+    import json
+    from circuits import current, opamp
+    from sim.characterize.families import family_class
+    prims = {"rectifier": opamp.PrecisionRectifier(), "diffpair": opamp.DiffPairActivation("tanh"),
+             "neuron": current.CurrentNeuron()}
+    doc = json.loads(Path_("models/fits") .joinpath(f"{family}.json").read_text())
+    fam = family_class(doc["kind"])(**doc["design"])
+    params = np.array([doc["nominal"][n] for n in doc["parameters"]])
+    x = np.linspace(-1.5, 1.5, 41)[:, None]
+    got = _fit_program(prims[prim]).run({"x": x})["y"][:, 0]
+    want = fam.predict(params, x)
+    if family == "rectifier":  # the engine leaves out the fitted leak below threshold (|leak| ~ 1e-6)
+        want = want - params[2] * np.minimum(x[:, 0] - params[1], 0.0)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_bad_fits_directories_are_one_clear_error(tmp_path):
+    from sim.engine.fitted import load_fits
+    with pytest.raises(KelvinError, match="not a directory"):
+        load_fits(tmp_path / "nope")
+    with pytest.raises(KelvinError, match="no fit files"):
+        load_fits(tmp_path)
+    import json
+    doc = json.loads(Path_("models/fits/summer.json").read_text())
+    (tmp_path / "summer.json").write_text(json.dumps({**doc, "version": 99}))
+    with pytest.raises(KelvinError, match="version 99"):
+        load_fits(tmp_path)
+    (tmp_path / "summer.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(KelvinError, match="not a Kelvin fit"):
+        load_fits(tmp_path)
+    (tmp_path / "summer.json").write_text(json.dumps({k: v for k, v in doc.items() if k != "nominal"}))
+    with pytest.raises(KelvinError, match="nominal"):
+        load_fits(tmp_path)
+    (tmp_path / "summer.json").write_text(json.dumps(doc))
+    c = compile_model(MLP, "current")
+    with pytest.raises(KelvinError, match="no fit for this model's primitives"):
+        build_program(c, HardwareOptions(modes=("fitted",), fits=str(tmp_path)))
+
+
+def test_fitted_population_samples_a_chip():
+    c = compile_model(MLP, "current")
+    x = {c.graph.inputs[0]: rng.uniform(0, 1, (32, 64)).astype(np.float32)}
+    name = c.graph.outputs[0]
+    nominal = build_program(c, HardwareOptions(modes=("fitted",), fits="models/fits")).run(x)[name]
+    quant = build_program(c, HardwareOptions(modes=("quantized",))).run(x)[name]
+    a = build_program(c, HardwareOptions(modes=("fitted",), fits="models/fits", chip_seed=1)).run(x)[name]
+    b = build_program(c, HardwareOptions(modes=("fitted",), fits="models/fits", chip_seed=1)).run(x)[name]
+    d = build_program(c, HardwareOptions(modes=("fitted",), fits="models/fits", chip_seed=2)).run(x)[name]
+    fs = np.abs(quant).max()
+    assert np.abs(nominal - quant).max() < 0.05 * fs     # the nominal circuit is close to its levels
+    np.testing.assert_array_equal(a, b)
+    assert 0.001 * fs < np.abs(a - d).max() < 0.5 * fs   # two sampled chips differ by mismatch-sized amounts
