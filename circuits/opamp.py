@@ -220,18 +220,18 @@ class SoftmaxUnit(Primitive):
     def devices(self, lanes: int) -> Counter[str]:
         """Per element: a max op-amp and diode, an exp amplifier, two NPNs, an output stage; the
         shared reference, max shift, sum, log and base-shift stages counted once (one group)."""
-        return Counter(opamp=3 * lanes + 5, bjt=2 * lanes + 2, resistor=5 * lanes + 12, diode=lanes,
+        return Counter(opamp=3 * lanes + 5, bjt=2 * lanes + 2, resistor=6 * lanes + 12, diode=2 * lanes,
                        capacitor=lanes + 3)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class MaxSelector(WindowMax):
-    """Superdiode max circuit: one precision diode per window input, y = max over ``axes``."""
+    """Superdiode max circuit: one precision diode (and a clamp) per window input, y = max over ``axes``."""
 
     kind: ClassVar[str] = "opamp.max"
 
     def devices(self, lanes: int) -> Counter[str]:
-        return Counter(opamp=lanes * self.window, diode=lanes * self.window, resistor=lanes)
+        return Counter(opamp=lanes * self.window, diode=2 * lanes * self.window, resistor=lanes * (self.window + 1))
 
 @dataclass(frozen=True, slots=True, eq=False)
 class AveragingSummer(WindowSum):
