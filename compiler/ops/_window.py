@@ -149,6 +149,12 @@ def _im2col_2d(xp, kh, kw, sh, sw, dh, dw, oh, ow, out):  # pragma: no cover - c
                             col += 1
 
 
+def _padded_2d(x: np.ndarray, win: Window, fill: float | int) -> np.ndarray:
+    """(N, C, H, W) with the window's pads (and ceil-mode overhang) filled with ``fill``."""
+    widths = [(0, 0), (0, 0)] + [(b, e + o) for b, e, o in zip(win.pads_begin, win.pads_end, win.overhang)]
+    return np.pad(x, widths, constant_values=fill) if any(b or e for b, e in widths) else x
+
+
 def im2col_2d(x: np.ndarray, win: Window, fill: float | int) -> np.ndarray:
     """(N, C, H, W) -> (N, oh·ow, C·kh·kw): every window as a row, taps in (C, kh, kw) order.
 
@@ -156,10 +162,7 @@ def im2col_2d(x: np.ndarray, win: Window, fill: float | int) -> np.ndarray:
     Numba loop in output order instead of a strided 6-D NumPy transpose (8-20× faster on ResNet
     layers; `benchmarks/bench_engine.py`).
     """
-    widths = [(0, 0), (0, 0)] + [(b, e + o) for b, e, o in zip(win.pads_begin, win.pads_end, win.overhang)]
-    if any(b or e for b, e in widths):
-        x = np.pad(x, widths, constant_values=fill)
-    x = np.ascontiguousarray(x)
+    x = np.ascontiguousarray(_padded_2d(x, win, fill))
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = win.kernel, win.strides, win.dilations, win.out_shape
     out = np.empty((x.shape[0], oh * ow, x.shape[1] * kh * kw), dtype=x.dtype)
     _im2col_2d(x, kh, kw, sh, sw, dh, dw, oh, ow, out)
@@ -185,9 +188,7 @@ def im2col_2d_taps_first(x: np.ndarray, win: Window, fill: float | int) -> np.nd
     """(N, C, H, W) -> (N, oh·ow, kh·kw·C): the same windows as `im2col_2d` with the taps in
     (kh, kw, C) order, copied as contiguous channel runs from an NHWC copy of x. 2-5× faster than
     (C, kh, kw) order once C ≥ 16; the engine pairs it with the weight columns permuted alike."""
-    widths = [(0, 0), (0, 0)] + [(b, e + o) for b, e, o in zip(win.pads_begin, win.pads_end, win.overhang)]
-    if any(b or e for b, e in widths):
-        x = np.pad(x, widths, constant_values=fill)
+    x = _padded_2d(x, win, fill)
     xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = win.kernel, win.strides, win.dilations, win.out_shape
     out = np.empty((x.shape[0], oh * ow, kh * kw * x.shape[1]), dtype=x.dtype)

@@ -8,7 +8,7 @@ Most analog kernels have the form ``post(kernel(pre(x), wmap(p)))`` (`ENGINE.md`
 
 Each ``forward`` returns its result and what ``backward`` needs. A map whose true derivative is
 zero almost everywhere (a quantizer) uses a straight-through estimator and says so in its
-``ste`` flag. Maps compose: `chain_signal` and `chain_params` apply a list in order and back.
+``ste`` flag. Maps compose: `chain` applies a list in order, `chain_back` differentiates it.
 """
 
 from __future__ import annotations
@@ -58,32 +58,20 @@ class NodeMaps:
         return bool(self.pre or self.wmap or self.post)
 
 
-def chain_signal(maps: Sequence[SignalMap], x: Array, rng, save: bool) -> tuple[Array, list[Any]]:
+def chain(maps: Sequence[SignalMap | ParamMap], value: Any, rng, save: bool) -> tuple[Any, list[Any]]:
+    """Apply ``maps`` in order (a signal or a parameter dict); keep what each backward needs if ``save``."""
     saved = []
     for m in maps:
-        x, s = m.forward(x, rng)
+        value, s = m.forward(value, rng)
         saved.append(s if save else None)
-    return x, saved
+    return value, saved
 
 
-def chain_signal_back(maps: Sequence[SignalMap], saved: list[Any], g: Array) -> Array:
+def chain_back(maps: Sequence[SignalMap | ParamMap], saved: list[Any], grad: Any) -> Any:
+    """The gradient through ``maps``, last map first."""
     for m, s in zip(reversed(maps), reversed(saved)):
-        g = m.backward(s, g)
-    return g
-
-
-def chain_params(maps: Sequence[ParamMap], p: Params, rng, save: bool) -> tuple[Params, list[Any]]:
-    saved = []
-    for m in maps:
-        p, s = m.forward(p, rng)
-        saved.append(s if save else None)
-    return p, saved
-
-
-def chain_params_back(maps: Sequence[ParamMap], saved: list[Any], g: Params) -> Params:
-    for m, s in zip(reversed(maps), reversed(saved)):
-        g = m.backward(s, g)
-    return g
+        grad = m.backward(s, grad)
+    return grad
 
 
 # --- common maps ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from circuits.errors import InputError, KelvinError, ModelError, UnsupportedErro
 from compiler.ir import WIRING_OPS, Graph, Node, OpNode, PrimitiveNode
 from compiler.ops import lookup
 from sim.engine.kernels import DenseKernel, Kernel, kernel_for
-from sim.engine.maps import NodeMaps, chain_params, chain_params_back, chain_signal, chain_signal_back
+from sim.engine.maps import NodeMaps, chain, chain_back
 from sim.engine.ops import NO_SIGNAL, Router, op_backward
 
 Array = np.ndarray
@@ -181,7 +181,7 @@ class Program:
                 x = x.astype(self.dtype)
             m = self.input_maps.get(name)
             if m is not None and m.pre:
-                x, input_saved[name] = chain_signal(m.pre, x, rng, train)
+                x, input_saved[name] = chain(m.pre, x, rng, train)
             env[s] = x
         extra_keep = set()
         if wanted is not None:
@@ -239,13 +239,13 @@ class Program:
             xs = list(args)
             pre_saved = None
             if maps.pre:
-                xs[0], pre_saved = chain_signal(maps.pre, xs[0], rng, train)
+                xs[0], pre_saved = chain(maps.pre, xs[0], rng, train)
             p = {fld: self.params[key] for fld, key in step.params}
             if step.const:
                 p.update(step.const)
             w_saved = None
             if maps.wmap:
-                p, w_saved = chain_params(maps.wmap, p, rng, train)
+                p, w_saved = chain(maps.wmap, p, rng, train)
             if taps_first is not None:  # the input's taps are (kh, kw, C): permute the columns alike
                 c, kh, kw = taps_first
                 w = p["weights"]
@@ -253,13 +253,13 @@ class Program:
             y, saved = step.kernel.forward(node.primitive, p, xs, train)
             post_saved = None
             if maps.post:
-                y, post_saved = chain_signal(maps.post, y, rng, train)
+                y, post_saved = chain(maps.post, y, rng, train)
             return [y], (p, pre_saved, w_saved, saved, post_saved)
         node = step.node
         assert isinstance(node, OpNode)
         out = [np.asarray(v) for v in step.spec.kernel(args, node.attrs, node.version)]
         if maps.post:
-            out[0], post_saved = chain_signal(maps.post, out[0], rng, train)
+            out[0], post_saved = chain(maps.post, out[0], rng, train)
             return out, post_saved
         return out, None
 
@@ -296,7 +296,7 @@ class Program:
             for name, s in zip(self.inputs, self.input_slots):
                 g = grads.get(s)
                 if g is not None and name in tape.input_saved:
-                    g = chain_signal_back(self.input_maps[name].pre, tape.input_saved[name], g)
+                    g = chain_back(self.input_maps[name].pre, tape.input_saved[name], g)
                 pgrads[f"input:{name}"] = g if g is not None else np.zeros_like(tape.env[s])
         return pgrads
 
@@ -305,10 +305,10 @@ class Program:
         if step.kernel is not None:
             p, pre_saved, w_saved, ksaved, post_saved = saved
             if maps.post:
-                gy = chain_signal_back(maps.post, post_saved, gy)
+                gy = chain_back(maps.post, post_saved, gy)
             gxs, gp = step.kernel.backward(step.node.primitive, p, ksaved, gy)
             if maps.wmap:
-                gp = chain_params_back(maps.wmap, w_saved, gp)
+                gp = chain_back(maps.wmap, w_saved, gp)
             for fld, key in step.params:
                 if fld in gp:
                     pgrads[key] = pgrads[key] + gp[fld] if key in pgrads else gp[fld]
@@ -321,12 +321,12 @@ class Program:
                         moved[fld] = p[fld] + (self.params[key] - before)
                 gxs, _ = step.kernel.backward(step.node.primitive, moved, ksaved, gy)
             if maps.pre and gxs and gxs[0] is not None:
-                gxs = [chain_signal_back(maps.pre, pre_saved, gxs[0]), *gxs[1:]]
+                gxs = [chain_back(maps.pre, pre_saved, gxs[0]), *gxs[1:]]
             return gxs
         node = step.node
         assert isinstance(node, OpNode)
         if maps.post:
-            gy = chain_signal_back(maps.post, saved, gy)
+            gy = chain_back(maps.post, saved, gy)
         if step.router is not None:
             return step.router.backward(args, step.signal, gy)
         if not any(step.signal):
