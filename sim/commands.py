@@ -138,7 +138,8 @@ def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str]
         scale = opts.pop("scale", None)
         scale = default_scale(target) if scale is None else scale
         try:
-            result = run_network_spice(compiled, feeds, scale, progress=progress, chip_seed=hw.chip_seed, **opts)
+            result = run_network_spice(compiled, feeds, scale, progress=progress, chip_seed=hw.chip_seed,
+                                       sizing=hw.sizing, **opts)
         except BatchError as exc:  # keep what succeeded: the failed rows are NaN
             if output is None or not exc.outputs:
                 raise

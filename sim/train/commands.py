@@ -171,7 +171,7 @@ def evaluate_file(model: str, data: str, *, target: str = "opamp", hardware: Har
         opts = dict(spice or {})
         scale = opts.pop("scale", None) or default_scale(target)
         z = run_network_spice(compiled, {compiled.graph.inputs[0]: x}, scale, progress=progress,
-                              chip_seed=hardware.chip_seed, **opts)[compiled.graph.outputs[0]]
+                              chip_seed=hardware.chip_seed, sizing=hardware.sizing, **opts)[compiled.graph.outputs[0]]
         value, _ = loss_and_grad(loss, z, y)
         doc.update(engine="spice", samples=k, test_loss=value, test_accuracy=accuracy(z, y))
     elif chips:
