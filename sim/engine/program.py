@@ -48,6 +48,7 @@ class Step:
     free: tuple[int, ...] = ()
     const: dict[str, Array] = field(default_factory=dict)  # parameters held fixed (``frozen`` nodes)
     taps_first: Step | None = None  # Im2Col whose only reader is this dense step (inference fast path)
+    taps_view: bool = False  # a grouped Im2Col that may return its taps-first gather as a transposed view
 
 
 @dataclass(slots=True)
@@ -141,8 +142,10 @@ class Program:
                 readers.setdefault(s, []).append(step)
         for step in self.steps:
             node = step.node
-            if not (isinstance(node, OpNode) and node.op == "kelvin.Im2Col" and int(node.attrs.get("groups", 1)) == 1
-                    and len(node.attrs["kernel"]) == 2):
+            if not (isinstance(node, OpNode) and node.op == "kelvin.Im2Col" and len(node.attrs["kernel"]) == 2):
+                continue
+            if int(node.attrs.get("groups", 1)) > 1:  # one group per channel (pooling): a transposed view
+                step.taps_view = True
                 continue
             users = readers.get(step.outs[0], [])
             if (len(users) == 1 and isinstance(users[0].kernel, DenseKernel) and users[0].ins[0] == step.outs[0]
@@ -194,6 +197,12 @@ class Program:
                 if not train and step.taps_first is not None and args[0].shape[1] >= TAPS_FIRST_MIN_CHANNELS:
                     results, saved = self._im2col_taps_first(step, args[0]), None
                     permuted[step.outs[0]] = (args[0].shape[1], *step.node.attrs["kernel"])
+                elif (not train and step.taps_view and args[0].shape[1] >= TAPS_FIRST_MIN_CHANNELS
+                      and int(step.node.attrs["groups"]) == args[0].shape[1]):
+                    cols = self._im2col_taps_first(step, args[0])[0]
+                    n, p_, _, k = cols.shape
+                    c = args[0].shape[1]
+                    results, saved = [cols.reshape(n, p_, k // c, c).transpose(0, 1, 3, 2)], None
                 elif step.ins and step.ins[0] in permuted and step.kernel is not None:
                     results, saved = self._forward_step(step, args, rng, train, permuted[step.ins[0]])
                 else:

@@ -13,10 +13,11 @@ from sim.engine.program import TAPS_FIRST_MIN_CHANNELS, Program
 
 def _conv_model(c_in: int) -> onnx.ModelProto:
     rng = np.random.default_rng(0)
-    w1 = rng.standard_normal((24, c_in, 3, 3)).astype(np.float32) * 0.2
-    w2 = rng.standard_normal((8, 24, 3, 3)).astype(np.float32) * 0.2
+    w1 = rng.standard_normal((TAPS_FIRST_MIN_CHANNELS + 8, c_in, 3, 3)).astype(np.float32) * 0.2
+    w2 = rng.standard_normal((8, TAPS_FIRST_MIN_CHANNELS + 8, 3, 3)).astype(np.float32) * 0.2
     nodes = [helper.make_node("Conv", ["x", "w1"], ["h"], pads=[1, 1, 1, 1], strides=[2, 1]),
-             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Relu", ["h"], ["h2"]),
+             helper.make_node("MaxPool", ["h2"], ["r"], kernel_shape=[2, 2], pads=[0, 0, 1, 1]),
              helper.make_node("Conv", ["r", "w2"], ["y"], pads=[0, 1, 2, 1], dilations=[1, 2])]
     g = helper.make_graph(nodes, "c", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c_in, 9, 10])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
@@ -30,7 +31,7 @@ def test_taps_first_convolution_equals_onnxruntime_and_the_training_path():
     m = _conv_model(TAPS_FIRST_MIN_CHANNELS + 4)
     c = compile_model(m, "opamp")
     prog = Program(c.graph)
-    assert any(s.taps_first is not None for s in prog.steps)
+    assert any(s.taps_first is not None for s in prog.steps) and any(s.taps_view for s in prog.steps)
     x = np.random.default_rng(1).standard_normal((3, TAPS_FIRST_MIN_CHANNELS + 4, 9, 10)).astype(np.float32)
     fast = prog.run({"x": x})["y"]
     slow = prog.forward({"x": x}, train=True)[0]["y"]
