@@ -218,9 +218,9 @@ class SoftmaxUnit(Primitive):
         return ideal.softmax(x, self.axes)
 
     def devices(self, lanes: int) -> Counter[str]:
-        """Per element: a max op-amp and diode, an exp amplifier, two NPNs, an output stage; the
+        """Per element: a diode of the max's diode OR, an exp amplifier, two NPNs, an output stage; the
         shared reference, max shift, sum, log and base-shift stages counted once (one group)."""
-        return Counter(opamp=3 * lanes + 5, bjt=2 * lanes + 2, resistor=6 * lanes + 12, diode=2 * lanes,
+        return Counter(opamp=2 * lanes + 5, bjt=2 * lanes + 2, resistor=5 * lanes + 13, diode=lanes,
                        capacitor=lanes + 3)
 
 

@@ -14,20 +14,25 @@ divided by the loop gain (V_D/A₀ ≈ 7 µV), so the output is exact to the op-
 Softmax (exp amplifiers and a normalizing divider in the log domain; Gilbert's translinear
 principle, Electron. Lett. 11(1), 1975, and the transdiode stages of `blocks_logdomain`):
 
-    m      = max_k x_k                                        (superdiode maximum above)
+    m      ≈ max_k x_k                       (diode OR with its drop added back; see below)
     V_E,k  = V_E(ref) − n·V_T·(x_k − m)      ⇒ I_k = I_u·e^(x_k − m)      (exp amplifier per input)
     S      = Σ I_k / I_u                      (the collectors share one transimpedance node: KCL)
     V_ES   = V_E(ref) − n·V_T·ln S           (transdiode log of the sum)
     V_B    = V_ES − V_E(ref) = −n·V_T·ln S   (base of a second NPN sharing the emitter V_E,k)
     I_out,k = I_k·e^(V_B/(n·V_T)) = I_u·e^(x_k − m)/S = I_u·softmax(x)_k,   y_k = R_f·I_out,k/V_unit
 
-I_S cancels between matched transistors; subtracting the maximum keeps every exponent ≤ 0, so
-the block takes any inputs inside the rails (the largest current is I_u) and needs no
-range narrowing of the logits.
+I_S cancels between matched transistors; subtracting the maximum keeps every exponent near or
+below 0, so the block takes any inputs inside the rails (the largest current is about I_u) and
+needs no range narrowing of the logits. m need not be exact: a shift common to every input
+drops out of a softmax, so a passive diode OR (one diode per input onto a pulled-down node) does,
+its drop V_D (from the diode card at the pull-down current) added back in the shift stage; an
+error δ in V_D only moves every current by e^(δ/V_unit). The superdiode maximum there would add
+an op-amp per input and, in ngspice, several hundred Newton iterations to every operating point.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -42,12 +47,13 @@ from circuits.spice.netlist import Deck, Element, bjt, diode, resistor
 from circuits.spice.opamp_macro import OpampMacro
 from circuits.spice.opamp_stages import (
     NOMINAL_TEMP_C, OUT_NODE, R_LOAD_OHM, OpampBlock, check_positive, diode_card, difference, npn_card, opamp,
-    reference, transdiode, transimpedance,
+    reference, thermal_voltage_v, transdiode, transimpedance,
 )
 
 V_PULL_V = -10.0  # the maximum's pull-down reference
 R_PULL_OHM = 10e3  # ~1 mA through the winning diode, ample for a 10 kΩ load at full swing
 R_SENSE_OHM = 100e3  # output to each inverting input; a loser's clamp current (V_o − x_k)/R_sense
+R_OR_PULL_OHM = 100e3  # the softmax's diode OR: ~0.1 mA through the winning diode
 
 
 def superdiode_max(prefix: str, inputs: Sequence[str], out: str, diode_model: str, macro: OpampMacro,
@@ -169,8 +175,9 @@ class MaxSelectorBlock(OpampBlock):
 class SoftmaxBlock(_MultiOutput, _LogDomain):
     """y = softmax(x) over ``size`` inputs: maximum, exp amplifiers, sum, log and normalizing NPNs (module doc).
 
-    Op-amps: ``size`` (maximum) + 2 per output (exp amplifier, output transimpedance) + 5 shared
-    (reference, max shift, sum, log, base shift). R_s puts the sum (≤ size·I_u) at ≤ ``v_sum_v``.
+    Op-amps: 2 per output (exp amplifier, output transimpedance) + 5 shared (reference, max
+    shift, sum, log, base shift); a diode per input for the maximum. R_s puts the sum
+    (≤ size·I_u·e^(δ/V_unit)) at about ``v_sum_v``.
     Tolerance 0.5 % FS (FS = 1): the log-domain stages' errors (op-amp gain, reverse Early)
     are those of `AntilogBlock`, 0.05 % in ngspice; the output NPNs sit at V_CB = n·V_T·ln S.
     """
@@ -231,11 +238,20 @@ class SoftmaxBlock(_MultiOutput, _LogDomain):
     def models(self) -> list[str]:
         return [npn_card().text, diode_card().text]
 
+    @property
+    def v_or_drop_v(self) -> float:
+        """The diode OR's drop at its pull-down current (V_PULL_V/R_OR_PULL_OHM): n·V_T·ln(I/I_S)."""
+        card = diode_card()
+        i_d = -V_PULL_V / R_OR_PULL_OHM
+        return card.get("n", 1.0) * thermal_voltage_v(self.temp_c) * math.log(i_d / card.get("is", 1e-14))
+
     def elements(self) -> list[Element]:
         q, k = npn_card().name, self.n_vt_v / self.volts_per_unit
         xs = [f"x{j}" for j in range(self.size)]
-        els = [*superdiode_max("mx", xs, "m", diode_card().name, self.opamp), *self._reference("er"),
-               *weighted_difference("sh", [("er", 1.0), ("m", k)], [], "erm", self.r_ohm, self.opamp),
+        els = [reference("mx_pull", "mx_vp", V_PULL_V), resistor("mx_pull", "m", "mx_vp", R_OR_PULL_OHM),
+               *(diode(f"mx_{j}", x, "m", diode_card().name) for j, x in enumerate(xs)), *self._reference("er"),
+               *weighted_difference("sh", [("er", 1.0), ("m", k), ("vr", k * self.v_or_drop_v / self.v_ref_v)], [],
+                                    "erm", self.r_ohm, self.opamp),
                *transimpedance("ts", "ts_s", "vs", self.r_sum_ohm, self.opamp),
                *transdiode("ls", [("vs", self.r_sum_ohm)], "es", q, self.opamp),
                *difference("vb", "es", 1.0, "er", 1.0, "vb", self.r_ohm, self.opamp)]
