@@ -15,7 +15,9 @@ first rounds the weights to the target's levels and then perturbs them.
 | `population` | current: every synapse's mirror gain exp(σ·ε), fresh every call   | exact                       |
 | `pcm`        | crossbar: Joshi et al. 2020 programming noise, drift at t, 1/f    | drift gain (noise additive) |
 |              | read noise, global drift compensation                             |                             |
-| `chip`       | current: one chip instance (`sim.chip`), as its netlist holds it  | inference only              |
+| `chip`       | current: one chip instance (`sim.chip`), as its netlist holds it; | inference: none (drift);    |
+|              | for training, `sim.engine.chip_map` from the nominal weights      | training: STE (chip_map)    |
+| `fitted`     | the `kelvin fit` families on their primitives (`sim.engine.fitted`)| exact, levels by STE        |
 """
 
 from __future__ import annotations
