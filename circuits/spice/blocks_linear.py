@@ -20,6 +20,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from circuits import ideal as ideal_fn
+
 from circuits.errors import ParameterError
 from circuits.opamp import AveragingSummer, ElementwiseSummer, InvertingSummerArray
 from circuits.spice.netlist import Deck, Element, bsource, capacitor, fmt, resistor, vsource
@@ -82,7 +84,8 @@ class SummerBlock(OpampBlock):
         return float(np.sum(np.abs(self.weights)) * self.input_limit + abs(self.bias)) or 1.0
 
     def ideal(self, points: np.ndarray) -> np.ndarray:
-        return np.atleast_2d(points) @ np.asarray(self.weights) + self.bias
+        w = np.asarray(self.weights, dtype=np.float64)
+        return ideal_fn.dense(np.atleast_2d(points), w[None, :], np.asarray([self.bias], np.float64))[:, 0]
 
     def resistors(self) -> dict[str, float]:
         """The design: input resistors R_k (inf for a zero weight), and R_b if there is a bias."""

@@ -31,6 +31,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from circuits import ideal as ideal_fn
+
 from circuits.errors import ParameterError
 from circuits.opamp import AntilogAmp, LogAmp, LogExpDivider, LogExpMultiplier
 from circuits.spice.netlist import Element, bjt, resistor
@@ -135,7 +137,7 @@ class LogBlock(_LogDomain):
         return max(abs(math.log(self.x_min)), abs(math.log(self.x_max)))
 
     def ideal(self, points: np.ndarray) -> np.ndarray:
-        return np.log(np.atleast_2d(points)[:, 0])
+        return ideal_fn.log(np.atleast_2d(points)[:, 0])
 
     def elements(self) -> list[Element]:
         g = self.volts_per_unit / self.n_vt_v
@@ -187,7 +189,7 @@ class AntilogBlock(_LogDomain):
         return math.exp(self.x_max)
 
     def ideal(self, points: np.ndarray) -> np.ndarray:
-        return np.exp(np.atleast_2d(points)[:, 0])
+        return ideal_fn.exp(np.atleast_2d(points)[:, 0])
 
     def elements(self) -> list[Element]:
         k = self.n_vt_v / self.volts_per_unit
@@ -287,7 +289,7 @@ class MultiplierBlock(_LogProduct):
 
     def ideal(self, points: np.ndarray) -> np.ndarray:
         p = np.atleast_2d(points)
-        return p[:, 0] * p[:, 1]
+        return ideal_fn.multiply(p[:, 0], p[:, 1])
 
     def _log_stage(self, prefix: str, node: str, out: str) -> list[Element]:
         ins = [(node, self.r_in_ohm)]
@@ -334,7 +336,7 @@ class DividerBlock(_LogProduct):
 
     def ideal(self, points: np.ndarray) -> np.ndarray:
         p = np.atleast_2d(points)
-        return p[:, 0] / p[:, 1]
+        return ideal_fn.divide(p[:, 0], p[:, 1])
 
     def elements(self) -> list[Element]:
         q = npn_card().name

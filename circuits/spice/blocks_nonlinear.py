@@ -144,7 +144,7 @@ class ClipperBlock(OpampBlock):
         return float(np.max(np.abs(self.ideal(np.array([self.input_range()]).T)))) or 1.0
 
     def ideal(self, points: np.ndarray) -> np.ndarray:
-        return np.clip(np.atleast_2d(points)[:, 0], self.low, self.high)
+        return ideal_fn.clip(np.atleast_2d(points)[:, 0], self.low, self.high)
 
     def _stage_inputs(self, bound: float, ref_node: str) -> tuple[list[tuple[str, float]], list[Element]]:
         """Summing-node inputs a (R) and the bound's reference (R_ref), plus the reference source."""
@@ -241,7 +241,7 @@ class DiffPairBlock(OpampBlock):
 
     def ideal(self, points: np.ndarray) -> np.ndarray:
         x = np.atleast_2d(points)[:, 0]
-        return np.tanh(x) if self.function == "tanh" else ideal_fn.sigmoid(x)
+        return ideal_fn.tanh(x) if self.function == "tanh" else ideal_fn.sigmoid(x)
 
     def elements(self) -> list[Element]:
         k, rb = self.k_in, self.r_div_ohm

@@ -33,6 +33,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from circuits import ideal as ideal_fn
+
 from circuits.base import as_finite_array
 from circuits.crossbar import CrossbarArray
 from circuits.errors import ParameterError
@@ -273,7 +275,8 @@ class CrossbarColumnBlock(BlockCircuit):
 
     def ideal(self, points: np.ndarray) -> np.ndarray:
         pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
-        return (pts @ self.weights + (self.bias or 0.0)).reshape(-1, 1)
+        b = np.asarray([self.bias or 0.0])
+        return ideal_fn.dense(pts, np.asarray(self.weights, np.float64)[None, :], b).reshape(-1, 1)
 
 
 def row_drivers(inputs: Sequence[str], dac: Quantizer | None, bias: bool,

@@ -14,6 +14,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from circuits import ideal as ideal_fn
+
 from circuits.base import as_finite_array
 from circuits.current import NEURON_TRANSISTORS, SYNAPSE_TRANSISTORS, CurrentNeuron, SynapseArray
 from circuits.errors import ParameterError, UnsupportedError
@@ -194,9 +196,9 @@ class SynapseArrayBlock(BlockCircuit):
         return (y / self.amps_per_unit * self.out_gain).reshape(-1, 1)
 
     def ideal(self, points: np.ndarray) -> np.ndarray:
-        pts = np.maximum(np.atleast_2d(np.asarray(points, dtype=np.float64)), 0.0)
-        y = pts @ (self.levels * self.unit) + self.bias_level * self.unit
-        return (np.maximum(y, 0.0) if self.rectify else y).reshape(-1, 1)
+        pts = ideal_fn.rectify(np.atleast_2d(np.asarray(points, dtype=np.float64)), 0.0)  # input somas
+        y = ideal_fn.dense(pts, (self.levels * self.unit)[None, :], np.asarray([self.bias_level * self.unit]))
+        return ideal_fn.rectify(y, 0.0) if self.rectify else y
 
 
 @dataclass(frozen=True, slots=True, eq=False)
