@@ -135,9 +135,10 @@ def tanh_backward(gy: Array, y: Array) -> Array:
 
 
 def sigmoid(x: Array) -> Array:
-    """1 / (1 + e^-x) = (1 + tanh(x/2))/2, evaluated without overflow."""
+    """1 / (1 + e^-x), from e^-|x| so it neither overflows nor loses the tiny values far below 0."""
     x = as_float(x)
-    return 0.5 * (1 + np.tanh(0.5 * x))
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 def sigmoid_backward(gy: Array, y: Array) -> Array:
@@ -216,8 +217,10 @@ def matmul_backward(gy: Array, a: Array, b: Array) -> tuple[Array, Array]:
 
 
 def softmax(x: Array, axes: tuple[int, ...]) -> Array:
-    """exp(x − max) / Σ exp(x − max) jointly over ``axes``."""
+    """exp(x − max) / Σ exp(x − max) jointly over ``axes`` (an empty input stays empty)."""
     x = as_float(x)
+    if x.size == 0:
+        return x.copy()
     e = np.exp(x - np.max(x, axis=axes, keepdims=True))
     return e / np.sum(e, axis=axes, keepdims=True)
 

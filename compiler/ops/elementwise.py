@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from circuits import ideal
 from circuits.errors import ModelError, UnsupportedError
 
 from ._args import Attrs, Inputs, axis, optional
@@ -37,9 +38,7 @@ def leaky_relu(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
 @register("Sigmoid", (6, 13))
 def sigmoid(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
     """1 / (1 + exp(-x)), evaluated from exp(-|x|) so it never overflows."""
-    x = inputs[0]
-    e = np.exp(-np.abs(x))
-    return [np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)]
+    return [ideal.sigmoid(inputs[0])]
 
 
 @register("Tanh", (6, 13))
@@ -139,11 +138,8 @@ def softmax(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
 
 
 def _softmax_along(x: np.ndarray, ax: int) -> np.ndarray:
-    """Softmax along one axis, shifted by the maximum so exp never overflows."""
-    if x.size == 0:
-        return x.copy()
-    e = np.exp(x - x.max(axis=ax, keepdims=True))
-    return (e / e.sum(axis=ax, keepdims=True)).astype(x.dtype)
+    """Softmax along one axis (`circuits.ideal.softmax`, the primitive's own statement)."""
+    return ideal.softmax(x, (ax,)).astype(x.dtype, copy=False)
 
 
 Binary = Callable[[np.ndarray, np.ndarray], np.ndarray]
