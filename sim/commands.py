@@ -58,6 +58,9 @@ def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str]
         scale = default_scale(target) if scale is None else scale
         doc = graph_document(compiled, source=str(model))
         save_compile_inputs(out, model, target, scale, chip_seed, sizing)
+        if compiled.target.chip_instances:  # current mode: the mirrors' area and Pelgrom spread
+            from circuits.spice.current_cells import CellSizing
+            doc["sizing"] = {"preset": sizing, **CellSizing.preset(sizing).report()}
         try:
             nl = write_netlist_files(out, compiled, scale, max_devices, chip_seed, force=force, sizing=sizing)
             doc["netlist"] = {"written": True, "file": "netlist.cir", "scale": scale, "chip_seed": chip_seed,
@@ -91,6 +94,12 @@ def format_summary(doc: dict[str, Any]) -> str:
         lines.append("  devices: " + ", ".join(f"{k} {v:,}" for k, v in s["devices"].items()))
     if s["digital_ops"]:
         lines.append("  digital periphery: " + ", ".join(f"{k} x{v}" for k, v in s["digital_ops"].items()))
+    sz = doc.get("sizing")
+    if sz is not None:
+        lines.append(f"  sizing: {sz['preset']}, unit mirror {sz['w_unit_m'] * 1e6:g} x {sz['l_unit_m'] * 1e6:g} um, "
+                     f"synapse {sz['synapse_area_m2'] * 1e12:.1f} um^2, soma {sz['soma_area_m2'] * 1e12:.1f} um^2, "
+                     f"sigma(dVt) {sz['sigma_dvt_unit_v'] * 1e3:.2f} mV per unit device "
+                     f"({100 * sz['sigma_branch_rel']:.1f} % per mirror branch)")
     nl = doc.get("netlist")
     if nl is not None:
         lines.append(f"  netlist: netlist.cir ({nl['subckts']} subckt designs, scale {nl['scale']:g} per unit)"

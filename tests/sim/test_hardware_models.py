@@ -299,3 +299,14 @@ def test_fitted_population_samples_a_chip():
     assert np.abs(nominal - quant).max() < 0.05 * fs     # the nominal circuit is close to its levels
     np.testing.assert_array_equal(a, b)
     assert 0.001 * fs < np.abs(a - d).max() < 0.5 * fs   # two sampled chips differ by mismatch-sized amounts
+
+
+def test_compile_reports_the_sizing_area_and_spread(tmp_path, capsys):
+    import json
+    docs = {}
+    for preset in ("default", "compact"):
+        assert main(["compile", MLP, "-o", str(tmp_path / preset), "--target", "current", "--sizing", preset, "-q"]) == 0
+        assert f"sizing: {preset}" in capsys.readouterr().out
+        docs[preset] = json.loads((tmp_path / preset / "graph.json").read_text())["sizing"]
+    assert docs["compact"]["synapse_area_m2"] < docs["default"]["synapse_area_m2"]
+    assert docs["compact"]["sigma_dvt_unit_v"] > docs["default"]["sigma_dvt_unit_v"]
