@@ -20,16 +20,6 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def check_sizes(graph: Graph) -> None:
-    """Graph inputs and outputs with a zero-size dimension carry no signal: reject them."""
-    for kind, names in (("input", graph.inputs), ("output", graph.outputs)):
-        for name in names:
-            shape = graph.shape(name)
-            if shape and any(d == 0 for d in shape):
-                raise ModelError(f"graph {kind} {name!r} has shape {list(shape)} with a zero-size dimension; "
-                                 "a circuit needs at least one signal per sample")
-
-
 def check_node_shapes(graph: Graph, node: OpNode) -> None:
     """Weights and biases must fit the data they meet (shape inference checks only some)."""
     if node.op in SIGNAL_OPS:

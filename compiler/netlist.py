@@ -210,6 +210,9 @@ def _sample_shape(graph: Graph, tensor: str) -> tuple[int, ...]:
     shape = graph.shape(tensor)
     if shape is None or not all(isinstance(d, int) for d in shape[1:]):
         raise UnsupportedError(f"tensor {tensor!r}: a netlist needs static non-batch dims, got {shape}")
+    if any(d == 0 for d in shape[1:]):
+        raise UnsupportedError(f"tensor {tensor!r} has shape {list(shape)}: a zero-size dimension carries no "
+                               "signal, so there is nothing to netlist")
     return tuple(int(d) for d in shape[1:])  # type: ignore[misc]
 
 

@@ -12,7 +12,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from circuits.errors import InputError, ModelError, UnsupportedError
-from compiler.import_checks import check_node_shapes, check_sizes as _check_sizes, first_line as _first_line
+from compiler.import_checks import check_node_shapes, first_line as _first_line
 from compiler.ir import Dim, Graph, OpNode, TensorInfo
 from compiler.ops import lookup
 
@@ -131,7 +131,6 @@ def import_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> Gr
         if vi.name in graph.outputs:
             raise ModelError(f"graph output {vi.name!r} is listed twice; list each output once")
         graph.outputs.append(vi.name)
-    _check_sizes(graph)
 
     for i, proto in enumerate(gp.node):
         name = proto.name or f"{proto.op_type}_{i}"

@@ -133,3 +133,13 @@ def test_validate_api_refuses_a_one_point_sweep():
     graph = compile_model(make_model([node], [fvi("x", ["N", 2])], [fvi("y", ["N", 2])]), "opamp").graph
     with pytest.raises(ParameterError, match="points >= 2"):
         validate_graph(graph, scale=0.25, points=0)
+
+
+def test_zero_size_input_compiles_without_a_netlist(tmp_path, capsys):
+    import json
+
+    node = helper.make_node("Relu", ["x"], ["y"], name="r")
+    onnx.save(make_model([node], [fvi("x", ["N", 0])], [fvi("y", ["N", 0])]), tmp_path / "m.onnx")
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "o"), "-q"]) == 0
+    reason = json.loads((tmp_path / "o" / "graph.json").read_text())["netlist"]["reason"]
+    assert "'x'" in reason and "zero-size" in reason
