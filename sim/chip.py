@@ -27,6 +27,11 @@ than its diode's carries (1 + ΔV/V_A); the cells are trimmed for the node volta
 and a diode moves n·U_T per e-fold of its current, so each mirror's error is ±(n·U_T/V_A)·ln(I)
 per node (signs and nodes in `InstanceSynapseArray`; V_A from the card, checked in ngspice:
 30 V n, 65 V p at 1 unit). ``engine_graph(early=False)`` drops it (plain `SynapseArray` rows).
+
+Validated for the default sizing (digits MLP, seed 3, 100 inputs: 0.57 % FS RMS, argmax 100 %).
+The compact sizing (L = 2 µm) is not: V_A = V_A'·L extrapolated from the 4 µm measurement misses
+its output conductance (ngspice, seed 3: 2.0 % FS RMS on a 6-5-3 MLP, 12.5 % on 20 digits inputs,
+argmax 100 %).
 """
 
 from __future__ import annotations
