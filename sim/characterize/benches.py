@@ -363,16 +363,3 @@ BENCHES: dict[str, Callable[[int, np.random.Generator], Bench]] = {
     "current.neuron": _neuron,
     "current.synapse_array": _synapse,
 }
-
-
-from sim.characterize.benches_select import SELECT_BENCHES  # noqa: E402  (needs the classes above)
-
-BENCHES.update(SELECT_BENCHES)
-
-
-def bench_for(kind: str, n_points: int, rng: np.random.Generator) -> Bench:
-    """The characterization bench of ``kind`` with ``n_points`` sweep points."""
-    if kind not in BENCHES:
-        raise ParameterError(f"characterize: no characterization bench for {kind!r}; "
-                             f"kinds: {', '.join(sorted(BENCHES))}")
-    return BENCHES[kind](n_points, rng)

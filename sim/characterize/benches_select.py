@@ -1,4 +1,4 @@
-"""Characterization benches of the issue-11 blocks (registered into `benches.BENCHES`).
+"""Characterization benches of the issue-11 blocks (gathered with the others in `bench_registry.BENCHES`).
 
 | kind | design | points |
 |---|---|---|

@@ -7,7 +7,7 @@ Columns, each a registry lookup (nothing here is a hand-kept list):
 - circuit: a network emitter places it in whole-network netlists (`circuits.spice.emit.EMITTERS`);
 - validation bench: the circuit library designs a block with a DC bench (`circuits.spice.library.CIRCUITS`),
   which ``kelvin validate`` simulates;
-- fitted family: a characterization bench (`benches.BENCHES`), a family (`families.FAMILIES`) and a
+- fitted family: a characterization bench (`bench_registry.BENCHES`), a family (`families.FAMILIES`) and a
   shipped fit (``models/fits/<family>.json``); the cell names the family.
 """
 
@@ -31,7 +31,7 @@ def _has_gradient(kind: str) -> bool:
 
 
 def _fitted(kind: str) -> str:
-    from sim.characterize.benches import BENCHES
+    from sim.characterize.bench_registry import BENCHES
     from sim.characterize.families import FAMILIES
 
     fam = FAMILIES.get(kind)

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuits.errors import ParameterError
-from sim.characterize.benches import BENCHES, Bench, bench_for
+from sim.characterize.bench_registry import BENCHES, bench_for
+from sim.characterize.benches import Bench
 from sim.spice import SimJob
 
 _log = logging.getLogger(__name__)
