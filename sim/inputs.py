@@ -65,7 +65,8 @@ def check_values(path: Path, name: str, arr: np.ndarray) -> None:
 
 
 def reshape_rows(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Let a flat (samples, features) array feed a (N, C, H, W) input, as CSV rows do."""
+    """Let a flat (samples, features) array feed a (N, C, H, W) input, as CSV rows do; then every
+    input must have the model's rank and static dims (one clear error, whichever engine runs it)."""
     out = {}
     for name, arr in feeds.items():
         shape = graph.shape(name)
@@ -73,5 +74,9 @@ def reshape_rows(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
             per = int(np.prod(shape[1:]))
             if arr.shape[1] == per:
                 arr = arr.reshape(arr.shape[0], *shape[1:])
+        if shape is not None and (arr.ndim != len(shape) or any(
+                isinstance(want, int) and want != got for want, got in zip(shape, arr.shape))):
+            want_text = "[" + ", ".join(str(d) if isinstance(d, int) else "?" for d in shape) + "]"
+            raise InputError(f"input {name!r}: expected shape {want_text}, got {list(arr.shape)}")
         out[name] = arr
     return out

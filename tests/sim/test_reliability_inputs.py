@@ -57,8 +57,9 @@ def test_spice_engine_batch_and_scalar_checks(tmp_path, model, capsys):
     np.save(tmp_path / "huge.npy", np.full((2, 4), 1e30, np.float32))
     assert "batch is empty" in _line(capsys, main(["run", model, "-i", str(tmp_path / "empty.npy"),
                                                     "--engine", "spice", "-q"]))
-    assert "scalar" in _line(capsys, main(["run", model, "-i", str(tmp_path / "scalar.npy"),
-                                           "--engine", "spice", "-q"]))
+    for engine in ("ideal", "spice"):  # the same shape check in front of both engines
+        assert "'x': expected shape [?, 4], got []" in _line(
+            capsys, main(["run", model, "-i", str(tmp_path / "scalar.npy"), "--engine", engine, "-q"]))
     line = _line(capsys, main(["run", model, "-i", str(tmp_path / "huge.npy"), "--engine", "spice", "-q"]))
     assert "'x'" in line and "12 V" in line  # refused against the rails before any simulation
 
