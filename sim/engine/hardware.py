@@ -32,9 +32,8 @@ from numba import njit
 
 from circuits.crossbar import CrossbarArray
 from circuits.current import SynapseArray
-from circuits.errors import ParameterError, UnsupportedError
-from compiler.ir import PrimitiveNode
-from sim.engine.maps import FixedGain, NodeMaps, ParamMap, Quantize, Rectify, RelativeNoise, SignalMap
+from circuits.errors import ParameterError
+from sim.engine.maps import NodeMaps, ParamMap, Quantize, Rectify, RelativeNoise
 
 Array = np.ndarray
 MODES = ("ideal", "quantized", "noise", "population", "pcm", "chip", "fitted")
@@ -387,9 +386,5 @@ def check_target_modes(modes: Sequence[str], target: str) -> None:
                              f"it has {', '.join(sorted(allowed))}")
 
 
-def node_primitive(step) -> Any:
-    return step.node.primitive if isinstance(step.node, PrimitiveNode) else None
-
-
 __all__ = ["MODES", "HardwareModel", "Ideal", "Noise", "Pcm", "Population", "Quantized", "Stack",
-           "check_target_modes", "mode_list", "FixedGain", "SignalMap", "UnsupportedError"]
+           "check_target_modes", "mode_list"]

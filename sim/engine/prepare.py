@@ -19,7 +19,7 @@ from circuits.errors import InputError, ParameterError, UnsupportedError
 from compiler.ir import PrimitiveNode
 from compiler.pipeline import Compiled
 from sim.engine.hardware import (
-    HardwareModel, Ideal, Noise, Pcm, Population, Quantized, Stack, check_bits, check_target_modes, mode_list,
+    HardwareModel, Noise, Pcm, Population, Quantized, Stack, check_bits, check_target_modes, mode_list,
 )
 from sim.engine.maps import NodeMaps, Rectify
 from sim.engine.program import Program

@@ -10,7 +10,6 @@ from onnx.reference import ReferenceEvaluator
 
 from circuits import PRIMITIVES, current, opamp
 from circuits.crossbar import CrossbarArray
-from compiler.ir import Graph, PrimitiveNode, TensorInfo
 from compiler.onnx_import import import_model
 from compiler.pipeline import compile_model
 from sim.engine.kernels import KERNELS
