@@ -23,25 +23,14 @@ torch 2.13, so the encoder block is written out with the same math.)
 
 from __future__ import annotations
 
-import argparse
-import io
 import math
-import tempfile
-import warnings
-from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 import torch.nn.functional as F
+from export_torch_examples import export_dynamo, export_legacy, main, run_jobs  # the shared export toolkit
 from torch import nn
-
-ROOT = Path(__file__).resolve().parents[1]
-SEED = 0
-LEGACY_OPSET = 13
-MAX_IR_VERSION = 10  # onnxruntime 1.32 refuses newer
-TOLERANCE = 1e-5
 
 
 class EncoderBlock(nn.Module):
@@ -88,44 +77,6 @@ class TinyAttention(nn.Module):
         return x + self.out(torch.softmax(scores, dim=-1) @ self.v(x))
 
 
-def export_legacy(model: nn.Module, x: torch.Tensor) -> onnx.ModelProto:
-    """TorchScript exporter (dynamo=False) with a dynamic batch axis named N."""
-    buf = io.BytesIO()
-    torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=LEGACY_OPSET,
-                      input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
-    return onnx.load_from_string(buf.getvalue())
-
-
-def export_dynamo(model: nn.Module, x: torch.Tensor, opset: int) -> onnx.ModelProto:
-    """torch.export-based exporter (dynamo=True), weights embedded, dynamic batch N."""
-    batch = torch.export.Dim("N", min=1, max=1024)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=opset,
-                          input_names=["x"], output_names=["y"], external_data=False,
-                          dynamic_shapes={"x": {0: batch}})
-        model_proto = onnx.load(str(path))
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model_proto.graph.initializer):
-        raise RuntimeError("dynamo export left external data; weights must be embedded")
-    return model_proto
-
-
-def finish(model: onnx.ModelProto, x: np.ndarray, y: np.ndarray, name: str) -> onnx.ModelProto:
-    """Cap ir_version, check the model and that onnxruntime reproduces torch's output."""
-    model.ir_version = min(model.ir_version, MAX_IR_VERSION)
-    onnx.checker.check_model(model, full_check=True)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-    err = float(np.max(np.abs(got - y)))
-    if err > TOLERANCE:
-        raise RuntimeError(f"{name}: onnxruntime differs from torch by {err:g} > {TOLERANCE}")
-    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-    if not isinstance(dims[0], str):
-        raise RuntimeError(f"{name}: batch dimension is not symbolic: {dims}")
-    return model
-
-
 def build_all(gen: torch.Generator) -> dict[str, tuple[onnx.ModelProto, np.ndarray, np.ndarray]]:
     """Make every example: file stem -> (model, input batch, torch output).
 
@@ -141,36 +92,12 @@ def build_all(gen: torch.Generator) -> dict[str, tuple[onnx.ModelProto, np.ndarr
     x_tiny = torch.rand(3, 4, 8, generator=gen) * 2 - 1
     jobs = {
         "attention_encoder_legacy": (lambda: export_legacy(encoder, x_enc), encoder, x_enc),
-        "attention_encoder_dynamo": (lambda: export_dynamo(encoder, x_enc, 20), encoder, x_enc),
+        "attention_encoder_dynamo": (lambda: export_dynamo(encoder, x_enc, opset=20), encoder, x_enc),
         "attention_tiny_legacy": (lambda: export_legacy(tiny, x_tiny), tiny, x_tiny),
-        "attention_tiny_dynamo": (lambda: export_dynamo(tiny, x_tiny, 18), tiny, x_tiny),
+        "attention_tiny_dynamo": (lambda: export_dynamo(tiny, x_tiny, opset=18), tiny, x_tiny),
     }
-    out = {}
-    for stem, (export, module, x) in jobs.items():
-        with torch.no_grad():
-            y = module(x).numpy()
-        xn = x.numpy()
-        out[stem] = (finish(export(), xn, y, stem), xn, y)
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Export every example into ``--out`` and print each file's op types."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "models" / "examples")
-    args = parser.parse_args(argv)
-    torch.manual_seed(SEED)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    examples = build_all(torch.Generator().manual_seed(SEED))
-    args.out.mkdir(parents=True, exist_ok=True)
-    for stem, (model, x, y) in examples.items():
-        onnx.save(model, str(args.out / f"{stem}.onnx"))
-        np.savez(args.out / f"{stem}.io.npz", x=x, y=y)
-        ops = sorted({n.op_type for n in model.graph.node})
-        opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-        print(f"{stem}: opset {opset}, ir {model.ir_version}, ops {', '.join(ops)}")
-    return 0
+    return run_jobs(jobs)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(build=build_all, doc=__doc__))

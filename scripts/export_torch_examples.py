@@ -90,21 +90,22 @@ def randomize_bn(model: nn.Module, gen: torch.Generator) -> None:
                 m.bias.copy_(torch.randn(c, generator=gen) * 0.2)
 
 
-def export_legacy(model: nn.Module, x: torch.Tensor, fold: bool) -> onnx.ModelProto:
+def export_legacy(model: nn.Module, x: torch.Tensor, fold: bool = True,
+                  opset: int = LEGACY_OPSET) -> onnx.ModelProto:
     """TorchScript exporter (dynamo=False) with a dynamic batch axis named N."""
     buf = io.BytesIO()
-    torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=LEGACY_OPSET,
+    torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=opset,
                       input_names=["x"], output_names=["y"], do_constant_folding=fold,
                       dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
     return onnx.load_from_string(buf.getvalue())
 
 
-def export_dynamo(model: nn.Module, x: torch.Tensor) -> onnx.ModelProto:
+def export_dynamo(model: nn.Module, x: torch.Tensor, opset: int = DYNAMO_OPSET) -> onnx.ModelProto:
     """torch.export-based exporter (dynamo=True), weights embedded, dynamic batch N."""
     batch = torch.export.Dim("N", min=1, max=1024)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
-        torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=DYNAMO_OPSET,
+        torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=opset,
                           input_names=["x"], output_names=["y"], external_data=False,
                           dynamic_shapes={"x": {0: batch}})
         model_proto = onnx.load(str(path))
@@ -148,6 +149,14 @@ def build_all(gen: torch.Generator) -> dict[str, tuple[onnx.ModelProto, np.ndarr
         "torch_mlp_legacy": (lambda: export_legacy(mlp, x_mlp, True), mlp, x_mlp),
         "torch_mlp_dynamo": (lambda: export_dynamo(mlp, x_mlp), mlp, x_mlp),
     }
+    return run_jobs(jobs)
+
+
+Job = tuple[Callable[[], onnx.ModelProto], nn.Module, torch.Tensor]
+
+
+def run_jobs(jobs: dict[str, Job]) -> dict[str, tuple[onnx.ModelProto, np.ndarray, np.ndarray]]:
+    """Export each job and check it (`finish`): file stem -> (model, input batch, torch output)."""
     out = {}
     for stem, (export, module, x) in jobs.items():
         with torch.no_grad():
@@ -157,14 +166,14 @@ def build_all(gen: torch.Generator) -> dict[str, tuple[onnx.ModelProto, np.ndarr
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Export every example into ``--out`` and print each file's op types."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, build=None, doc: str | None = None) -> int:
+    """Export every example of ``build`` (default: this script's) into ``--out``; print each file's ops."""
+    parser = argparse.ArgumentParser(description=(doc or __doc__).splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "examples")
     args = parser.parse_args(argv)
     torch.manual_seed(SEED)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    examples = build_all(torch.Generator().manual_seed(SEED))
+    examples = (build or build_all)(torch.Generator().manual_seed(SEED))
     args.out.mkdir(parents=True, exist_ok=True)
     for stem, (model, x, y) in examples.items():
         onnx.save(model, str(args.out / f"{stem}.onnx"))
