@@ -145,15 +145,11 @@ class JunctionFamily(Family):
         return pts @ (np.asarray(self.gains) * (1 + p[:k])) + self.bias * (1 + p[k]) + p[k + 1]
 
 
-@register
 @dataclass(frozen=True, slots=True)
-class MirrorAverageFamily(Family):
-    """Mirror average y = gain·Σ (1 + εₖ)·xₖ + o: one ratio error per window copy, an offset."""
+class _CopyRatioFamily(Family):
+    """A window of current copies: one mirror-ratio error εₖ per input copy and an output offset."""
 
-    name: ClassVar[str] = "mirror_average"
-    kind: ClassVar[str] = "current.average"
     window: int = 4
-    gain: float = 0.25
 
     def n_inputs(self) -> int:
         return self.window
@@ -166,6 +162,16 @@ class MirrorAverageFamily(Family):
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return bounds_of(*[(-0.5, 0.5)] * (self.window + 1))
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class MirrorAverageFamily(_CopyRatioFamily):
+    """Mirror average y = gain·Σ (1 + εₖ)·xₖ + o: one ratio error per window copy, an offset."""
+
+    name: ClassVar[str] = "mirror_average"
+    kind: ClassVar[str] = "current.average"
+    gain: float = 0.25
 
     def predict(self, params: np.ndarray, x: np.ndarray) -> np.ndarray:
         p, pts = self.check(params, x)
@@ -174,24 +180,11 @@ class MirrorAverageFamily(Family):
 
 @register
 @dataclass(frozen=True, slots=True)
-class WinnerTakeAllFamily(Family):
+class WinnerTakeAllFamily(_CopyRatioFamily):
     """Lazzaro WTA y = max_k((1 + εₖ)·xₖ) + o: each input copy's ratio error, the read-out chain's offset."""
 
     name: ClassVar[str] = "wta"
     kind: ClassVar[str] = "current.wta"
-    window: int = 4
-
-    def n_inputs(self) -> int:
-        return self.window
-
-    def parameters(self) -> tuple[str, ...]:
-        return (*(f"eps_{k}" for k in range(self.window)), "offset")
-
-    def initial(self) -> np.ndarray:
-        return np.zeros(self.window + 1)
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return bounds_of(*[(-0.5, 0.5)] * (self.window + 1))
 
     def predict(self, params: np.ndarray, x: np.ndarray) -> np.ndarray:
         p, pts = self.check(params, x)
