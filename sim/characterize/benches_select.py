@@ -16,7 +16,7 @@ Pelgrom draw (``mismatch_seed``), as the library's other blocks are.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,8 +24,7 @@ import numpy as np
 from circuits.current import CurrentJunction, MirrorAverage, WinnerTakeAll
 from circuits.opamp import ActivationMatMul, MaxSelector, SoftmaxUnit
 from circuits.spice.library import CIRCUITS
-from circuits.spice.netlist import Deck
-from sim.characterize.benches import SCALES, Bench, OpampBench, _opamp, _uniform, alternate, block_values
+from sim.characterize.benches import SCALES, Bench, NeuronBench, OpampBench, _opamp, _uniform, alternate
 from sim.characterize.families import Family, family_class
 
 MAX_WINDOW = 4
@@ -46,13 +45,10 @@ class FirstOutputBench(OpampBench):
 
 
 @dataclass(frozen=True, eq=False)
-class CurrentBlockBench(Bench):
-    """A current-mode library block on input somas; mismatch from its own Pelgrom draw."""
+class CurrentBlockBench(NeuronBench):
+    """A current-mode library block on input somas; mismatch from its own Pelgrom draw (the soma
+    bench's deck and read-out, with the block's own family, primitive and input range)."""
 
-    kind: str
-    block: Any  # a current_select block: has amps_per_unit, sizing, mismatch_seed
-    points: np.ndarray
-    held_out: np.ndarray
     fam: Family
     primitive: dict[str, Any]
 
@@ -60,21 +56,8 @@ class CurrentBlockBench(Bench):
         return self.fam
 
     def design(self) -> dict[str, Any]:
-        card = self.block.sizing.card
         lo, hi = self.block.input_range()
-        return {"block": type(self.block).__name__, "primitive": self.primitive, "design": block_values(self.block),
-                "sizing": block_values(self.block.sizing), "scale": self.block.amps_per_unit,
-                "scale_unit": "A per model unit", "input_range": [float(lo), float(hi)],
-                "mismatch": {"a_vt_v_m": card.a_vt_v_m, "a_beta_m": card.a_beta_m, "device_card": card.name}}
-
-    def full_scale(self) -> float:
-        return float(self.block.full_scale())
-
-    def deck(self, instance_seed: int | None) -> Deck:
-        return replace(self.block, mismatch_seed=instance_seed).dc_bench(self.points)
-
-    def read(self, vectors: Mapping[str, np.ndarray]) -> np.ndarray:
-        return np.asarray(self.block.read(vectors), dtype=np.float64).reshape(-1)
+        return {**super().design(), "primitive": self.primitive, "input_range": [float(lo), float(hi)]}
 
 
 def _max(n: int, rng: np.random.Generator) -> Bench:
