@@ -37,7 +37,6 @@ import numpy as np
 
 from circuits.crossbar import CrossbarArray
 from circuits.current import CurrentNeuron
-from circuits.errors import ParameterError
 from circuits.opamp import (
     AntilogAmp, Clipper, DiffPairActivation, Integrator, InvertingSummerArray, LogAmp, LogExpDivider, LogExpMultiplier,
     PrecisionRectifier,
