@@ -44,6 +44,14 @@ def load_for(compiled: Compiled, spec: str) -> Dataset:
     return data
 
 
+def loss_for(compiled: Compiled, loss: str) -> str:
+    """``ce`` on a model that ends in Softmax is the cross-entropy of its probabilities (``nll``)."""
+    out = compiled.graph.outputs[0]
+    node = compiled.graph.producer(out)
+    kind = node.kind if node is not None else ""
+    return "nll" if loss == "ce" and kind in ("Softmax", "opamp.softmax") else loss
+
+
 def with_banks(compiled: Compiled, banks: dict[str, dict[str, np.ndarray]]) -> Compiled:
     """``compiled`` whose banks hold these (trained, programmed) parameters."""
     g = compiled.graph.copy()
@@ -82,6 +90,7 @@ def train_file(model: str, data: str, output: str, *, metrics: str | None = None
     program = build_program(compiled, hardware, trainable=True)
     check_unsupported_grad(program)
     dataset = load_for(compiled, data)
+    config = dataclasses.replace(config, loss=loss_for(compiled, config.loss))
     if val_split:
         dataset, _ = dataset.split_validation(val_split, config.seed)
     result = train(program, dataset, config, hardware=hardware_doc(hardware), checkpoint_dir=checkpoint,
@@ -156,6 +165,7 @@ def evaluate_file(model: str, data: str, *, target: str = "opamp", hardware: Har
     hardware = hardware or HardwareOptions()
     compiled = compile_model(model, target)
     dataset = load_for(compiled, data)
+    loss = loss_for(compiled, loss)
     x, y = dataset.x_test, dataset.y_test
     doc: dict[str, Any] = {"model": str(model), "data": str(data), "target": target,
                            "hardware": hardware_doc(hardware), "test_samples": len(x)}

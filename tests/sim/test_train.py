@@ -179,3 +179,21 @@ def test_training_for_one_chip_beats_naive_deployment(tmp_path):
     deployed = evaluate_file(str(out), "digits", target="current", hardware=chip, progress=False)["test_accuracy"]
     assert deployed == pytest.approx(doc["test_accuracy"])
     assert deployed > naive
+
+
+def test_a_softmax_head_trains_on_its_probabilities():
+    """Exported classifiers often end in Softmax: ce then is the NLL of those probabilities."""
+    from sim.train.commands import loss_for
+    from sim.train.loss import loss_and_grad
+    assert loss_for(compile_model(str(ROOT / "models/examples/torch_mlp_dynamo.onnx"), "opamp"), "ce") == "nll"
+    assert loss_for(compile_model(str(ROOT / "models/examples/digits_mlp.onnx"), "opamp"), "ce") == "ce"
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(4), size=5)
+    y = rng.integers(0, 4, 5)
+    value, g = loss_and_grad("nll", p, y)
+    assert value == pytest.approx(-np.mean(np.log(p[np.arange(5), y])))
+    eps = 1e-7
+    for i, j in ((0, y[0]), (3, y[3]), (2, (y[2] + 1) % 4)):
+        q = p.copy()
+        q[i, j] += eps
+        assert (loss_and_grad("nll", q, y)[0] - value) / eps == pytest.approx(g[i, j], rel=1e-4, abs=1e-6)
