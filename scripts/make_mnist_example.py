@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import onnx  # noqa: E402
-from onnx import helper  # noqa: E402
+import numpy as np
+import onnx
+from onnx import helper
 
-from sim.zoo_builder import IR_VERSION, GraphBuilder  # noqa: E402
+from sim.zoo_builder import IR_VERSION, GraphBuilder
 
 HIDDEN = 50
 BATCH = 200        # Binas et al.: batch 200, Adam, lr 0.005, about 100 epochs
