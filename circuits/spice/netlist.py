@@ -69,8 +69,9 @@ def fmt(value: float | int) -> str:
 
 
 def _node(n: str | int) -> str:
+    """A sanitized identifier, or a path of them into subcircuit instances (``xdut.xsyn_3.c1``)."""
     s = str(n)
-    if s != "0" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", s):
+    if s != "0" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", s):
         raise ParameterError(f"node name {s!r} is not a sanitized identifier")
     return s
 
@@ -189,6 +190,15 @@ def bsource(name: str, p: str, n: str, expr: str, current: bool = False) -> Elem
     return Element("B", name, (p, n), f"{'I' if current else 'V'} = {expr}")
 
 
+def clamp_source(name: str, node: str, control: str, target_v: float) -> Element:
+    """A pull towards ``target_v``: I = V(control)·(V(node) − target_v) from ``node`` to ground.
+
+    ``node`` may be a path into subcircuit instances (``xdut.xsyn_3.c1``); with V(control) = 0
+    the element carries no current and adds nothing to the Jacobian but a zero.
+    """
+    return Element("B", name, (_node(node), "0"), f"I = V({_node(control)})*(V({_node(node)})-({fmt(target_v)}))")
+
+
 @dataclass(slots=True)
 class Subckt:
     """A ``.subckt NAME ports... params`` block holding elements."""
@@ -240,6 +250,14 @@ class Deck:
 
     def dc_current(self, source: str, start: float, stop: float, step: float) -> Deck:
         self.analyses.append(f".dc I{spice_name(source)} {fmt(start)} {fmt(stop)} {fmt(step)}")
+        return self
+
+    def save(self, vectors: Sequence[str]) -> Deck:
+        """``.save all`` plus extra vectors, e.g. device currents ``@m.xdut.xsoma_1.mm2[id]``."""
+        for v in vectors:
+            if not re.fullmatch(r"@?[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(\[[A-Za-z0-9_]+\])?", v):
+                raise ParameterError(f"save: {v!r} is not a vector name like xdut.sum_1 or @m.xdut.xsoma_1.mm2[id]")
+        self.analyses.append(".save all " + " ".join(vectors))
         return self
 
     def tran(self, step_s: float, stop_s: float, uic: bool = False) -> Deck:

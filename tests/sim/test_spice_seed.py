@@ -1,0 +1,108 @@
+"""Seeded whole-network ngspice runs (`sim.spice.seed`): same outputs as unseeded, fallback on failure.
+
+Oracle: the unseeded ``.op`` of the same netlist. The seeded deck's last ``.dc`` point has every
+clamp at V(knob) = 0, i.e. the unmodified circuit, so outputs agree to ngspice's tolerance
+(reltol 1e-6), not just approximately.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from circuits.errors import ParameterError
+from circuits.spice.netlist import clamp_source
+from compiler.netlist import emit_netlist
+from compiler.pipeline import compile_model
+from sim import zoo
+from sim.spice import SimJob, run_inline
+from sim.spice import seed as seeding
+from sim.spice_commands import (
+    netlist_options,
+    run_network_spice,
+    run_network_spice_saving,
+)
+
+SCALE = 10e-9
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    return compile_model(zoo.mlp((6, 5, 3), seed=0), "current")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("KELVIN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+X = np.random.default_rng(0).uniform(0.0, 1.0, (3, 6))
+
+
+def test_clamp_source_reaches_into_instances_and_rejects_other_text():
+    card = clamp_source("cl0", "xdut.xsyn_3.c1", "knob", 0.25).render()
+    assert card == "Bcl0 xdut.xsyn_3.c1 0 I = V(knob)*(V(xdut.xsyn_3.c1)-(0.25))"
+    for bad in ("xdut..c1", "x\n.control", "a b", ".c1"):
+        with pytest.raises(ParameterError):
+            clamp_source("cl0", bad, "knob", 0.0).render()
+
+
+def test_only_current_mode_networks_of_somas_and_synapses_are_seeded(mlp):
+    assert seeding.bench_for(emit_netlist(mlp.graph, mlp.target, netlist_options("current", SCALE))) is not None
+    opamp = compile_model(zoo.mlp((6, 5, 3), seed=0), "opamp")
+    assert seeding.bench_for(emit_netlist(opamp.graph, opamp.target, netlist_options("opamp", 0.25))) is None
+
+
+@pytest.mark.ngspice
+def test_prediction_is_within_millivolts_of_the_operating_point(mlp):
+    nl = emit_netlist(mlp.graph, mlp.target, netlist_options("current", SCALE, chip_seed=0, sizing="compact"))
+    tables = seeding.tables_for(nl)
+    assert tables is not None
+    sample = {"x": X[0]}
+    op = run_inline(SimJob("plain", nl.deck(sample).render())).raise_for_error().vectors
+    pred = seeding.predict(nl, tables, sample)
+    err = np.array([v - float(op[k][0]) for k, v in pred.held.items()])
+    assert len(pred.held) > 50 and np.abs(err).max() < 0.02  # held nodes: a few mV
+    assert set(pred.held).isdisjoint(pred.loose)
+
+
+@pytest.mark.ngspice
+@pytest.mark.parametrize("chip_seed, sizing", [(0, "compact"), (None, "default")])
+def test_seeded_outputs_equal_unseeded(mlp, chip_seed, sizing, caplog):
+    kw = {"workers": 2, "progress": False, "chip_seed": chip_seed, "sizing": sizing}
+    seeded = run_network_spice(mlp, {"x": X}, SCALE, seeded=True, **kw)["y"]
+    assert "unseeded" not in caplog.text  # the seeded runs converged themselves
+    plain = run_network_spice(mlp, {"x": X}, SCALE, seeded=False, **kw)["y"]
+    assert np.abs(plain).max() > 0.1
+    np.testing.assert_allclose(seeded, plain, rtol=1e-5, atol=1e-6 * np.abs(plain).max())
+
+
+@pytest.mark.ngspice
+def test_a_failing_seeded_run_is_rerun_unseeded(mlp, monkeypatch, caplog):
+    def broken(deck, nl, tables, sample):  # a deck ngspice refuses: the seeded job fails
+        deck.analyses = [".dc Vnosuchsource 0 1 1"]
+        return deck
+
+    plain = run_network_spice(mlp, {"x": X[:2]}, SCALE, workers=2, progress=False, seeded=False)["y"]
+    monkeypatch.setattr(seeding, "seed_deck", broken)
+    got = run_network_spice(mlp, {"x": X[:2]}, SCALE, workers=2, progress=False, seeded=True)["y"]
+    np.testing.assert_array_equal(got, plain)
+    assert "rerunning them unseeded" in caplog.text
+
+
+@pytest.mark.ngspice
+def test_extra_saves_come_back_per_sample(mlp):
+    nl = emit_netlist(mlp.graph, mlp.target, netlist_options("current", SCALE))
+    soma = next(r for r in nl.layout if r.kind == "soma" and r.role == "row")
+    net = next(e for e in nl.top.elements if e.name == soma.element).nodes[0]
+    saves = [f"xdut.{net}", f"@m.xdut.x{soma.element}.mm2[id]"]
+    outs = {}
+    for seeded in (True, False):
+        y, extra = run_network_spice_saving(mlp, {"x": X[:2]}, SCALE, extra_saves=saves, workers=2, progress=False,
+                                            seeded=seeded)
+        assert set(extra) == set(saves) and all(v.shape == (2,) and np.isfinite(v).all() for v in extra.values())
+        outs[seeded] = (y["y"], extra)
+    np.testing.assert_allclose(outs[True][1][saves[0]], outs[False][1][saves[0]], atol=1e-5)
+    np.testing.assert_allclose(outs[True][1][saves[1]], outs[False][1][saves[1]], rtol=1e-4, atol=1e-15)
+    with pytest.raises(ParameterError):
+        run_network_spice_saving(mlp, {"x": X[:1]}, SCALE, extra_saves=["v(x) ; .control"], progress=False)
