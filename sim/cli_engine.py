@@ -23,7 +23,7 @@ def hardware_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
         p.add_argument(f"--{conv}-bits", type=int, help=f"{conv} resolution in bits, 1-16 (crossbar DAC/ADC "
                                                         "default 8)" if conv != "weight" else
                        "weight resolution in bits, 1-16 (crossbar conductances, op-amp resistor ratios)")
-    p.add_argument("--sizing", choices=["default", "compact"], help="current-mode mirror sizing (default: default)")
+    p.add_argument("--sizing", choices=["default", "compact", "minimum"], help="current-mode mirror sizing (default: default)")
 
 
 def hardware_from_args(args: argparse.Namespace, spec: str | None = None, chip_seed: int | None = None):

@@ -67,7 +67,7 @@ class Mos:
     m: int = 1
 
 
-SIZINGS = ("default", "compact")
+SIZINGS = ("default", "compact", "minimum")
 U_T_V = 0.025852  # thermal voltage kT/q at 27 °C, the card's tnom
 
 
@@ -118,6 +118,10 @@ class CellSizing:
         if name == "compact":
             lmin = base.card.l_min_m
             return replace(base, w_unit_m=1e-6, l_unit_m=2e-6, w_switch_m=lmin * 1e-6 / 0.36e-6,
+                           l_switch_m=lmin, w_sign_m=lmin * 4e-6 / 0.5e-6, l_sign_m=lmin)
+        if name == "minimum":  # 0.5 µm × 1 µm: 8x less mirror area than compact, 2.8x its Pelgrom spread
+            lmin = base.card.l_min_m
+            return replace(base, w_unit_m=0.5e-6, l_unit_m=1e-6, w_switch_m=lmin * 1e-6 / 0.36e-6,
                            l_switch_m=lmin, w_sign_m=lmin * 4e-6 / 0.5e-6, l_sign_m=lmin)
         raise ParameterError(f"sizing {name!r}: choose one of {', '.join(SIZINGS)}")
 

@@ -98,10 +98,22 @@ def hardware_models(compiled: Compiled, opts: HardwareOptions) -> list[HardwareM
         elif m == "pcm":
             out.append(Pcm(opts.pcm_time_s, opts.drift_compensation, opts.seed))
         elif m == "fitted":
-            out.append(_fitted(compiled, opts, sizing))
+            if _measured(opts):
+                if "chip" in opts.modes:
+                    raise ParameterError("--hardware fitted with a measured chip (--fits DIR from `kelvin "
+                                         "fit-chip`) is that chip: drop 'chip'")
+                out.append(_RectifyInputs())
+            else:
+                out.append(_fitted(compiled, opts, sizing))
         elif m == "chip":
             out.append(_RectifyInputs())
     return out
+
+
+def _measured(opts: HardwareOptions) -> bool:
+    """--fits names a measured chip (`kelvin fit-chip`) rather than characterization fits (`kelvin fit`)."""
+    from sim.measure.fit import is_measured_chip
+    return bool(opts.fits) and is_measured_chip(opts.fits)
 
 
 def _fitted(compiled: Compiled, opts: HardwareOptions, sizing) -> HardwareModel:
@@ -136,14 +148,47 @@ class _ChipModel(HardwareModel):
 
 def _trainable_chip_program(compiled: Compiled, opts: HardwareOptions, models: list, dtype) -> Program:
     """The chip as `ChipInstance.engine_graph(early=False)` with the nominal weights as parameters."""
-    from circuits.spice.current_cells import CellSizing
     from sim.chip import ChipInstance
     from sim.engine.chip_map import chip_tables
     from sim.spice_commands import default_scale
     scale = opts.scale or default_scale(compiled.target.name)
     inst = ChipInstance.draw(compiled, opts.chip_seed, scale, sizing=opts.sizing)
-    graph = inst.engine_graph(early=False)
     tables = chip_tables(compiled, opts.chip_seed, scale, opts.sizing)
+    return _table_program(compiled, inst.engine_graph(early=False), tables, opts, models, dtype)
+
+
+def _measured_chip_program(compiled: Compiled, opts: HardwareOptions, models: list, dtype) -> Program:
+    """A chip fitted from measurements (`sim.measure`): its tables and read-outs on the nominal layout."""
+    from circuits.current import SynapseArray
+    from compiler.ir import PrimitiveNode as Node
+    from sim.chip import ChipInstance
+    from sim.measure.fit import MeasuredChip
+    from sim.spice_commands import default_scale
+    chip = MeasuredChip.load(opts.fits)
+    scale = opts.scale or default_scale(compiled.target.name)
+    graph = ChipInstance.draw(compiled, None, scale, sizing=opts.sizing).engine_graph(early=False)
+    banks = {n.name: n.primitive.weights.shape for n in compiled.graph.nodes
+             if isinstance(n, Node) and isinstance(n.primitive, SynapseArray)}
+    for name, fit in chip.banks.items():
+        if banks.get(name) != (fit.out, fit.inputs):
+            raise InputError(f"--fits {opts.fits}: bank {name!r} ({fit.out}x{fit.inputs}) does not match the model "
+                             f"({'no such bank' if name not in banks else 'x'.join(map(str, banks[name]))})")
+    missing = sorted(set(banks) - set(chip.banks))
+    if missing:
+        raise InputError(f"--fits {opts.fits}: no measurement of bank(s) {', '.join(missing)} of this model")
+    for node in graph.nodes:
+        if isinstance(node, Node) and node.outputs[0] in chip.readouts and node.name not in banks:
+            m = chip.readouts[node.outputs[0]]
+            if m.shape != node.primitive.weights.shape:
+                raise InputError(f"--fits {opts.fits}: read-out of {node.outputs[0]!r} is {m.shape}, the model's "
+                                 f"{node.primitive.weights.shape}")
+            node.primitive = node.primitive.with_parameters(weights=m.astype(np.float32))
+    return _table_program(compiled, graph, chip.tables(), opts, models, dtype)
+
+
+def _table_program(compiled: Compiled, graph, tables, opts: HardwareOptions, models: list, dtype) -> Program:
+    """``graph`` with every table bank's nominal weights as the parameters, mapped through its table."""
+    from circuits.spice.current_cells import CellSizing
     frozen = frozenset(n.name for n in graph.nodes if isinstance(n, PrimitiveNode) and n.name not in tables)
     stack = Stack(tuple(models) + (_ChipModel(tables, CellSizing.preset(opts.sizing).w_unit),))
     program = Program(graph, dtype=dtype, frozen=frozen)
@@ -165,6 +210,8 @@ def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dt
     graph = compiled.graph
     if "chip" in opts.modes and trainable:
         return _trainable_chip_program(compiled, opts, models, dtype)
+    if "fitted" in opts.modes and _measured(opts):
+        return _measured_chip_program(compiled, opts, models, dtype)
     if "chip" in opts.modes:
         from sim.chip import ChipInstance
         from sim.spice_commands import default_scale

@@ -1,0 +1,72 @@
+"""``kelvin measure`` and ``kelvin fit-chip``: characterize one chip as a lab would, then fit its model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("measure", parents=[common], help="measure a current-mode chip instance in ngspice",
+                       description="Compile MODEL to the current target, make chip instance --chip-seed and "
+                                   "measure it as a lab would: program test weight configurations, drive inputs, "
+                                   "read the outputs and soma currents (never the mismatch draws). Writes the "
+                                   "measurements (.npz, the format `kelvin fit-chip` reads) and, with --fits, "
+                                   "the fitted chip model for `--hardware fitted --fits DIR`.")
+    p.add_argument("model", help="ONNX model file (a dense MLP)")
+    p.add_argument("--chip-seed", type=int, required=True, help="the chip instance to measure")
+    p.add_argument("--sizing", choices=["default", "compact", "minimum"], default="compact",
+                   help="mirror sizing of the chip (default: compact, minimum-area mirrors)")
+    p.add_argument("--scale", type=float, help="amperes per model unit (default: the target's)")
+    p.add_argument("--configs", type=int, default=2, help="test weight configurations (default: 2)")
+    p.add_argument("--probes", type=int, default=12,
+                   help="operating points (DC simulations) per configuration (default: 12)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the test configurations and inputs (default: 0)")
+    p.add_argument("-o", "--output", required=True, help="measurements file (.npz)")
+    p.add_argument("--fits", help="also fit the chip model into this directory")
+    p.add_argument("--workers", type=int, help="ngspice worker processes (default: one per CPU)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per simulation (default: 600)")
+    p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("fit-chip", parents=[common], help="fit a chip model to measurements (ngspice or silicon)",
+                       description="Fit the per-chip behavioral model (per-row gains per sign and bit, per-column "
+                                   "gains, read-out ratios) to DATA, the .npz `kelvin measure` writes or the same "
+                                   "format filled from silicon (see sim/measure/data.py). Writes FITS for "
+                                   "`kelvin train/evaluate --target current --hardware fitted --fits FITS`.")
+    p.add_argument("data", help="measurements (.npz)")
+    p.add_argument("-o", "--outdir", required=True, help="fits directory to write")
+    p.set_defaults(func=cmd_fit_chip)
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    import time
+
+    from compiler.pipeline import compile_model
+    from sim.measure.fit import fit_chip
+    from sim.measure.lab import Plan, measure_chip
+
+    compiled = compile_model(args.model, "current")
+    t0 = time.perf_counter()
+    meas = measure_chip(compiled, args.chip_seed, sizing=args.sizing, scale=args.scale,
+                        plan=Plan(args.configs, args.probes, args.seed), workers=args.workers,
+                        timeout_s=args.timeout, progress=not args.quiet)
+    seconds = time.perf_counter() - t0
+    meas.save(args.output)
+    doc = {"simulations": meas.probes, "seconds": round(seconds, 1), "output": args.output}
+    if args.fits:
+        chip = fit_chip(meas)
+        chip.save(args.fits)
+        doc["fits"] = args.fits
+        doc["identifiability"] = chip.report()["banks"]
+    print(json.dumps(doc))
+    return 0
+
+
+def cmd_fit_chip(args: argparse.Namespace) -> int:
+    from sim.measure.data import Measurements
+    from sim.measure.fit import fit_chip
+
+    chip = fit_chip(Measurements.load(args.data))
+    chip.save(args.outdir)
+    print(json.dumps({"fits": args.outdir, **chip.report()}))
+    return 0

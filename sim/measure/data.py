@@ -1,0 +1,125 @@
+"""Chip measurements as a lab records them: programmed configuration, driven input, measured currents.
+
+This is the one format `kelvin measure` writes and `kelvin fit-chip` reads, whether the numbers come
+from ngspice or from silicon. An ``.npz`` with, for P probes (one DC measurement each) over K weight
+configurations of a network whose synapse banks are named ``<bank>`` (the compiled graph's node
+names, e.g. ``fc1``):
+
+    config              int   [P]           which configuration probe p ran with
+    x                   float [P, n_in]     the network input driven (model units: amperes / scale)
+    y                   float [P, n_out]    the measured network outputs (model units)
+    levels/<bank>       int   [K, out, in]  each synapse's programmed level k in -7..7 (3 bits + sign)
+    bias_levels/<bank>  int   [K, out]      each row's bias-synapse level
+    soma/<bank>         float [P, rows]     the current of each of the bank's somas (model units):
+                                            rows = out for a rectified bank; 2·out for a signed bank
+                                            (positive somas, then their negated twins); NaN where the
+                                            chip does not expose a soma
+    meta                str   (JSON)        {"banks": [in order], "inputs": {bank: "x" | other bank},
+                                             "outputs": [bank whose somas the read-out pairs use],
+                                             "w_unit": level step in model units, "scale": A per unit,
+                                             "sizing": ..., "source": free text}
+
+A lab with silicon fills the same arrays: program ``levels``, drive ``x``, read ``y`` (and the somas
+its test multiplexer exposes). Nothing here refers to transistors or mismatch draws.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from circuits.errors import InputError
+from circuits.files import write_bytes
+
+MAX_LEVEL = 7
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """P probes over K configurations (module docstring for every field)."""
+
+    config: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    levels: dict[str, np.ndarray]
+    bias_levels: dict[str, np.ndarray]
+    soma: dict[str, np.ndarray]
+    banks: tuple[str, ...]
+    inputs: dict[str, str]
+    w_unit: float
+    scale: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def probes(self) -> int:
+        return int(len(self.config))
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the ``.npz`` atomically."""
+        import io
+        arrays: dict[str, np.ndarray] = {"config": self.config, "x": self.x, "y": self.y}
+        for b in self.banks:
+            arrays[f"levels/{b}"] = self.levels[b].astype(np.int8)
+            arrays[f"bias_levels/{b}"] = self.bias_levels[b].astype(np.int8)
+            arrays[f"soma/{b}"] = self.soma[b]
+        meta = {**self.meta, "banks": list(self.banks), "inputs": self.inputs, "w_unit": self.w_unit,
+                "scale": self.scale}
+        arrays["meta"] = np.array(json.dumps(meta))
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        return write_bytes(Path(path), buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Measurements:
+        """Read and check a measurement file; any defect is one InputError naming the file and array."""
+        p = Path(path)
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise InputError(f"{p}: not a readable measurement .npz ({exc})") from exc
+        for key in ("config", "x", "y", "meta"):
+            if key not in data:
+                raise InputError(f"{p}: missing array {key!r} (see `kelvin fit-chip --help` for the format)")
+        try:
+            meta = json.loads(str(data["meta"]))
+            banks = tuple(str(b) for b in meta["banks"])
+            inputs = {str(k): str(v) for k, v in meta["inputs"].items()}
+            w_unit, scale = float(meta["w_unit"]), float(meta["scale"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"{p}: array 'meta' is not the expected JSON ({exc})") from exc
+        config = np.asarray(data["config"])
+        x, y = np.asarray(data["x"], np.float64), np.asarray(data["y"], np.float64)
+        n = len(config)
+        if config.ndim != 1 or x.ndim != 2 or y.ndim != 2 or len(x) != n or len(y) != n or n == 0:
+            raise InputError(f"{p}: config [P], x [P, n_in] and y [P, n_out] must agree on P >= 1 probes "
+                             f"(got {config.shape}, {x.shape}, {y.shape})")
+        levels, bias, soma = {}, {}, {}
+        for b in banks:
+            for key in (f"levels/{b}", f"bias_levels/{b}", f"soma/{b}"):
+                if key not in data:
+                    raise InputError(f"{p}: missing array {key!r} for bank {b!r}")
+            levels[b] = np.asarray(data[f"levels/{b}"], np.int64)
+            bias[b] = np.asarray(data[f"bias_levels/{b}"], np.int64)
+            soma[b] = np.asarray(data[f"soma/{b}"], np.float64)
+            k = len(levels[b])
+            if levels[b].ndim != 3 or bias[b].shape != (k, levels[b].shape[1]) or soma[b].ndim != 2 \
+                    or len(soma[b]) != n:
+                raise InputError(f"{p}: bank {b!r}: levels [K, out, in], bias_levels [K, out] and soma "
+                                 f"[P, rows] disagree ({levels[b].shape}, {bias[b].shape}, {soma[b].shape})")
+            if np.abs(levels[b]).max(initial=0) > MAX_LEVEL or np.abs(bias[b]).max(initial=0) > MAX_LEVEL:
+                raise InputError(f"{p}: bank {b!r}: levels beyond +-{MAX_LEVEL} (3 bits and a sign)")
+            if config.min() < 0 or config.max() >= k:
+                raise InputError(f"{p}: config values must index the {k} configurations of bank {b!r}")
+        for b, src in inputs.items():
+            if b not in banks or (src != "x" and src not in banks):
+                raise InputError(f"{p}: meta 'inputs' maps {b!r} to {src!r}; need a bank fed by 'x' or a bank")
+        for name, arr in (("x", x), ("y", y)):
+            if not np.isfinite(arr).all():
+                raise InputError(f"{p}: array {name!r} holds non-finite values")
+        return cls(config.astype(np.int64), x, y, levels, bias, soma, banks, inputs, w_unit, scale, meta)

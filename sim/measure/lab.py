@@ -1,0 +1,212 @@
+"""Measure one chip instance in ngspice the way a lab measures silicon (Binas et al. 2016, Fig. 1 b).
+
+The lab may only program the synapses' digital levels, drive the network's inputs and read its
+outputs and the soma currents the chip exposes (a test multiplexer onto each soma's ``vp`` line,
+here the current of the soma's M2 diode). It never reads a mismatch draw.
+
+Experiment design (`Plan`). Every synapse of a test configuration is programmed to one bit of one
+sign, ``k ∈ {±1, ±2, ±4}`` drawn at random, with every row's bias synapse at a random single-bit
+level too: one DC operating point then gives, for every exposed soma, one linear equation in the
+row's per-sign, per-bit mirror factors and its columns' factors (the model `sim.measure.fit` fits).
+Random levels make every row's equation a different combination of the column factors, so a few
+dozen operating points identify a whole bank; rectified banks get mostly positive levels and a
+positive bias so that their somas conduct. Inputs are uniform, scaled so that a row sums to about
+two units (the operating range of trained networks), with a per-probe amplitude spread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuits.current import SynapseArray
+from circuits.errors import ParameterError, UnsupportedError
+from circuits.spice.current_cells import CellSizing
+from compiler.ir import PrimitiveNode
+from compiler.netlist import Netlist, emit_netlist
+from compiler.pipeline import Compiled
+from sim.measure.data import Measurements
+
+log = logging.getLogger(__name__)
+
+BITS = np.array([1, 2, 4])
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How many configurations and operating points, and how they are drawn."""
+
+    configs: int = 2
+    probes_per_config: int = 12
+    seed: int = 0
+    negative_fraction: float = 0.3  # of the levels in a rectified bank (a signed bank: one half)
+    row_sum_units: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.configs < 1 or self.probes_per_config < 1:
+            raise ParameterError(f"measurement plan: need >= 1 configuration and probe, got {self.configs}, "
+                                 f"{self.probes_per_config}")
+
+    @property
+    def probes(self) -> int:
+        return self.configs * self.probes_per_config
+
+
+@dataclass(frozen=True, slots=True)
+class Bank:
+    """One synapse bank as the lab sees it: its name, shape, what feeds it and whether it rectifies."""
+
+    name: str
+    out: int
+    inputs: int
+    source: str  # "x" (the network input) or the feeding bank's name
+    rectify: bool
+    has_bias: bool
+
+    @property
+    def rows(self) -> int:
+        return self.out if self.rectify else 2 * self.out
+
+
+def banks_of(compiled: Compiled) -> list[Bank]:
+    """The dense current-mode banks, in order; anything else is refused with the node's name."""
+    g = compiled.graph
+    if compiled.target.name != "current":
+        raise UnsupportedError(f"measure: chip measurement needs a current-mode network, got target "
+                               f"{compiled.target.name} (compile with --target current)")
+    if len(g.inputs) != 1:
+        raise UnsupportedError(f"measure: one network input expected, the graph has {len(g.inputs)}")
+    producer: dict[str, str] = {g.inputs[0]: "x"}
+    banks = []
+    for node in g.topo():
+        prim = getattr(node, "primitive", None)
+        if not isinstance(node, PrimitiveNode) or not isinstance(prim, SynapseArray) or prim.weights.ndim != 2 \
+                or node.copies != 1:
+            raise UnsupportedError(f"measure: node {node.name!r} ({node.kind}) is not a dense synapse bank; "
+                                   "chip measurement covers dense current-mode MLPs")
+        src = producer.get(node.inputs[0])
+        if src is None:
+            raise UnsupportedError(f"measure: node {node.name!r} reads {node.inputs[0]!r}, which no bank produces")
+        out, n_in = prim.weights.shape
+        banks.append(Bank(node.name, out, n_in, src, prim.rectify, prim.bias is not None))
+        producer[node.outputs[0]] = node.name
+    for name in g.outputs:
+        if producer.get(name) in (None, "x"):
+            raise UnsupportedError(f"measure: graph output {name!r} is not a bank's output")
+    return banks
+
+
+def design(compiled: Compiled, plan: Plan) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray,
+                                                    np.ndarray]:
+    """Levels [K, out, in] and bias levels [K, out] per bank, the config of each probe, the inputs [P, n_in]."""
+    rng = np.random.default_rng(plan.seed)
+    banks = banks_of(compiled)
+    levels, bias = {}, {}
+    for b in banks:
+        neg = plan.negative_fraction if b.rectify else 0.5
+        mag = rng.choice(BITS, size=(plan.configs, b.out, b.inputs))
+        sign = np.where(rng.random((plan.configs, b.out, b.inputs)) < neg, -1, 1)
+        levels[b.name] = mag * sign
+        if b.has_bias:
+            bmag = rng.choice(BITS, size=(plan.configs, b.out))
+            bsign = np.ones_like(bmag) if b.rectify else np.where(rng.random(bmag.shape) < 0.5, -1, 1)
+            bias[b.name] = bmag * bsign
+        else:
+            bias[b.name] = np.zeros((plan.configs, b.out), np.int64)
+    first = banks[0]
+    mean_level = float(np.mean(BITS)) * (1 - 2 * plan.negative_fraction) if first.rectify else float(np.mean(BITS))
+    w_unit = 0.25
+    x_hi = min(1.0, 2 * plan.row_sum_units / max(first.inputs * w_unit * mean_level, 1e-9))
+    config = np.repeat(np.arange(plan.configs), plan.probes_per_config)
+    amp = rng.uniform(0.5, 1.5, size=(plan.probes, 1))
+    x = np.clip(rng.uniform(0.0, x_hi, size=(plan.probes, first.inputs)) * amp, 0.0, 1.0)
+    return levels, bias, config, x
+
+
+def programmed(compiled: Compiled, levels: dict[str, np.ndarray], bias: dict[str, np.ndarray], k: int,
+               w_unit: float) -> Compiled:
+    """The network with configuration ``k`` programmed: weights k·w_unit (soma gains stay 1)."""
+    g = compiled.graph.copy()
+    for node in g.nodes:
+        if node.name in levels:
+            prim = node.primitive
+            b = None if prim.bias is None else (bias[node.name][k] * w_unit).astype(np.float32)
+            node.primitive = prim.with_parameters(weights=(levels[node.name][k] * w_unit).astype(np.float32), bias=b)
+    return dataclasses.replace(compiled, graph=g)
+
+
+def soma_probes(nl: Netlist, banks: list[Bank]) -> dict[str, list[str]]:
+    """Per bank, the ngspice vectors of its somas' M2 currents (positive rows, then negated twins)."""
+    rows: dict[tuple[str, int, int], str] = {}
+    for c in nl.layout:
+        if getattr(c, "kind", "") == "soma" and c.role == "row":
+            rows[(c.node, c.row, c.side)] = f"@m.xdut.x{c.element}.mm2[id]"
+    out = {}
+    for b in banks:
+        sides = (1,) if b.rectify else (1, -1)
+        try:
+            out[b.name] = [rows[(b.name, r, s)] for s in sides for r in range(b.out)]
+        except KeyError as exc:
+            raise UnsupportedError(f"measure: bank {b.name!r} has no soma for {exc} in the netlist") from exc
+    return out
+
+
+def measure_chip(compiled: Compiled, chip_seed: int | None, *, sizing: str = "compact", scale: float | None = None,
+                 plan: Plan | None = None, workers: int | None = None, timeout_s: float = 600.0,
+                 progress: bool = True) -> Measurements:
+    """Run ``plan``'s experiments on chip ``chip_seed`` in ngspice; return what a lab would have recorded."""
+    from sim.spice_commands import default_scale, netlist_options
+
+    plan = plan or Plan()
+    scale = scale or default_scale("current")
+    banks = banks_of(compiled)
+    w_unit = CellSizing.preset(sizing).w_unit
+    levels, bias, config, x = design(compiled, plan)
+    soma = {b.name: np.full((plan.probes, b.rows), np.nan) for b in banks}
+    y = []
+    for k in range(plan.configs):
+        chip = programmed(compiled, levels, bias, k, w_unit)
+        nl = emit_netlist(chip.graph, chip.target, netlist_options("current", scale, 10**9, chip_seed, sizing))
+        probes = soma_probes(nl, banks)
+        idx = np.flatnonzero(config == k)
+        saves = [v for b in banks for v in probes[b.name]]
+        outs, extra = _run_probes(nl, {compiled.graph.inputs[0]: x[idx]}, saves, workers=workers,
+                                 timeout_s=timeout_s, progress=progress)
+        y.append(np.concatenate([outs[o].reshape(len(idx), -1) for o in compiled.graph.outputs], axis=1))
+        for b in banks:
+            soma[b.name][idx] = np.abs(np.stack([extra[v] for v in probes[b.name]], axis=1)) / scale
+    ys = np.concatenate(y)
+    log.info("measured chip %s: %d configurations x %d operating points", chip_seed, plan.configs,
+             plan.probes_per_config)
+    return Measurements(config, x, ys, levels, bias, soma, tuple(b.name for b in banks),
+                        {b.name: b.source for b in banks}, w_unit, scale,
+                        {"sizing": sizing, "source": f"ngspice, chip seed {chip_seed}", "simulations": plan.probes,
+                         "outputs": list(compiled.graph.outputs)})
+
+
+def _run_probes(nl: Netlist, feeds: dict[str, np.ndarray], saves: list[str], *, workers: int | None,
+                timeout_s: float, progress: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One .op per row of ``feeds``: the outputs (model units) and the ``saves`` vectors, per row."""
+    from sim.spice import SimJob, run_jobs
+    from sim.spice.errors import SimulationError
+    from sim.spice_commands import batch_rows, check_in_rails
+
+    n = batch_rows(feeds)
+    check_in_rails(nl, feeds)
+    jobs = []
+    for i in range(n):
+        deck = nl.deck({k: v[i] for k, v in feeds.items()}, title=f"probe {i}")
+        deck.analyses.insert(0, ".save all " + " ".join(saves))
+        jobs.append(SimJob(f"probe_{i}", deck.render(), timeout_s))
+    results = run_jobs(jobs, workers=workers, progress=progress)
+    bad = [r for r in results if not r.ok]
+    if bad:
+        raise SimulationError(f"measure: {len(bad)} of {n} operating points failed; first, {bad[0].name}: "
+                              f"{bad[0].error}")
+    per = [nl.read_outputs(r.vectors) for r in results]
+    outs = {k: np.stack([p[k] for p in per]) for k in nl.output_ports}
+    extra = {v: np.array([float(np.asarray(r.vectors[v]).reshape(-1)[0]) for r in results]) for v in saves}
+    return outs, extra
