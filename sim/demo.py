@@ -1,103 +1,350 @@
-"""``kelvin demo``: the bundled digits classifier compiled to every target and run end to end.
+"""``kelvin demo``: Binas et al. (2016) end to end: measure a mismatched chip, train for it, confirm in ngspice.
 
-It also compiles the classic analog-computer example V_o = -0.35·V1 + 5.24·V2 + 2.6.
-What it shows grows with the project (SPICE validation, fitted models, training).
+1. The bundled MLP (digits 64-16-10, or 14×14 MNIST 196-50-10, Binas's network), trained by Kelvin.
+2. Compiled to the current target with small mirrors (``--sizing``, default compact): the paper's
+   point is that training, not transistor area, absorbs mismatch.
+3. Chip instance S is measured as a lab would (`sim.measure.lab`: programmed test levels, driven
+   inputs, read soma and output currents; never the mismatch draws) and fitted (`sim.measure.fit`).
+4. Naive: the ideally trained weights, deployed on chip S.
+5. Aware, measured: trained for chip S from the fitted model. Aware, oracle: trained from the
+   draw-based chip model (`sim.engine.chip_map`), the reference a lab cannot have.
+6. Every deployment is scored in the engine on the chip's draw-based model (whole test set) and
+   in ngspice on the chip netlist (``spice_samples`` test inputs).
+7. A transient of a few inputs gives settling time, energy per inference and MACs per joule
+   (`sim.energy`), next to the Horowitz 45 nm digital reference.
+8. Yield: the naive and the population-trained weights on 50 chip instances (engine).
+
+Outputs in OUTDIR (written atomically as a whole): report.json, report.md, report.html, the PNGs
+(`sim.demo_report`), measurements.npz, fits/ (the measured chip model), chip_aware/netlist.cir
+(the aware chip netlist; runs on its own with ``ngspice -b``), naive.onnx and aware.onnx.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from circuits.data import model_file
-from circuits.files import ensure_dir, write_json
-from circuits.targets import TARGETS
-from compiler.onnx_import import import_model
-from compiler.report import graph_document
-from sim.commands import compile_to_dir, compile_with_progress, run_batches
-from sim.engine import execute
-from sim.zoo import gemm_example
+from circuits.errors import ParameterError
+from circuits.files import staged_dir, write_json, write_text
+from compiler.pipeline import Compiled, compile_model
+
+log = logging.getLogger(__name__)
+
+MODELS = {"digits": "digits_mlp.onnx", "mnist": "mnist14_mlp.onnx"}
+PRODUCTS = frozenset({"report.json", "report.md", "report.html", "measurements.npz", "fits", "chip_aware",
+                      "naive.onnx", "aware.onnx", "kelvin.json", "transfer.png", "gains.png", "accuracy.png",
+                      "spice_vs_engine.png", "training.png", "yield.png"})
 
 
-def run_demo(outdir: str | os.PathLike[str] = "out/demo", progress: bool = True) -> str:
-    """Run the demo, write OUTDIR/<target>/graph.json and OUTDIR/demo.json; return the report text."""
-    out = ensure_dir(outdir)
-    model_path = model_file("examples", "digits_mlp.onnx")
-    with np.load(model_file("examples", "digits_test.npz")) as data:
-        x, y = data["X"].astype(np.float32), data["y"]
-    reference = execute(import_model(model_path), {"x": x})
-    ref_logits = next(iter(reference.values()))
-    lines = [f"Kelvin demo: {model_path.name} on {len(y)} held-out digits (8x8 images, 64-16-10 MLP)",
-             f"  ONNX semantics (unlowered graph): accuracy {np.mean(ref_logits.argmax(1) == y):.2%}", ""]
-    rows, results = [], {}
-    for target in TARGETS:
-        compiled = compile_with_progress(model_path, target, progress)
-        doc = compile_to_dir(model_path, out / target, target, progress=False)  # graph.json, netlist.cir
-        path = doc["_path"]
-        logits = next(iter(run_batches(compiled.graph, {"x": x}, 256, progress).values()))
-        acc = float(np.mean(logits.argmax(1) == y))
-        dev = float(np.max(np.abs(logits - ref_logits)))
-        s = doc["summary"]
-        devices = ", ".join(f"{k} {v:,}" for k, v in s["devices"].items())
-        rows.append(f"  {target:<9} accuracy {acc:.2%}  max|Δlogit| vs ONNX {dev:.1e}  devices: {devices}")
-        results[target] = {"accuracy": acc, "max_abs_logit_error": dev, "summary": s,
-                           "graph": str(Path(path).relative_to(out))}
-    lines += ["Per target (ideal devices):", *rows, ""]
-    lines.append(_gemm_example(out, progress))
-    spice = _spice_section(out, model_path, x[:SPICE_SAMPLES], y[:SPICE_SAMPLES], progress)
-    lines += ["", *spice["text"]]
-    results["spice"] = spice["numbers"]
-    lines.append(f"\nOutputs in {out}/: <target>/graph.json (lowered graph), <target>/netlist.cir (SPICE deck, "
-                 "where the target's blocks can be netlisted), demo.json (these numbers)")
-    write_json(out / "demo.json", {"model": str(model_path), "samples": int(len(y)), "targets": results})
-    return "\n".join(lines)
+@dataclass(frozen=True, slots=True)
+class DemoConfig:
+    """What the demo runs; ``quick`` shrinks every budget (same report keys)."""
+
+    dataset: str = "digits"
+    seed: int = 0
+    quick: bool = False
+    sizing: str = "compact"
+    spice_samples: int | None = None   # default 100 (quick 30)
+    epochs: int | None = None          # aware training epochs, default 10 (quick 4)
+    chips: int | None = None           # yield chips, default 50 (quick 20)
+    dynamics_samples: int = 3
+    workers: int | None = None
+    model: str | None = None           # another dense MLP instead of the bundled one (with ``data``)
+    data: str | None = None            # its data set (an .npz, or a built-in name); default ``dataset``
+
+    def check(self) -> None:
+        if self.dataset not in MODELS:
+            raise ParameterError(f"--dataset: choose one of {', '.join(MODELS)}, got {self.dataset!r}")
+        if self.seed < 0:
+            raise ParameterError(f"--seed: a non-negative chip seed, got {self.seed}")
+        for name in ("spice_samples", "epochs", "chips"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ParameterError(f"--{name.replace('_', '-')}: at least 1, got {v}")
+
+    @property
+    def n_spice(self) -> int:
+        return self.spice_samples or (30 if self.quick else 100)
+
+    @property
+    def n_epochs(self) -> int:
+        return self.epochs or (4 if self.quick else 10)
+
+    @property
+    def probes_per_config(self) -> int:
+        return 8 if self.quick else 12
+
+    @property
+    def n_chips(self) -> int:
+        return self.chips or (20 if self.quick else 50)
 
 
-SPICE_SAMPLES = 10
+def run_demo(outdir: str | os.PathLike[str] = "out/demo", config: DemoConfig | None = None,
+             progress: bool = True) -> dict[str, Any]:
+    """Run every step into OUTDIR (replaced whole on success); return report.json's content."""
+    cfg = config or DemoConfig()
+    cfg.check()
+    with staged_dir(outdir, PRODUCTS) as stage:
+        write_json(stage / "kelvin.json", {"kind": "demo", **dataclasses.asdict(cfg)})
+        report = _run(stage, Path(outdir), cfg, progress)
+    return report
 
 
-def _spice_section(out: Path, model_path: Path, x: np.ndarray, y: np.ndarray, progress: bool) -> dict:
-    """The digits MLP as one op-amp netlist in ngspice, and a sample of its blocks validated."""
-    from compiler.pipeline import compile_model
-    from sim.spice.errors import NgspiceMissingError
-    from sim.spice_commands import default_scale, run_network_spice
-    from sim.validate import validate_graph
+class _Steps:
+    """A progress bar over the demo's steps, with the wall time of each."""
 
-    compiled = compile_model(model_path, "opamp")
-    scale = default_scale("opamp")
-    try:
-        spice = run_network_spice(compiled, {"x": x}, scale, progress=progress)["logits"]
-        blocks = validate_graph(compiled.graph, scale=scale, sample=8, points=11, seed=0, progress=progress)
-    except NgspiceMissingError as exc:
-        return {"text": [f"SPICE: skipped ({exc})"], "numbers": {"skipped": str(exc)}}
-    ideal = execute(compiled.graph, {"x": x})["logits"]
-    err = float(np.max(np.abs(spice - ideal)))
-    worst = max(b.max_error_pct_fs or 0.0 for b in blocks)
-    numbers = {"samples": int(len(x)), "scale_v_per_unit": scale, "max_abs_logit_error": err,
-               "argmax_agreement": float(np.mean(spice.argmax(1) == ideal.argmax(1))),
-               "accuracy": float(np.mean(spice.argmax(1) == y)),
-               "blocks_validated": len(blocks), "blocks_passed": sum(b.passed for b in blocks),
-               "worst_block_error_pct_fs": worst}
-    text = [f"ngspice, op-amp target ({scale:g} V per unit): whole network on {len(x)} digits",
-            f"  max|Δlogit| vs ideal {err:.3g} (logits span ±{np.max(np.abs(ideal)):.1f}), "
-            f"argmax agreement {numbers['argmax_agreement']:.0%}, accuracy {numbers['accuracy']:.0%}",
-            f"  {numbers['blocks_passed']}/{len(blocks)} sampled blocks within tolerance "
-            f"(worst {worst:.3f} % of full scale)"]
-    return {"text": text, "numbers": numbers}
+    def __init__(self, names: list[str], progress: bool) -> None:
+        self.bar = tqdm(total=len(names), desc="demo", unit="step", disable=not progress or None)
+        self.times: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.times[name] = round(now - self._t, 2)
+        self._t = now
+        self.bar.set_postfix_str(name)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
-def _gemm_example(out: Path, progress: bool) -> str:
-    from compiler.pipeline import compile_model
+STEPS = ["ideal", "measure", "naive", "aware_measured", "aware_oracle", "population", "spice", "dynamics",
+         "yield", "report"]
 
-    compiled = compile_model(gemm_example(), "opamp")
-    node = next(n for n in compiled.graph.nodes if n.kind == "opamp.summer")
-    w = node.primitive.weights.ravel()
-    b = float(node.primitive.bias.ravel()[0])
-    v = np.array([[1.0, 1.0], [2.0, -0.5]], dtype=np.float32)
-    y = execute(compiled.graph, {compiled.graph.inputs[0]: v})[compiled.graph.outputs[0]].ravel()
-    write_json(ensure_dir(out / "gemm_example") / "graph.json", graph_document(compiled, "gemm_example"))
-    return ("Analog-computer example (one inverting summer): "
-            f"V_o = {w[0]:+.2f}·V1 {w[1]:+.2f}·V2 {b:+.2f}\n"
-            f"  V=(1, 1) -> {y[0]:.4f} V   V=(2, -0.5) -> {y[1]:.4f} V")
+
+def _run(stage: Path, final: Path, cfg: DemoConfig, progress: bool) -> dict[str, Any]:
+    from circuits.spice.current_cells import CellSizing
+    from sim.engine.prepare import HardwareOptions, build_program
+    from sim.measure.fit import fit_chip
+    from sim.measure.lab import Plan, measure_chip
+    from sim.spice_commands import default_scale
+    from sim.train.commands import load_for, with_banks
+
+    steps = _Steps(STEPS, progress)
+    t_start = time.perf_counter()
+    model = Path(cfg.model) if cfg.model else model_file("examples", MODELS[cfg.dataset])
+    compiled = compile_model(model, "current")
+    data = load_for(compiled, cfg.data or cfg.dataset)
+    scale = default_scale("current")
+    x_te, y_te = data.x_test, data.y_test
+    hw = _Hardware(cfg.seed, cfg.sizing, scale)
+    ideal_acc = _accuracy(build_program(compiled, HardwareOptions()), x_te, y_te)
+    quantized_acc = _accuracy(build_program(compiled, hw.opts("quantized")), x_te, y_te)
+    steps.done("ideal")
+
+    plan = Plan(configs=2, probes_per_config=cfg.probes_per_config, seed=cfg.seed)
+    t0 = time.perf_counter()
+    meas = measure_chip(compiled, cfg.seed, sizing=cfg.sizing, scale=scale, plan=plan, workers=cfg.workers,
+                        progress=progress)
+    measure_s = time.perf_counter() - t0
+    meas.save(stage / "measurements.npz")
+    chip = fit_chip(meas)
+    chip.save(stage / "fits")
+    fits = str(stage / "fits")
+    steps.done("measure")
+
+    naive_acc = _accuracy(build_program(compiled, hw.opts("chip")), x_te, y_te)
+    steps.done("naive")
+
+    histories: dict[str, list[dict]] = {}
+    measured_banks, histories["aware, measured"] = _train(compiled, hw.opts("fitted", fits=fits), data, cfg,
+                                                          progress)
+    aware = with_banks(compiled, measured_banks)
+    aware_measured_acc = _accuracy(build_program(aware, hw.opts("chip")), x_te, y_te)
+    steps.done("aware_measured")
+
+    oracle_banks, histories["aware, oracle"] = _train(compiled, hw.opts("chip"), data, cfg, progress)
+    aware_oracle_acc = _accuracy(build_program(with_banks(compiled, oracle_banks), hw.opts("chip")), x_te, y_te)
+    # the measured model against the oracle (draw-based, with drift) on the aware weights' outputs
+    z_meas = _outputs(build_program(aware, hw.opts("fitted", fits=fits)), x_te)
+    z_orac = _outputs(build_program(aware, hw.opts("chip")), x_te)
+    fs = float(np.max(np.abs(z_orac)))
+    measured_vs_oracle = float(np.sqrt(np.mean((z_meas - z_orac) ** 2)) / fs * 100)
+    steps.done("aware_oracle")
+
+    pop_banks, histories["population"] = _train(compiled, hw.opts("quantized,population"), data, cfg, progress)
+    steps.done("population")
+
+    spice = _spice(compiled, aware, x_te[:cfg.n_spice], y_te[:cfg.n_spice], hw, cfg, progress)
+    steps.done("spice")
+
+    netlist = _write_aware(stage, final, model, measured_banks, aware, x_te[0], hw)
+    _write_model(stage / "naive.onnx", model, None, hw)
+    dyn = _dynamics(aware, x_te[:cfg.dynamics_samples], hw, cfg, progress)
+    steps.done("dynamics")
+
+    yields = {"naive": _yield(compiled, x_te, y_te, hw, cfg.n_chips),
+              "population": _yield(with_banks(compiled, pop_banks), x_te, y_te, hw, cfg.n_chips)}
+    steps.done("yield")
+
+    report: dict[str, Any] = {
+        "dataset": cfg.dataset, "model": str(model), "network": _shape(compiled), "seed": cfg.seed,
+        "sizing": cfg.sizing, "sizing_detail": CellSizing.preset(cfg.sizing).report(), "quick": cfg.quick,
+        "test_samples": int(len(y_te)),
+        "ideal_accuracy": ideal_acc, "quantized_accuracy": quantized_acc,
+        "chip_naive_accuracy": naive_acc, "chip_aware_measured_accuracy": aware_measured_acc,
+        "chip_aware_oracle_accuracy": aware_oracle_acc,
+        "measured_vs_oracle_rms_pct_fs": measured_vs_oracle,
+        "spice_naive_accuracy": spice["naive_accuracy"], "spice_aware_accuracy": spice["aware_accuracy"],
+        "spice_samples": spice["samples"], "engine_spice_argmax_agreement": spice["aware_agreement"],
+        "engine_spice_argmax_agreement_naive": spice["naive_agreement"],
+        "engine_spice_rms_pct_fs": spice["aware_rms_pct_fs"], "spice_seconds_per_sample": spice["seconds_per_sample"],
+        "measurement_simulations": meas.probes, "measurement_seconds": round(measure_s, 1),
+        "measurement_identifiability": chip.report()["banks"],
+        **dyn,
+        "yield": yields,
+        "netlist": netlist,
+        "epochs": cfg.n_epochs,
+        "step_seconds": steps.times,
+    }
+    report["seconds"] = round(time.perf_counter() - t_start, 1)
+    from sim.demo_report import write_report
+    write_report(stage, report, meas=meas, chip=chip, histories=histories, spice=spice, yields=yields)
+    steps.done("report")
+    steps.close()
+    report["seconds"] = round(time.perf_counter() - t_start, 1)
+    report = _finite(report)
+    write_json(stage / "report.json", report)
+    return report
+
+
+def _finite(obj: Any) -> Any:
+    """JSON-ready: NaN and infinities (a figure that could not be measured) become null."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+@dataclass(frozen=True, slots=True)
+class _Hardware:
+    seed: int
+    sizing: str
+    scale: float
+
+    def opts(self, modes: str, fits: str | None = None, chip_seed: int | None = None):
+        from sim.engine.prepare import HardwareOptions
+        seed = self.seed if chip_seed is None else chip_seed
+        return HardwareOptions.parse(modes, chip_seed=seed if "chip" in modes else None, fits=fits,
+                                     sizing=self.sizing, scale=self.scale)
+
+
+def _accuracy(program, x: np.ndarray, y: np.ndarray) -> float:
+    from sim.train.loop import evaluate
+    return float(evaluate(program, x, y, "ce")[1])
+
+
+def _outputs(program, x: np.ndarray) -> np.ndarray:
+    return program.run({program.inputs[0]: x}, rng=np.random.default_rng(0))[program.outputs[0]]
+
+
+def _train(compiled: Compiled, opts, data, cfg: DemoConfig, progress: bool):
+    """Fine-tune the bundled weights for ``opts`` (Adam, 2e-3, batch 32); the programmed banks and history."""
+    from sim.engine.prepare import build_program
+    from sim.train.commands import hardware_doc, loss_for, programmed_params
+    from sim.train.loop import TrainConfig, train
+    program = build_program(compiled, opts, trainable=True)
+    tc = TrainConfig(epochs=cfg.n_epochs, lr=0.002, optimizer="adam", seed=cfg.seed,
+                     loss=loss_for(compiled, "ce"))
+    result = train(program, data, tc, hardware=hardware_doc(opts), progress=progress)
+    return programmed_params(program), result.history
+
+
+def _spice(compiled: Compiled, aware: Compiled, x: np.ndarray, y: np.ndarray, hw: _Hardware, cfg: DemoConfig,
+           progress: bool) -> dict[str, Any]:
+    """Naive and aware weights on chip S's netlist in ngspice, against the engine's chip model."""
+    from sim.engine.prepare import build_program
+    from sim.spice_commands import run_network_spice
+    out: dict[str, Any] = {"samples": int(len(x))}
+    t0 = time.perf_counter()
+    for name, c in (("naive", compiled), ("aware", aware)):
+        z = run_network_spice(c, {c.graph.inputs[0]: x}, hw.scale, chip_seed=hw.seed, sizing=hw.sizing,
+                              workers=cfg.workers, progress=progress)[c.graph.outputs[0]]
+        e = _outputs(build_program(c, hw.opts("chip")), x)
+        out[f"{name}_spice"], out[f"{name}_engine"] = z, e
+        out[f"{name}_accuracy"] = float(np.mean(z.argmax(1) == y))
+        out[f"{name}_agreement"] = float(np.mean(z.argmax(1) == e.argmax(1)))
+        out[f"{name}_rms_pct_fs"] = float(np.sqrt(np.mean((z - e) ** 2)) / max(float(np.max(np.abs(z))), 1e-12) * 100)
+    out["seconds_per_sample"] = round((time.perf_counter() - t0) / (2 * len(x)), 3)
+    return out
+
+
+def _write_model(path: Path, model: Path, banks, hw: _Hardware) -> None:
+    from circuits.files import write_bytes
+    from sim.train.export import export_trained
+    import onnx
+    if banks is None:
+        write_bytes(path, Path(model).read_bytes())
+        return
+    proto = export_trained(model, banks, {"kelvin.trained.hardware": "fitted (measured chip)",
+                                          "kelvin.trained.chip_seed": hw.seed})
+    write_bytes(path, proto.SerializeToString())
+    onnx.checker.check_model(proto)
+
+
+def _write_aware(stage: Path, final: Path, model: Path, banks, aware: Compiled, sample: np.ndarray,
+                 hw: _Hardware) -> str:
+    """aware.onnx and chip_aware/ (netlist.cir + inputs.inc driving test sample 0); the netlist's final path."""
+    from circuits.files import ensure_dir
+    from sim.spice_commands import _stimulus_text, save_compile_inputs, write_netlist_files
+    _write_model(stage / "aware.onnx", model, banks, hw)
+    d = ensure_dir(stage / "chip_aware")
+    nl = write_netlist_files(d, aware, hw.scale, 10**9, hw.seed, sizing=hw.sizing)
+    write_text(d / "inputs.inc", _stimulus_text(nl, {aware.graph.inputs[0]: sample}))
+    save_compile_inputs(d, stage / "aware.onnx", "current", hw.scale, hw.seed, hw.sizing)
+    return str(final / "chip_aware" / "netlist.cir")
+
+
+def _dynamics(aware: Compiled, x: np.ndarray, hw: _Hardware, cfg: DemoConfig, progress: bool) -> dict[str, Any]:
+    """Settling, energy and efficiency from transients (`sim.energy`)."""
+    from sim.energy import measure_dynamics
+    d = measure_dynamics(aware, x, scale=hw.scale, chip_seed=hw.seed, sizing=hw.sizing, workers=cfg.workers,
+                         progress=progress)
+    # Binas's reading: energy until the argmax stops changing; where it never changed during a step
+    # (the idle argmax was already the answer) that is undefined, and the 1 %-settling energy is used
+    by_argmax = bool(np.isfinite(d.median_energy_j))
+    energy = d.median_energy_j if by_argmax else d.median_energy_to_settle_j
+    macs_per_j = d.macs / energy if energy and np.isfinite(energy) and energy > 0 else float("nan")
+    return {"settling_time_s": d.median_settling_time_s, "argmax_time_s": d.median_argmax_time_s,
+            "energy_per_inference_j": energy,
+            "energy_definition": "until the argmax stops changing" if by_argmax else "until 1 % settling",
+            "macs_per_joule": macs_per_j, "ops_per_joule": 2 * macs_per_j, "digital_reference": {"energy_j": d.digital.energy_j,
+                                                                "macs_per_j": d.digital.macs_per_j},
+            "dynamics": d.summary()}
+
+
+def _yield(compiled: Compiled, x: np.ndarray, y: np.ndarray, hw: _Hardware, chips: int) -> dict[str, Any]:
+    """The same weights on ``chips`` chip instances (seeds 1000…): accuracy distribution."""
+    from sim.engine.prepare import build_program
+    accs = np.array([_accuracy(build_program(compiled, hw.opts("chip", chip_seed=1000 + i)), x, y)
+                     for i in range(chips)])
+    return {"chips": chips, "seeds": [1000, 1000 + chips - 1], "accuracies": accs.tolist(),
+            "mean": float(accs.mean()), "std": float(accs.std()), "p5": float(np.percentile(accs, 5)),
+            "worst": float(accs.min())}
+
+
+def _shape(compiled: Compiled) -> str:
+    from circuits.current import SynapseArray
+    widths = []
+    for n in compiled.graph.topo():
+        p = getattr(n, "primitive", None)
+        if isinstance(p, SynapseArray):
+            if not widths:
+                widths.append(p.weights.shape[1])
+            widths.append(p.weights.shape[0])
+    return "-".join(map(str, widths))

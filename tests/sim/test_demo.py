@@ -1,0 +1,55 @@
+"""`kelvin demo` end to end on a small MLP with tiny budgets: every report key, file and plot is produced."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from circuits.errors import ParameterError
+from sim import zoo
+from sim.demo import DemoConfig, run_demo
+
+KEYS = ("ideal_accuracy", "chip_naive_accuracy", "chip_aware_measured_accuracy", "chip_aware_oracle_accuracy",
+        "spice_naive_accuracy", "spice_aware_accuracy", "spice_samples", "engine_spice_argmax_agreement",
+        "measurement_simulations", "settling_time_s", "energy_per_inference_j", "macs_per_joule", "yield",
+        "netlist", "seed")
+
+
+def test_demo_small_model_writes_every_output(tmp_path):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((6, 3))
+    x = rng.uniform(0, 1, (120, 6)).astype(np.float32)
+    y = (x @ w).argmax(1)
+    np.savez(tmp_path / "d.npz", x_train=x[:90], y_train=y[:90], x_test=x[90:], y_test=y[90:])
+    model = tmp_path / "mlp.onnx"
+    model.write_bytes(zoo.mlp((6, 5, 3), seed=0).SerializeToString())
+    cfg = DemoConfig(seed=1, quick=True, spice_samples=3, epochs=2, chips=3, dynamics_samples=1,
+                     model=str(model), data=str(tmp_path / "d.npz"))
+    out = tmp_path / "demo"
+    report = run_demo(out, cfg, progress=False)
+    doc = json.loads((out / "report.json").read_text())
+    for k in KEYS:
+        assert k in doc and k in report, k
+    assert doc["spice_samples"] == 3 and doc["measurement_simulations"] == 16 and doc["seed"] == 1
+    assert 0 <= doc["engine_spice_argmax_agreement"] <= 1
+    assert doc["energy_per_inference_j"] > 0 and doc["macs_per_joule"] > 0 and doc["settling_time_s"] > 0
+    assert doc["yield"]["naive"]["chips"] == 3
+    for f in ("report.md", "report.html", "transfer.png", "gains.png", "accuracy.png", "spice_vs_engine.png",
+              "training.png", "yield.png", "measurements.npz", "fits/measured_chip.npz", "aware.onnx",
+              "naive.onnx", "chip_aware/netlist.cir", "chip_aware/inputs.inc"):
+        assert (out / f).is_file(), f
+    assert doc["netlist"] == str(out / "chip_aware" / "netlist.cir")
+    # the aware chip netlist runs on its own in ngspice -b (from its directory: it includes inputs.inc)
+    run = subprocess.run(["ngspice", "-b", "netlist.cir"], cwd=out / "chip_aware", capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0 and "error" not in run.stdout.lower(), run.stdout[-2000:]
+
+
+def test_demo_options_are_checked():
+    for bad, msg in ((DemoConfig(dataset="cifar"), "--dataset"), (DemoConfig(seed=-1), "--seed"),
+                     (DemoConfig(spice_samples=0), "--spice-samples")):
+        with pytest.raises(ParameterError, match=msg):
+            bad.check()
