@@ -158,7 +158,7 @@ def measure_chip(compiled: Compiled, chip_seed: int | None, *, sizing: str = "co
                  plan: Plan | None = None, workers: int | None = None, timeout_s: float = 600.0,
                  progress: bool = True) -> Measurements:
     """Run ``plan``'s experiments on chip ``chip_seed`` in ngspice; return what a lab would have recorded."""
-    from sim.spice_commands import default_scale, netlist_options
+    from sim.spice_commands import default_scale, netlist_options, run_network_spice_saving
 
     plan = plan or Plan()
     scale = scale or default_scale("current")
@@ -173,8 +173,9 @@ def measure_chip(compiled: Compiled, chip_seed: int | None, *, sizing: str = "co
         probes = soma_probes(nl, banks)
         idx = np.flatnonzero(config == k)
         saves = [v for b in banks for v in probes[b.name]]
-        outs, extra = _run_probes(nl, {compiled.graph.inputs[0]: x[idx]}, saves, workers=workers,
-                                 timeout_s=timeout_s, progress=progress)
+        outs, extra = run_network_spice_saving(chip, {compiled.graph.inputs[0]: x[idx]}, scale, extra_saves=saves,
+                                               workers=workers, timeout_s=timeout_s, progress=progress,
+                                               chip_seed=chip_seed, sizing=sizing)
         y.append(np.concatenate([outs[o].reshape(len(idx), -1) for o in compiled.graph.outputs], axis=1))
         for b in banks:
             soma[b.name][idx] = np.abs(np.stack([extra[v] for v in probes[b.name]], axis=1)) / scale
@@ -185,28 +186,3 @@ def measure_chip(compiled: Compiled, chip_seed: int | None, *, sizing: str = "co
                         {b.name: b.source for b in banks}, w_unit, scale,
                         {"sizing": sizing, "source": f"ngspice, chip seed {chip_seed}", "simulations": plan.probes,
                          "outputs": list(compiled.graph.outputs)})
-
-
-def _run_probes(nl: Netlist, feeds: dict[str, np.ndarray], saves: list[str], *, workers: int | None,
-                timeout_s: float, progress: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """One .op per row of ``feeds``: the outputs (model units) and the ``saves`` vectors, per row."""
-    from sim.spice import SimJob, run_jobs
-    from sim.spice.errors import SimulationError
-    from sim.spice_commands import batch_rows, check_in_rails
-
-    n = batch_rows(feeds)
-    check_in_rails(nl, feeds)
-    jobs = []
-    for i in range(n):
-        deck = nl.deck({k: v[i] for k, v in feeds.items()}, title=f"probe {i}")
-        deck.analyses.insert(0, ".save all " + " ".join(saves))
-        jobs.append(SimJob(f"probe_{i}", deck.render(), timeout_s))
-    results = run_jobs(jobs, workers=workers, progress=progress)
-    bad = [r for r in results if not r.ok]
-    if bad:
-        raise SimulationError(f"measure: {len(bad)} of {n} operating points failed; first, {bad[0].name}: "
-                              f"{bad[0].error}")
-    per = [nl.read_outputs(r.vectors) for r in results]
-    outs = {k: np.stack([p[k] for p in per]) for k in nl.output_ports}
-    extra = {v: np.array([float(np.asarray(r.vectors[v]).reshape(-1)[0]) for r in results]) for v in saves}
-    return outs, extra
