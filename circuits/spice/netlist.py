@@ -68,10 +68,14 @@ def fmt(value: float | int) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+_NODE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _node(n: str | int) -> str:
     """A sanitized identifier, or a path of them into subcircuit instances (``xdut.xsyn_3.c1``)."""
     s = str(n)
-    if s != "0" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", s):
+    if s != "0" and not _NODE.fullmatch(s):
         raise ParameterError(f"node name {s!r} is not a sanitized identifier")
     return s
 
@@ -79,7 +83,7 @@ def _node(n: str | int) -> str:
 def _params(params: Mapping[str, float | int | str]) -> str:
     parts = []
     for k, v in params.items():
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
+        if not _IDENT.fullmatch(k):
             raise ParameterError(f"parameter name {k!r} is not an identifier")
         parts.append(f"{k}={v if isinstance(v, str) and _is_expr(v) else fmt(v)}")  # type: ignore[arg-type]
     return " ".join(parts)
@@ -196,7 +200,8 @@ def clamp_source(name: str, node: str, control: str, target_v: float) -> Element
     ``node`` may be a path into subcircuit instances (``xdut.xsyn_3.c1``); with V(control) = 0
     the element carries no current and adds nothing to the Jacobian but a zero.
     """
-    return Element("B", name, (_node(node), "0"), f"I = V({_node(control)})*(V({_node(node)})-({fmt(target_v)}))")
+    node = _node(node)
+    return Element("B", name, (node, "0"), f"I = V({_node(control)})*(V({node})-({fmt(target_v)}))")
 
 
 @dataclass(slots=True)
