@@ -176,7 +176,11 @@ def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], s
         sample = {k: v[i] for k, v in feeds.items()}
         deck: Deck = nl.deck(sample, title=f"sample {i}")
         if seed_it and tables is not None:
-            seeding.seed_deck(deck, nl, tables, sample)
+            try:
+                seeding.seed_deck(deck, nl, tables, sample)
+            except (KeyError, IndexError, ValueError) as exc:  # a structure the predictor does not know
+                log.warning("sample %d: no seed (%s); running unseeded", i, exc)
+                deck = nl.deck(sample, title=f"sample {i}")
         if extra_saves:
             deck.save(extra_saves)
         return deck

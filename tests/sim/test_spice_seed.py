@@ -106,3 +106,15 @@ def test_extra_saves_come_back_per_sample(mlp):
     np.testing.assert_allclose(outs[True][1][saves[1]], outs[False][1][saves[1]], rtol=1e-4, atol=1e-15)
     with pytest.raises(ParameterError):
         run_network_spice_saving(mlp, {"x": X[:1]}, SCALE, extra_saves=["v(x) ; .control"], progress=False)
+
+
+@pytest.mark.ngspice
+def test_a_network_the_predictor_cannot_read_runs_unseeded(mlp, monkeypatch, caplog):
+    def unknown(nl, tables, sample):
+        raise KeyError("xdut.sum_0")
+
+    plain = run_network_spice(mlp, {"x": X[:1]}, SCALE, workers=1, progress=False, seeded=False)["y"]
+    monkeypatch.setattr(seeding, "predict", unknown)
+    got = run_network_spice(mlp, {"x": X[:1]}, SCALE, workers=1, progress=False, seeded=True)["y"]
+    np.testing.assert_array_equal(got, plain)
+    assert "no seed" in caplog.text
