@@ -56,7 +56,7 @@ class DemoConfig:
     spice_samples: int | None = None   # default 100 (quick 30)
     epochs: int | None = None          # aware training epochs, default 10 (quick 4)
     chips: int | None = None           # yield chips, default 50 (quick 20)
-    dynamics_samples: int = 3
+    dynamics_samples: int | None = None  # transients for settling and energy, default 3 (quick 1)
     workers: int | None = None
     model: str | None = None           # another dense MLP instead of the bundled one (with ``data``)
     data: str | None = None            # its data set (an .npz, or a built-in name); default ``dataset``
@@ -66,7 +66,7 @@ class DemoConfig:
             raise ParameterError(f"--dataset: choose one of {', '.join(MODELS)}, got {self.dataset!r}")
         if self.seed < 0:
             raise ParameterError(f"--seed: a non-negative chip seed, got {self.seed}")
-        for name in ("spice_samples", "epochs", "chips"):
+        for name in ("spice_samples", "epochs", "chips", "dynamics_samples"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ParameterError(f"--{name.replace('_', '-')}: at least 1, got {v}")
@@ -78,6 +78,10 @@ class DemoConfig:
     @property
     def n_epochs(self) -> int:
         return self.epochs or (4 if self.quick else 10)
+
+    @property
+    def n_dynamics(self) -> int:
+        return self.dynamics_samples or (1 if self.quick else 3)
 
     @property
     def probes_per_config(self) -> int:
@@ -180,7 +184,7 @@ def _run(stage: Path, final: Path, cfg: DemoConfig, progress: bool) -> dict[str,
 
     netlist = _write_aware(stage, final, model, measured_banks, aware, x_te[0], hw)
     _write_model(stage / "naive.onnx", model, None, hw)
-    dyn = _dynamics(aware, x_te[:cfg.dynamics_samples], hw, cfg, progress)
+    dyn = _dynamics(aware, x_te[:cfg.n_dynamics], hw, cfg, progress)
     steps.done("dynamics")
 
     yields = {"naive": _yield(compiled, x_te, y_te, hw, cfg.n_chips),

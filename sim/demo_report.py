@@ -91,7 +91,8 @@ ACCURACY_ROWS = [("ideal_accuracy", "ideal (ONNX)"), ("quantized_accuracy", "nom
 
 def _accuracy(path: Path, report: dict[str, Any]) -> None:
     plt = _plt()
-    names = [label for _, label in ACCURACY_ROWS]
+    n = report.get("spice_samples")
+    names = [label + (f" ({n} inputs)" if k.startswith("spice") else "") for k, label in ACCURACY_ROWS]
     vals = [100 * report[k] for k, _ in ACCURACY_ROWS]
     fig, ax = plt.subplots(figsize=(8, 3.6))
     colors = ["#888", "#aaa", "#d62728", "#2ca02c", "#1f77b4", "#ff9896", "#98df8a"]
