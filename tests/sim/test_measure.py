@@ -146,3 +146,19 @@ def test_measured_model_tracks_ngspice_better_than_nominal(small):
     rms_fit = np.sqrt(np.mean((fitted - spice) ** 2)) / fs
     rms_nom = np.sqrt(np.mean((nominal - spice) ** 2)) / fs
     assert rms_fit < rms_nom and rms_fit < 0.03, (rms_fit, rms_nom)
+
+
+def test_measure_cli_writes_data_and_fits(tmp_path, capsys):
+    model = tmp_path / "small.onnx"
+    model.write_bytes(zoo.mlp((6, 5, 3), seed=0).SerializeToString())
+    assert main(["measure", str(model), "--chip-seed", "2", "--configs", "1", "--probes", "6", "-o",
+                 str(tmp_path / "m.npz"), "--fits", str(tmp_path / "fits"), "-q"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["simulations"] == 6 and set(doc["identifiability"]) == {"fc0", "y"}
+    meas = Measurements.load(tmp_path / "m.npz")
+    assert meas.meta["source"] == "ngspice, chip seed 2" and meas.soma["y"].shape == (6, 6)
+    assert MeasuredChip.load(tmp_path / "fits").banks["fc0"].equations > 0
+    opamp = compile_model(zoo.mlp((6, 5, 3), seed=0), "opamp")
+    from circuits.errors import UnsupportedError
+    with pytest.raises(UnsupportedError, match="current-mode"):
+        banks_of(opamp)
