@@ -265,7 +265,8 @@ class Prediction:
 def predict(nl: Netlist, tables: CellTables, sample: Mapping[str, np.ndarray]) -> Prediction:
     """Predicted voltage of every soma and synapse node for one sample (model units, like ``Netlist.deck``)."""
     cells = _cells(nl)
-    assert cells is not None
+    if cells is None:
+        raise ValueError("predict: only current-mode networks of somas, synapses and read-outs are seeded")
     t = tables
     x = np.concatenate([np.asarray(sample[name], np.float64).reshape(-1) for name in nl.input_ports])
     soma_of_in = {cells.nodes[r.element][0]: r for r in cells.somas}
