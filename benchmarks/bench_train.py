@@ -41,8 +41,10 @@ from sim.zoo import cnn, mlp  # noqa: E402
 def kelvin_epoch_rate(model, target, modes, data, repeats, batch=32, lr=0.01):
     c = compile_model(model, target)
     rates = []
+    chip = "chip" in modes  # one chip instance (seed 0, compact mirrors), trained through its chip map
+    opts = HardwareOptions(modes=modes, chip_seed=0 if chip else None, sizing="compact" if chip else "default")
     for r in range(repeats):
-        prog = build_program(c, HardwareOptions(modes=modes))
+        prog = build_program(c, opts, trainable=True)
         res = train(prog, data, TrainConfig(epochs=1, batch_size=batch, lr=lr, seed=r), progress=False)
         rates.append(res.samples_per_s)
     return statistics.median(rates)
@@ -114,7 +116,8 @@ def main() -> None:
     rates = {"ideal": kelvin_epoch_rate(m100, "opamp", ("ideal",), data, args.repeats),
              "quantized": kelvin_epoch_rate(m100, "current", ("quantized",), data, args.repeats),
              "population": kelvin_epoch_rate(m100, "current", ("population",), data, args.repeats),
-             "pcm": kelvin_epoch_rate(m100, "crossbar", ("pcm",), data, args.repeats)}
+             "pcm": kelvin_epoch_rate(m100, "crossbar", ("pcm",), data, args.repeats),
+             "chip": kelvin_epoch_rate(m100, "current", ("chip",), data, args.repeats)}
     row: dict = {"kelvin_samples_per_s": rates}
     if have_torch:
         t1 = statistics.median(torch_train(torch_net(m100), data.x_train, data.y_train, data.x_test, data.y_test,
@@ -123,7 +126,7 @@ def main() -> None:
                                            1, 32, 0.01, r, 2)[0] for r in range(args.repeats))
         row.update(torch_1thread_samples_per_s=t1, torch_2threads_samples_per_s=t2,
                    ratio_vs_torch_best={k: v / max(t1, t2) for k, v in rates.items()},
-                   targets={"ideal": 1.0, "quantized": 0.5, "pcm": 0.5})
+                   targets={"ideal": 1.0, "quantized": 0.5, "chip": 0.5, "pcm": 0.5})
     out["mlp_64_100_10_batch32_sgd"] = row
     img = load_dataset("digits", (None, 1, 8, 8))
     cmodel = cnn(seed=0)
