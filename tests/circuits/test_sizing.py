@@ -33,6 +33,9 @@ def test_presets_report_area_and_pelgrom_sigma():
     assert c["unit_area_m2"] < d["unit_area_m2"] / 3 and c["synapse_area_m2"] < d["synapse_area_m2"] / 3
     assert c["sigma_dvt_unit_v"] > 1.9 * d["sigma_dvt_unit_v"]
     assert c["i_spec_p_a"] == pytest.approx(d["i_spec_p_a"])  # same W/L: same weak-inversion range
+    m = rep["minimum"]  # 0.5 µm × 1 µm: a quarter of compact's unit area, twice its spread, same W/L
+    assert m["sigma_dvt_unit_v"] == pytest.approx(2 * c["sigma_dvt_unit_v"])
+    assert m["i_spec_n_a"] == pytest.approx(c["i_spec_n_a"])
     with pytest.raises(ParameterError, match="compact"):
         CellSizing.preset("tiny")
 
