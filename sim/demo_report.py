@@ -35,6 +35,14 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
+def _label_and_save(fig, path: Path, axes, xlabels, ylabels) -> None:
+    for a, x, y in zip(axes, xlabels, ylabels):
+        a.set_xlabel(x)
+        a.set_ylabel(y)
+        a.legend(fontsize=7)
+    _save(fig, path)
+
+
 def write_report(out: Path, report: dict[str, Any], *, meas, chip, histories: dict[str, list[dict]],
                  spice: dict[str, Any], yields: dict[str, dict]) -> None:
     """Every plot, then report.md and report.html (report.json is the caller's)."""
@@ -75,12 +83,8 @@ def _gains(path: Path, chip) -> None:
     for name, b in chip.banks.items():
         a1.hist(b.a.reshape(-1), bins=30, alpha=0.6, label=name)
         a2.hist(b.c.reshape(-1), bins=30, alpha=0.6, label=name)
-    a1.set_xlabel("row gain A[row, sign, bit] (nominal 1)")
-    a2.set_xlabel("column gain c[column, sign] (nominal 1)")
-    for a in (a1, a2):
-        a.set_ylabel("count")
-        a.legend(fontsize=7)
-    _save(fig, path)
+    _label_and_save(fig, path, (a1, a2), ("row gain A[row, sign, bit] (nominal 1)", "column gain c[column, sign] "
+                                          "(nominal 1)"), ("count", "count"))
 
 
 ACCURACY_ROWS = [("ideal_accuracy", "ideal (ONNX)"), ("quantized_accuracy", "nominal chip (3-bit levels)"),
@@ -127,12 +131,8 @@ def _training(path: Path, histories: dict[str, list[dict]]) -> None:
         ep = [r["epoch"] for r in h]
         a1.plot(ep, [r["train_loss"] for r in h], label=name)
         a2.plot(ep, [100 * (r.get("test_accuracy") or 0) for r in h], label=name)
-    a1.set_ylabel("training loss")
-    a2.set_ylabel("test accuracy on the training model (%)")
-    for a in (a1, a2):
-        a.set_xlabel("epoch")
-        a.legend(fontsize=7)
-    _save(fig, path)
+    _label_and_save(fig, path, (a1, a2), ("epoch", "epoch"),
+                    ("training loss", "test accuracy on the training model (%)"))
 
 
 def _yield(path: Path, yields: dict[str, dict]) -> None:

@@ -55,6 +55,33 @@ class ChipTable:
         return self.table.shape[1] // self.inputs
 
 
+def side_signs(n: int, sides: int) -> np.ndarray:
+    """+1 for the n positive somas (rows or columns), then −1 for their n negated twins if ``sides`` is 2."""
+    return np.repeat([1, -1][:sides], n)
+
+
+def realized_levels(k: np.ndarray, row_sides: int, col_sides: int) -> np.ndarray:
+    """Nominal levels k [..., out, in] → the level ℓ = s_R·s_j·k each chip position realizes [..., R, C]."""
+    out, n_in = k.shape[-2:]
+    reps = (1,) * (k.ndim - 2) + (row_sides, col_sides)
+    return np.outer(side_signs(out, row_sides), side_signs(n_in, col_sides)) * np.tile(k, reps)
+
+
+def realized_bias(kb: np.ndarray, row_sides: int) -> np.ndarray:
+    """Nominal bias levels [..., out] → each row's realized bias level [..., R]."""
+    return side_signs(kb.shape[-1], row_sides) * np.tile(kb, (1,) * (kb.ndim - 1) + (row_sides,))
+
+
+def level_table(per_bit: np.ndarray) -> np.ndarray:
+    """Per-bit copy ratios [..., 3] (bits 1, 2, 4) → realized current per level [..., 8]: Σ_{b ∈ level} b·ρ_b."""
+    out = np.zeros(per_bit.shape[:-1] + (MAX_LEVEL + 1,))
+    for level in range(1, MAX_LEVEL + 1):
+        for i, bit in enumerate(BITS):
+            if level & bit:
+                out[..., level] += bit * per_bit[..., i]
+    return out
+
+
 def _probe(compiled: Compiled, seed: int, scale: float | None, sizing: str, step_value: float) -> dict:
     from sim.chip import ChipInstance
     g = compiled.graph.copy()
@@ -85,22 +112,19 @@ def chip_tables(compiled: Compiled, seed: int, scale: float | None = None, sizin
         out, inputs = shapes[name]
         any_w = next(iter(probes.values()))[0]
         rows, cols = any_w.shape
-        s_r = np.repeat([1.0, -1.0][: rows // out], out)
-        s_c = np.repeat([1.0, -1.0][: cols // inputs], inputs)
-        pattern = np.outer(s_r, s_c)  # the position's level sign for a +k probe
-        t = np.zeros((rows, cols, 2, MAX_LEVEL + 1))
-        tb = np.zeros((rows, 2, MAX_LEVEL + 1))
+        s_r = side_signs(out, rows // out)
+        pattern = np.outer(s_r, side_signs(inputs, cols // inputs))  # the position's level sign for a +k probe
+        pb = np.zeros((rows, cols, 2, len(BITS)))
+        pbb = np.zeros((rows, 2, len(BITS)))
         for (sign, bit), (w, b) in probes.items():
             # |w| = the soma's and input soma's errors × this bit's copy ratio, at every position; the
             # position's level had sign (probe sign)·s_R·s_j, which picks the PMOS or NMOS bank
-            neg = sign * pattern < 0
-            bneg = sign * s_r < 0
-            for level in range(1, MAX_LEVEL + 1):
-                if level & bit:
-                    t[:, :, 0, level] += np.where(neg, 0.0, bit * np.abs(w))
-                    t[:, :, 1, level] += np.where(neg, bit * np.abs(w), 0.0)
-                    tb[:, 0, level] += np.where(bneg, 0.0, bit * np.abs(b))
-                    tb[:, 1, level] += np.where(bneg, bit * np.abs(b), 0.0)
+            neg, bneg, i = sign * pattern < 0, sign * s_r < 0, BITS.index(bit)
+            pb[:, :, 0, i] += np.where(neg, 0.0, np.abs(w))
+            pb[:, :, 1, i] += np.where(neg, np.abs(w), 0.0)
+            pbb[:, 0, i] += np.where(bneg, 0.0, np.abs(b))
+            pbb[:, 1, i] += np.where(bneg, np.abs(b), 0.0)
+        t, tb = level_table(pb), level_table(pbb)
         tables[name] = ChipTable(t, tb, out, inputs)
     return tables
 
@@ -122,9 +146,7 @@ class ChipWeights(ParamMap):
             peak = np.maximum(peak, np.abs(b))
         unit = np.maximum(self.w_unit, peak / MAX_LEVEL)
         k = np.clip(np.rint(w / unit[:, None]), -MAX_LEVEL, MAX_LEVEL).astype(np.int64)
-        s_r = np.repeat([1, -1][: t.row_sides], t.out)
-        s_c = np.repeat([1, -1][: t.col_sides], t.inputs)
-        lev = s_r[:, None] * s_c[None, :] * np.tile(k, (t.row_sides, t.col_sides))
+        lev = realized_levels(k, t.row_sides, t.col_sides)
         idx = (lev < 0).astype(np.int64)
         mag = np.abs(lev)
         rows = np.arange(lev.shape[0])[:, None]
@@ -135,15 +157,16 @@ class ChipWeights(ParamMap):
         ratio = t.table[rows, cols, idx, one] / one  # STE gain: realized per nominal at this level
         out = dict(p)
         out["weights"] = eff.astype(w.dtype)
-        saved = [(s_r[:, None] * s_c[None, :] * ratio).astype(w.dtype), None]
+        pattern = np.outer(side_signs(t.out, t.row_sides), side_signs(t.inputs, t.col_sides))
+        saved = [(pattern * ratio).astype(w.dtype), None]
         if b is not None and t.bias_table is not None:
             kb = np.clip(np.rint(b / unit), -MAX_LEVEL, MAX_LEVEL).astype(np.int64)
-            levb = s_r * np.tile(kb, t.row_sides)
+            levb = realized_bias(kb, t.row_sides)
             bidx, bmag = (levb < 0).astype(np.int64), np.abs(levb)
             r = np.arange(len(levb))
             out["bias"] = (np.sign(levb) * np.tile(unit, t.row_sides) * t.bias_table[r, bidx, bmag]).astype(b.dtype)
             bone = np.maximum(bmag, 1)
-            saved[1] = (s_r * t.bias_table[r, bidx, bone] / bone).astype(b.dtype)
+            saved[1] = (side_signs(t.out, t.row_sides) * t.bias_table[r, bidx, bone] / bone).astype(b.dtype)
         return out, saved
 
     def backward(self, saved, g):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from circuits.spice.current_cells import SIZINGS
+
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("measure", parents=[common], help="measure a current-mode chip instance in ngspice",
@@ -15,7 +17,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                                    "the fitted chip model for `--hardware fitted --fits DIR`.")
     p.add_argument("model", help="ONNX model file (a dense MLP)")
     p.add_argument("--chip-seed", type=int, required=True, help="the chip instance to measure")
-    p.add_argument("--sizing", choices=["default", "compact", "minimum"], default="compact",
+    p.add_argument("--sizing", choices=SIZINGS, default="compact",
                    help="mirror sizing of the chip (default: compact, minimum-area mirrors)")
     p.add_argument("--scale", type=float, help="amperes per model unit (default: the target's)")
     p.add_argument("--configs", type=int, default=2, help="test weight configurations (default: 2)")

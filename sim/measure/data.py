@@ -34,9 +34,8 @@ from typing import Any
 import numpy as np
 
 from circuits.errors import InputError
-from circuits.files import write_bytes
-
-MAX_LEVEL = 7
+from circuits.files import write_npz
+from circuits.spice.current_cells import MAX_LEVEL
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,6 @@ class Measurements:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the ``.npz`` atomically."""
-        import io
         arrays: dict[str, np.ndarray] = {"config": self.config, "x": self.x, "y": self.y}
         for b in self.banks:
             arrays[f"levels/{b}"] = self.levels[b].astype(np.int8)
@@ -70,9 +68,7 @@ class Measurements:
         meta = {**self.meta, "banks": list(self.banks), "inputs": self.inputs, "w_unit": self.w_unit,
                 "scale": self.scale}
         arrays["meta"] = np.array(json.dumps(meta))
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        return write_bytes(Path(path), buf.getvalue())
+        return write_npz(path, **arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Measurements:

@@ -35,13 +35,18 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from circuits.errors import InputError
-from circuits.files import staged_dir, write_bytes, write_json
-from sim.engine.chip_map import ChipTable
-from sim.measure.data import MAX_LEVEL, Measurements
+from circuits.files import staged_dir, write_json, write_npz
+from sim.engine.chip_map import (
+    BITS,
+    ChipTable,
+    level_table,
+    realized_bias,
+    realized_levels,
+)
+from sim.measure.data import Measurements
 
 log = logging.getLogger(__name__)
 
-BITS = (1, 2, 4)
 PRIOR_SD = 0.3
 REL_ERR, ABS_ERR = 0.01, 0.002
 ACTIVE_UNITS = 0.02  # a soma carrying less is taken as rectified (off) and gives no equation
@@ -67,11 +72,7 @@ class BankFit:
 
     def table(self) -> ChipTable:
         """The bank as T[R, C, sign, level] and T_bias[R, sign, level] (see `sim.engine.chip_map`)."""
-        per_level = np.zeros((self.a.shape[0], 2, MAX_LEVEL + 1))
-        for level in range(1, MAX_LEVEL + 1):
-            for i, b in enumerate(BITS):
-                if level & b:
-                    per_level[:, :, level] += b * self.a[:, :, i]
+        per_level = level_table(self.a)  # [R, 2, 8]
         t = self.c[None, :, :, None] * per_level[:, None, :, :]
         tb = self.c_ref[None, :, None] * per_level
         return ChipTable(t, tb, self.out, self.inputs)
@@ -107,7 +108,6 @@ class MeasuredChip:
 
     def save(self, outdir: str | os.PathLike[str]) -> Path:
         """FITS/measured_chip.npz (factors, tables, read-outs) and FITS/kelvin.json (the report), atomically."""
-        import io
         arrays: dict[str, np.ndarray] = {}
         for n, b in self.banks.items():
             for f in ("a", "c", "c_ref", "a_sd", "c_sd"):
@@ -116,10 +116,8 @@ class MeasuredChip:
             arrays[f"{n}/rms_rel"] = np.array(b.rms_rel)
         for o, m in self.readouts.items():
             arrays[f"readout/{o}"], arrays[f"readout_sd/{o}"] = m, self.readout_sd[o]
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
         with staged_dir(outdir, frozenset({FILE, "kelvin.json"})) as stage:
-            write_bytes(stage / FILE, buf.getvalue())
+            write_npz(stage / FILE, **arrays)
             write_json(stage / "kelvin.json", {"kind": "measured_chip", "banks": list(self.banks),
                                               "outputs": list(self.readouts), "report": self.report()})
         return Path(outdir)
@@ -148,15 +146,6 @@ def is_measured_chip(directory: str | os.PathLike[str]) -> bool:
     return (Path(directory) / FILE).is_file()
 
 
-def _positions(levels: np.ndarray, bias: np.ndarray, row_sides: int, col_sides: int):
-    """Per configuration: the realized level ℓ at every (R, C) position and every row's bias level."""
-    s_r = np.repeat([1, -1][:row_sides], levels.shape[1])
-    s_c = np.repeat([1, -1][:col_sides], levels.shape[2])
-    lev = s_r[None, :, None] * s_c[None, None, :] * np.tile(levels, (1, row_sides, col_sides))
-    blev = s_r[None, :] * np.tile(bias, (1, row_sides))
-    return lev, blev
-
-
 def _bit_index(mag: np.ndarray) -> np.ndarray:
     """Index into BITS of a single-bit magnitude (0 for 0; the value is masked by the level anyway)."""
     return np.where(mag >= 4, 2, np.where(mag >= 2, 1, 0))
@@ -178,7 +167,7 @@ class _Design:
     @classmethod
     def of(cls, name: str, levels: np.ndarray, bias: np.ndarray, config: np.ndarray, row_sides: int,
            col_sides: int) -> _Design:
-        lev, blev = _positions(levels, bias, row_sides, col_sides)
+        lev, blev = realized_levels(levels, row_sides, col_sides), realized_bias(bias, row_sides)
         if not np.all(np.isin(np.abs(lev), (0, *BITS))) or not np.all(np.isin(np.abs(blev), (0, *BITS))):
             raise InputError(f"fit-chip: bank {name!r}: this fit needs single-bit test levels (0, ±1, ±2, ±4); "
                              "program one bit per synapse in each configuration")
@@ -272,12 +261,18 @@ def fit_chip(meas: Measurements) -> MeasuredChip:
 def _fit_readouts(meas: Measurements, banks: dict[str, BankFit]):
     """y_o = m⁺·I_pos − m⁻·I_neg per output element, least squares with the same weak prior."""
     outputs = meas.meta.get("outputs") or ["y"]
+    if len(outputs) != 1:
+        raise InputError(f"fit-chip: the measurement has {len(outputs)} graph outputs ({', '.join(outputs)}); "
+                         "the read-out fit covers networks with one")
     last = meas.banks[-1]
     fit = banks[last]
     n_out = meas.y.shape[1]
     if n_out != fit.out:
         raise InputError(f"fit-chip: y has {n_out} outputs, the last bank {last!r} has {fit.out}")
     soma = meas.soma[last]
+    if not np.isfinite(soma).all():
+        raise InputError(f"fit-chip: the read-out fit needs every soma of the last bank {last!r} measured "
+                         "(soma/{last} holds NaN)")
     m = np.zeros((n_out, fit.out * fit.row_sides))
     sd = np.zeros_like(m)
     for o in range(n_out):
@@ -290,5 +285,4 @@ def _fit_readouts(meas: Measurements, banks: dict[str, BankFit]):
         cov = np.linalg.inv(lhs.T @ lhs)
         m[o, cols] = coef * np.array([1.0, -1.0][: len(cols)])
         sd[o, cols] = np.sqrt(np.diag(cov))
-    name = outputs[0] if len(outputs) == 1 else "y"
-    return {name: m}, {name: sd}
+    return {outputs[0]: m}, {outputs[0]: sd}

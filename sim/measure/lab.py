@@ -28,11 +28,10 @@ from circuits.spice.current_cells import CellSizing
 from compiler.ir import PrimitiveNode
 from compiler.netlist import Netlist, emit_netlist
 from compiler.pipeline import Compiled
+from sim.engine.chip_map import BITS
 from sim.measure.data import Measurements
 
 log = logging.getLogger(__name__)
-
-BITS = np.array([1, 2, 4])
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +76,9 @@ def banks_of(compiled: Compiled) -> list[Bank]:
     if compiled.target.name != "current":
         raise UnsupportedError(f"measure: chip measurement needs a current-mode network, got target "
                                f"{compiled.target.name} (compile with --target current)")
-    if len(g.inputs) != 1:
-        raise UnsupportedError(f"measure: one network input expected, the graph has {len(g.inputs)}")
+    if len(g.inputs) != 1 or len(g.outputs) != 1:
+        raise UnsupportedError(f"measure: one network input and one output expected, the graph has "
+                               f"{len(g.inputs)} and {len(g.outputs)}")
     producer: dict[str, str] = {g.inputs[0]: "x"}
     banks = []
     for node in g.topo():
@@ -99,9 +99,10 @@ def banks_of(compiled: Compiled) -> list[Bank]:
     return banks
 
 
-def design(compiled: Compiled, plan: Plan) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray,
+def design(compiled: Compiled, plan: Plan, w_unit: float = 0.25) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray,
                                                     np.ndarray]:
-    """Levels [K, out, in] and bias levels [K, out] per bank, the config of each probe, the inputs [P, n_in]."""
+    """Levels [K, out, in] and bias levels [K, out] per bank, the config of each probe, the inputs [P, n_in]
+    (``w_unit``: the level step in model units, which sets the input range)."""
     rng = np.random.default_rng(plan.seed)
     banks = banks_of(compiled)
     levels, bias = {}, {}
@@ -118,7 +119,6 @@ def design(compiled: Compiled, plan: Plan) -> tuple[dict[str, np.ndarray], dict[
             bias[b.name] = np.zeros((plan.configs, b.out), np.int64)
     first = banks[0]
     mean_level = float(np.mean(BITS)) * (1 - 2 * plan.negative_fraction) if first.rectify else float(np.mean(BITS))
-    w_unit = 0.25
     x_hi = min(1.0, 2 * plan.row_sum_units / max(first.inputs * w_unit * mean_level, 1e-9))
     config = np.repeat(np.arange(plan.configs), plan.probes_per_config)
     amp = rng.uniform(0.5, 1.5, size=(plan.probes, 1))
@@ -158,13 +158,17 @@ def measure_chip(compiled: Compiled, chip_seed: int | None, *, sizing: str = "co
                  plan: Plan | None = None, workers: int | None = None, timeout_s: float = 600.0,
                  progress: bool = True) -> Measurements:
     """Run ``plan``'s experiments on chip ``chip_seed`` in ngspice; return what a lab would have recorded."""
-    from sim.spice_commands import default_scale, netlist_options, run_network_spice_saving
+    from sim.spice_commands import (
+        default_scale,
+        netlist_options,
+        run_network_spice_saving,
+    )
 
     plan = plan or Plan()
     scale = scale or default_scale("current")
     banks = banks_of(compiled)
     w_unit = CellSizing.preset(sizing).w_unit
-    levels, bias, config, x = design(compiled, plan)
+    levels, bias, config, x = design(compiled, plan, w_unit)
     soma = {b.name: np.full((plan.probes, b.rows), np.nan) for b in banks}
     y = []
     for k in range(plan.configs):

@@ -157,6 +157,18 @@ def _check_export(exported: onnx.ModelProto, compiled: Compiled, banks, data: Da
                                "scale; its layers could not all be mapped back to the original graph")
 
 
+def chip_yield(compiled: Compiled, hardware: HardwareOptions, x: np.ndarray, y: np.ndarray, loss: str,
+               seeds, seed: int = 0) -> dict[str, Any]:
+    """Accuracy on each chip instance in ``seeds`` (``hardware``'s other modes kept): a yield figure."""
+    seeds = list(seeds)
+    modes = tuple(m for m in hardware.modes if m not in ("ideal", "chip")) + ("chip",)
+    accs = [evaluate(build_program(compiled, dataclasses.replace(hardware, modes=modes, chip_seed=s)), x, y, loss,
+                     seed=seed)[1] for s in seeds]
+    a = np.asarray(accs, dtype=np.float64)
+    return {"chips": len(seeds), "chip_seeds": [seeds[0], seeds[-1]], "accuracies": accs, "mean": float(a.mean()),
+            "std": float(a.std()), "p5": float(np.percentile(a, 5)), "worst": float(a.min())}
+
+
 def evaluate_file(model: str, data: str, *, target: str = "opamp", hardware: HardwareOptions | None = None,
                   chips: int | None = None, loss: str = "ce", seed: int = 0, engine: str = "behavioral",
                   samples: int | None = None, spice: dict | None = None, output: str | None = None,
@@ -186,16 +198,9 @@ def evaluate_file(model: str, data: str, *, target: str = "opamp", hardware: Har
     elif chips:
         if chips < 1:
             raise InputError(f"--chips: at least 1, got {chips}")
-        base = hardware.chip_seed or 0
-        accs = []
-        for i in range(chips):
-            modes = tuple(m for m in hardware.modes if m not in ("ideal", "chip")) + ("chip",)
-            h = dataclasses.replace(hardware, modes=modes, chip_seed=base + i)
-            _, acc, _ = evaluate(build_program(compiled, h), x, y, loss, seed=seed)
-            accs.append(acc)
-        a = np.asarray(accs, dtype=np.float64)
-        doc.update(chips=chips, chip_seeds=[base, base + chips - 1], accuracies=accs, test_accuracy=float(a.mean()),
-                   mean=float(a.mean()), std=float(a.std()), p5=float(np.percentile(a, 5)), worst=float(a.min()))
+        y_doc = chip_yield(compiled, hardware, x, y, loss, range(hardware.chip_seed or 0, (hardware.chip_seed or 0) + chips),
+                           seed=seed)
+        doc.update(y_doc, test_accuracy=y_doc["mean"])
     else:
         value, acc, _ = evaluate(build_program(compiled, hardware), x, y, loss, seed=seed)
         doc.update(test_loss=value, test_accuracy=acc)
