@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="aware-training epochs (default: 10)")
     p.add_argument("--chips", type=int, help="chip instances for the yield figure (default: 50)")
     p.add_argument("--workers", type=int, help="ngspice worker processes (default: one per CPU)")
+    p.add_argument("--model", help="another dense ReLU MLP (ONNX) instead of the bundled one; give --data too")
+    p.add_argument("--data", help="its data set: an .npz with x_train, y_train, x_test, y_test, or digits, iris, "
+                                  "mnist (default: --dataset)")
     p.set_defaults(func=cmd_demo)
     add_parsers(sub, common, targets)
     add_measure_parsers(sub, common)
@@ -256,7 +259,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from sim.demo import DemoConfig, run_demo
 
     cfg = DemoConfig(dataset=args.dataset, seed=args.seed, quick=args.quick, sizing=args.sizing,
-                     spice_samples=args.spice_samples, epochs=args.epochs, chips=args.chips, workers=args.workers)
+                     spice_samples=args.spice_samples, epochs=args.epochs, chips=args.chips, workers=args.workers,
+                     model=args.model, data=args.data)
     r = run_demo(args.outdir, cfg, progress=not args.quiet)
     pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
     print(f"Kelvin demo, {r['dataset']} {r['network']} on chip {r['seed']} ({r['sizing']} mirrors), {r['seconds']} s")

@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from circuits.data import model_file
-from circuits.errors import ParameterError
+from circuits.errors import InputError, ParameterError
 from circuits.files import staged_dir, write_json, write_text
 from compiler.pipeline import Compiled, compile_model
 
@@ -66,6 +66,8 @@ class DemoConfig:
             raise ParameterError(f"--dataset: choose one of {', '.join(MODELS)}, got {self.dataset!r}")
         if self.seed < 0:
             raise ParameterError(f"--seed: a non-negative chip seed, got {self.seed}")
+        if self.model is not None and not Path(self.model).is_file():
+            raise InputError(f"--model {self.model}: no such file")
         for name in ("spice_samples", "epochs", "chips", "dynamics_samples"):
             v = getattr(self, name)
             if v is not None and v < 1:
@@ -191,7 +193,7 @@ def _run(stage: Path, final: Path, cfg: DemoConfig, progress: bool) -> dict[str,
     steps.done("yield")
 
     report: dict[str, Any] = {
-        "dataset": cfg.dataset, "model": str(model), "network": _shape(compiled), "seed": cfg.seed,
+        "dataset": cfg.data or cfg.dataset, "model": str(model), "network": _shape(compiled), "seed": cfg.seed,
         "sizing": cfg.sizing, "sizing_detail": CellSizing.preset(cfg.sizing).report(), "quick": cfg.quick,
         "test_samples": int(len(y_te)),
         "ideal_accuracy": ideal_acc, "quantized_accuracy": quantized_acc,
