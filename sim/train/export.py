@@ -99,7 +99,7 @@ def export_trained(original: str | os.PathLike[str] | onnx.ModelProto, banks: Ma
     model = onnx.load(original) if not isinstance(original, onnx.ModelProto) else original
     model = onnx.ModelProto.FromString(model.SerializeToString())
     inits = _Inits(model)
-    nodes = {n.name: n for n in model.graph.node}
+    nodes = {n.name or f"{n.op_type}_{i}": n for i, n in enumerate(model.graph.node)}  # the importer's names
     for name, p in banks.items():
         node = nodes.get(name)
         if node is None:
