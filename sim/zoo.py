@@ -6,6 +6,7 @@
 | ``mlp``          | x [N, 64]      | Gemm (transB=1) + activation layers                        |
 | ``cnn``          | x [N, 1, 8, 8] | Conv+BN+Relu, MaxPool, grouped strided Conv, pool, Softmax |
 | ``resnet18``     | x [N, 3, S, S] | the ResNet-18 shape (11,689,512 trainable parameters)      |
+| ``resnet_small`` | x [N, 1, 8, 8] | 3-stage ResNet without BatchNorm (8/16/32 channels), trainable |
 | ``digits_mlp``   | x [N, 64]      | a 64-16-10 MLP trained on scikit-learn's digits            |
 
 Every model has ir_version 10 (what onnxruntime 1.31 accepts), a symbolic batch dimension
@@ -115,6 +116,37 @@ def resnet18(seed: int = 0, num_classes: int = 1000, image_size: int = 224,
     g.gemm(h, "fc", 512, num_classes, out="y")
     return g.build(("x", ["N", 3, image_size, image_size]), ("y", ["N", num_classes]), opset,
                    doc=f"ResNet-18, {num_classes} classes, {image_size}px, seed {seed}")
+
+
+def _plain_block(g: GraphBuilder, x: str, name: str, c_in: int, c_out: int, stride: int) -> str:
+    """BasicBlock without BatchNorm: conv+bias, Relu, conv+bias (He init scaled by 1/4 so the block
+    starts near the identity), a 1×1/stride conv shortcut when shapes change, Add, Relu."""
+    h = g.node("Relu", [g.conv(x, f"{name}.conv1", c_in, c_out, 3, stride=stride, pad=1, bias=True)],
+               f"{name}.relu1")
+    h = g.conv(h, f"{name}.conv2", c_out, c_out, 3, pad=1, bias=True, gain=2.0 / 16)
+    if stride != 1 or c_in != c_out:
+        x = g.conv(x, f"{name}.shortcut", c_in, c_out, 1, stride=stride, bias=True, gain=1.0)
+    return g.node("Relu", [g.node("Add", [x, h], f"{name}.add")], f"{name}.relu2")
+
+
+def resnet_small(seed: int = 0, channels: Sequence[int] = (8, 16, 32), num_classes: int = 10,
+                 image_size: int = 8, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """A 3-stage ResNet for 1×S×S images: 3×3 stem conv, one basic block per stage (stride 2
+    between stages), global average pool, Gemm. No BatchNorm: Kelvin imports only inference
+    BatchNorm, which folds into the conv before it, so a trainable net has conv biases instead."""
+    if len(channels) < 1 or any(int(c) < 1 for c in channels) or image_size < 2 ** (len(channels) - 1):
+        raise ParameterError(f"resnet_small: channels {tuple(channels)} need positive widths and image_size "
+                             f"{image_size} ≥ 2^(stages - 1)")
+    g = GraphBuilder("resnet_small", np.random.default_rng(seed))
+    h = g.node("Relu", [g.conv("x", "stem", 1, channels[0], 3, pad=1, bias=True)], "stem.relu")
+    c_in = channels[0]
+    for stage, c_out in enumerate(channels, start=1):
+        h = _plain_block(g, h, f"layer{stage}", c_in, c_out, 1 if stage == 1 else 2)
+        c_in = c_out
+    h = g.node("Flatten", [g.node("GlobalAveragePool", [h], "avgpool")], "flatten", axis=1)
+    g.gemm(h, "fc", c_in, num_classes, out="y")
+    return g.build(("x", ["N", 1, image_size, image_size]), ("y", ["N", num_classes]), opset,
+                   doc=f"3-stage ResNet {'/'.join(map(str, channels))}, no BatchNorm, seed {seed}")
 
 
 def digits_mlp(seed: int = 0) -> onnx.ModelProto:

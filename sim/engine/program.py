@@ -326,8 +326,10 @@ class Program:
                 for fld, key in step.params:
                     if fld in gp:
                         before = self.params[key].copy()
+                        # with no weight map p[fld] is the stored array itself, which update moves in place
+                        base = before if np.shares_memory(p[fld], self.params[key]) else p[fld]
                         update(key, gp[fld])
-                        moved[fld] = p[fld] + (self.params[key] - before)
+                        moved[fld] = base + (self.params[key] - before)
                 gxs, _ = step.kernel.backward(step.node.primitive, moved, ksaved, gy)
             if maps.pre and gxs and gxs[0] is not None:
                 gxs = [chain_back(maps.pre, pre_saved, gxs[0]), *gxs[1:]]
