@@ -18,6 +18,7 @@
 | current.neuron                | diode-connected soma                                | max(0, x)                       |
 | current.junction              | Kirchhoff node with mirror gains                    | Σ gᵢ·xᵢ + b                     |
 | current.wta / current.average | winner-take-all / mirror-scaled node                | window max / gain·Σ window      |
+| current.softmax               | subthreshold differential-pair array, 1-unit tail   | softmax over axes               |
 | crossbar.tiles                | PCM G+/G- tiles, DAC rows, ADC columns              | y = W·x + b                     |
 
 Targets (`circuits.targets`): ``opamp``, ``current``, ``crossbar``. This package knows
@@ -26,7 +27,9 @@ nothing of ONNX; the compiler maps network ops onto these roles.
 
 from circuits.base import Primitive
 from circuits.crossbar import CrossbarArray
-from circuits.current import CurrentJunction, CurrentNeuron, MirrorAverage, SynapseArray, WinnerTakeAll
+from circuits.current import (
+    CurrentJunction, CurrentNeuron, MirrorAverage, SoftmaxNormalizer, SynapseArray, WinnerTakeAll,
+)
 from circuits.opamp import (
     ActivationMatMul, AntilogAmp, AveragingSummer, Clipper, DiffPairActivation, Differentiator,
     ElementwiseSummer, Integrator,
@@ -41,7 +44,7 @@ PRIMITIVES: dict[str, type[Primitive]] = {
         InvertingSummerArray, ElementwiseSummer, PrecisionRectifier, Clipper, DiffPairActivation,
         LogAmp, AntilogAmp, LogExpMultiplier, LogExpDivider, ActivationMatMul, SoftmaxUnit,
         MaxSelector, AveragingSummer, Integrator, Differentiator, SynapseArray, CurrentNeuron, CurrentJunction, WinnerTakeAll,
-        MirrorAverage, CrossbarArray,
+        MirrorAverage, SoftmaxNormalizer, CrossbarArray,
     )
 }
 

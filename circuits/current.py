@@ -16,10 +16,11 @@ from typing import ClassVar
 import numpy as np
 
 from circuits import ideal
-from circuits.base import LinearBank, Primitive, WeightedSum, WindowMax, WindowSum
+from circuits.base import LinearBank, Primitive, WeightedSum, WindowMax, WindowSum, normalize_axes
 
 SYNAPSE_TRANSISTORS = 11
 NEURON_TRANSISTORS = 5
+SOFTMAX_TRANSISTORS = 5  # per element: two input copies, the pair device, a PMOS diode and its copy
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -93,3 +94,26 @@ class MirrorAverage(WindowSum):
     def devices(self, lanes: int) -> Counter[str]:
         """One copy of ratio ``gain`` per window input onto an output soma."""
         return Counter(mosfet=(self.window + NEURON_TRANSISTORS) * lanes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SoftmaxNormalizer(Primitive):
+    """Subthreshold differential-pair array: y = softmax(x) jointly over ``axes`` (the tail current is 1 unit).
+
+    Gate voltages V_ref + R·I_unit·x, drain currents I_b·exp(x_i)/Σ exp(x_j)
+    (`circuits.spice.current_softmax`).
+    """
+
+    kind: ClassVar[str] = "current.softmax"
+    axes: tuple[int, ...] = (-1,)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return ideal.softmax(x, self.axes)
+
+    def devices(self, lanes: int) -> Counter[str]:
+        """Per element the input copies, pair device, drain diode and copy, an output soma, and R;
+        the tail current and V_ref come from the chip's bias generator (not counted)."""
+        return Counter(mosfet=(SOFTMAX_TRANSISTORS + NEURON_TRANSISTORS) * lanes, resistor=lanes)

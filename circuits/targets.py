@@ -91,6 +91,7 @@ CURRENT = Target(
     roles=MappingProxyType({
         "linear": current.SynapseArray,
         "relu": current.CurrentNeuron,
+        "softmax": current.SoftmaxNormalizer,
         "max": current.WinnerTakeAll,
         "average": current.MirrorAverage,
         "affine": current.CurrentJunction,

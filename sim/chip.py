@@ -52,6 +52,8 @@ from sim.engine.kernels import CHIP_SYNAPSES, CLASS_KERNELS
 
 log = logging.getLogger(__name__)
 
+NETLIST_ONLY_MISMATCH = frozenset({"current.softmax", "current.wta", "current.average", "current.junction"})
+"""Current-mode blocks whose netlists draw mismatch (`emit_current_select`) but which this model does not fold."""
 PMOS_DVT_SIGN = 1.0  # ngspice: delvto adds to the signed vth0 (negative for PMOS): +delvto lowers |Vt|
 
 
@@ -238,6 +240,11 @@ def _build(compiled: Compiled, seed: int | None, scale: float, nl: Netlist, sizi
                 np.concatenate([src.col_scale, np.ones(len(src.columns) - len(src.col_scale))])[:n]
             sig[node.outputs[0]] = _Signals(src.pos, None, np.ones(n))
             continue
+        if node.kind in NETLIST_ONLY_MISMATCH:
+            raise UnsupportedError(
+                f"chip instance: node {node.name!r} ({node.kind}): the engine's chip model folds synapse arrays "
+                "and somas only; this block's mismatch is drawn in the ngspice netlist but not modelled here. "
+                "Simulate the chip in ngspice (kelvin run --engine spice --chip-seed S), or run without a chip")
         if not isinstance(prim, SynapseArray) or prim.weights.ndim != 2 or node.copies != 1:
             raise UnsupportedError(f"chip instance: node {node.name!r} ({node.kind}) is not a dense synapse array")
         col = {c.element: j for j, c in enumerate(src.columns)}

@@ -5,7 +5,9 @@ inputs (`emit_current.CurrentSignal`), ending in its own output soma(s), which b
 element's signal. A signed input (a soma pair) enters a junction or an average as two terms,
 +g on its positive soma and −g on its negative one; the winner-take-all needs single somas
 (max pooling follows a rectifying layer) and says so otherwise. A pad (ground net) carries no
-current and is left out.
+current and is left out (in a softmax it is a logit of 0: its gate sits at V_ref). A softmax
+group's inputs may be signed: the positive soma's ``vp`` and the negative soma's ``vn`` drive
+its gate node; each of its outputs is a soma of its own.
 
 Mismatch: with a chip seed every block instance draws its transistors from
 ``SeedSequence([seed, SELECT_NODE, kind, element, 0, 0, 0])``, so it does not disturb the
@@ -18,21 +20,30 @@ from __future__ import annotations
 import numpy as np
 
 from circuits.base import Primitive
-from circuits.current import CurrentJunction, MirrorAverage, WinnerTakeAll
+from circuits.current import CurrentJunction, MirrorAverage, SoftmaxNormalizer, WinnerTakeAll
 from circuits.errors import UnsupportedError
 from circuits.spice.current_select import MirrorAverageBlock, MirrorSumBlock, WinnerTakeAllBlock, _SomaBlock
+from circuits.spice.current_softmax import DiffPairSoftmaxBlock
 from circuits.spice.emit import GROUND, EmitContext, register
 from circuits.spice.emit_current import CurrentNetwork, CurrentSignal, Soma, _network, reference
 from circuits.spice.netlist import instance
 
 SELECT_NODE = 2**32 - 4  # key word of these blocks' draws
-KIND_CODES = {"current.wta": 1, "current.average": 2, "current.junction": 3}
+KIND_CODES = {"current.wta": 1, "current.average": 2, "current.junction": 3, "current.softmax": 4}
 COUNT_KEY = "current_select"
 
 
 def _place_block(ctx: EmitContext, net: CurrentNetwork, block: _SomaBlock, lines: list[str],
                  hint: str) -> CurrentSignal:
-    """Instantiate ``block`` on input ``lines`` (vn, vp per input, then the reference's); returns its output signal."""
+    """Instantiate ``block`` on input ``lines`` (vn, vp per input, then the reference's); returns its output
+    signal (one soma, or a positive/negative pair)."""
+    somas = _place_somas(ctx, net, block, lines, hint)
+    return CurrentSignal(somas[0], somas[1] if len(somas) > 1 else None)
+
+
+def _place_somas(ctx: EmitContext, net: CurrentNetwork, block: _SomaBlock, lines: list[str],
+                 hint: str) -> list[Soma]:
+    """Instantiate ``block`` on input ``lines``; returns its output somas in the block's order."""
     mm = net.draw.enabled
     sub = block.subckt(mm)
     key = f"{sub.name}|" + "\n".join(e.render() for e in sub.elements)
@@ -50,8 +61,7 @@ def _place_block(ctx: EmitContext, net: CurrentNetwork, block: _SomaBlock, lines
     name = ctx.instance_name(hint)
     ctx.elements.append(instance(name, defined[key], [*lines, *outs, ctx.supplies.nets[0], GROUND], params))
     ctx.devices += len(devices)
-    somas = [Soma(s.vn, s.vp, name) for s in somas]
-    return CurrentSignal(somas[0], somas[1] if len(somas) > 1 else None)
+    return [Soma(s.vn, s.vp, name) for s in somas]
 
 
 def _terms(net: CurrentNetwork, srcs: list[str], gains: list[float], where: str) -> tuple[list[float], list[str]]:
@@ -165,3 +175,30 @@ def emit_junction(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> n
         block = MirrorSumBlock(tuple(gs), b, ctx.scale, sizing=net.sizing)
         y[pos] = _signal_net(ctx, net, _place_block(ctx, net, block, lines, "junc"), "junc")
     return y
+
+
+@register("current.softmax")
+def emit_softmax(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
+    """softmax jointly over the primitive's axes: one differential-pair array per group, outputs put back in place."""
+    assert isinstance(prim, SoftmaxNormalizer)
+    net = _network(ctx)
+    x = ins[0]
+    axes = tuple(a % x.ndim for a in prim.axes)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    order = (*kept, *axes)
+    moved = np.transpose(x, order)
+    flat = moved.reshape(*moved.shape[: len(kept)], -1)
+    vdd = ctx.supplies.nets[0]
+    block = DiffPairSoftmaxBlock(flat.shape[-1], ctx.scale, sizing=net.sizing)
+    y = np.empty(flat.shape, dtype=object)
+    for pos in np.ndindex(*flat.shape[:-1]):
+        lines = []
+        for src in flat[pos]:
+            if src == GROUND:  # a zero logit: both copies off, the gate rests at V_ref
+                lines += [vdd, GROUND]
+                continue
+            sig = net.signal(str(src), "current.softmax")
+            lines += [sig.pos.vp, sig.neg.vn if sig.neg is not None else GROUND]
+        for k, soma in enumerate(_place_somas(ctx, net, block, lines, "softmax")):
+            y[(*pos, k)] = _signal_net(ctx, net, CurrentSignal(soma), "softmax")
+    return np.transpose(y.reshape(moved.shape), np.argsort(order))

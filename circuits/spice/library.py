@@ -26,6 +26,7 @@ realisation with ``@register("kind")``.
 | current.junction           | MirrorSumBlock (gains at position ``index``), scale in A per unit | x in [0, 1] |
 | current.average            | MirrorAverageBlock, scale in A per unit | x in [0, 1]                         |
 | current.wta                | WinnerTakeAllBlock (Lazzaro), scale in A per unit | x in [0, 1]               |
+| current.softmax            | DiffPairSoftmaxBlock (4 inputs), scale in A per unit | abs(x) <= 4            |
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from circuits.spice.blocks_select import MaxSelectorBlock, SoftmaxBlock
 from circuits.spice.crossbar_blocks import V_READ_MAX_V, CrossbarColumnBlock
 from circuits.spice.current_blocks import NeuronBlock, SynapseArrayBlock
 from circuits.spice.current_select import MirrorAverageBlock, MirrorSumBlock, WinnerTakeAllBlock
+from circuits.spice.current_softmax import DiffPairSoftmaxBlock
 from circuits.spice.opamp_macro import OpampMacro
 from circuits.spice.opamp_stages import block_name
 
@@ -220,3 +222,10 @@ def _mirror_average(prim: Primitive, index: int, amps_per_unit: float) -> BlockC
 def _wta(prim: Primitive, index: int, amps_per_unit: float) -> BlockCircuit:
     """Lazzaro winner-take-all over the window, its common node copied into a soma; scale in A per unit."""
     return WinnerTakeAllBlock.from_primitive(prim, index, amps_per_unit)  # type: ignore[arg-type]
+
+
+@register("current.softmax")
+def _current_softmax(prim: Primitive, index: int, amps_per_unit: float) -> BlockCircuit:
+    """A group of SOFTMAX_BENCH_SIZE signed inputs on a differential-pair array; scale in A per unit."""
+    return DiffPairSoftmaxBlock.from_primitive(prim, SOFTMAX_BENCH_SIZE, amps_per_unit,  # type: ignore[arg-type]
+                                               name=f"cm_softmax_{index}")

@@ -190,7 +190,7 @@ class MatMulKernel(_Binary):
 
 @register
 class SoftmaxKernel(Kernel):
-    kinds = ("opamp.softmax",)
+    kinds = ("opamp.softmax", "current.softmax")
 
     def forward(self, prim, p, xs, save):
         y = ideal.softmax(xs[0], prim.axes)

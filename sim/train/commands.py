@@ -49,7 +49,14 @@ def loss_for(compiled: Compiled, loss: str) -> str:
     out = compiled.graph.outputs[0]
     node = compiled.graph.producer(out)
     kind = node.kind if node is not None else ""
-    return "nll" if loss == "ce" and kind in ("Softmax", "opamp.softmax") else loss
+    return "nll" if loss == "ce" and kind in _softmax_kinds() else loss
+
+
+def _softmax_kinds() -> set[str]:
+    """The ONNX op and every target's softmax primitive (`circuits.targets` roles)."""
+    from circuits.targets import TARGETS
+
+    return {"Softmax"} | {t.roles["softmax"].kind for t in TARGETS.values() if "softmax" in t.roles}
 
 
 def with_banks(compiled: Compiled, banks: dict[str, dict[str, np.ndarray]]) -> Compiled:

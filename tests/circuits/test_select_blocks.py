@@ -11,7 +11,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from circuits.current import CurrentJunction, MirrorAverage, WinnerTakeAll
+from circuits.current import CurrentJunction, MirrorAverage, SoftmaxNormalizer, WinnerTakeAll
 from circuits.errors import ParameterError
 from circuits.opamp import ActivationMatMul, LogExpDivider, LogExpMultiplier, MaxSelector, SoftmaxUnit
 from circuits.spice.blocks_products import MatMulBlock
@@ -65,6 +65,7 @@ BLOCKS = {
     "junction_signed": lambda: CIRCUITS["current.junction"](CurrentJunction(gains=(1.0, -0.5), bias=0.2), 0, 10e-9),
     "average4": lambda: CIRCUITS["current.average"](MirrorAverage(axes=(-1,), gain=0.25, window=4), 0, 10e-9),
     "wta4": lambda: CIRCUITS["current.wta"](WinnerTakeAll(axes=(-1,), window=4), 0, 10e-9),
+    "softmax4_current": lambda: CIRCUITS["current.softmax"](SoftmaxNormalizer(), 0, 10e-9),
 }
 
 
@@ -97,7 +98,8 @@ def test_declared_bill_matches_the_circuit(name: str) -> None:
     prims = {"max4": MaxSelector(window=4), "softmax4": SoftmaxUnit(), "matmul3": ActivationMatMul(inner=3),
              "divider4q": LogExpDivider(), "multiplier4q": LogExpMultiplier(),
              "junction_signed": CurrentJunction(gains=(1.0, -0.5), bias=0.2),
-             "average4": MirrorAverage(axes=(-1,), gain=0.25, window=4), "wta4": WinnerTakeAll(axes=(-1,), window=4)}
+             "average4": MirrorAverage(axes=(-1,), gain=0.25, window=4), "wta4": WinnerTakeAll(axes=(-1,), window=4),
+             "softmax4_current": SoftmaxNormalizer()}
     block = BLOCKS[name]()
     lanes = block.n_outputs() if name.startswith("softmax") else 1
     assert _built(block) == +prims[name].devices(lanes)

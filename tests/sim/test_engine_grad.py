@@ -49,6 +49,7 @@ CASES = {
     "current.junction": (lambda: current.CurrentJunction((1.0, 2.0), 0.5), lambda: [_w(5, 4), _w(5, 4)]),
     "current.wta": (lambda: current.WinnerTakeAll((-1,), window=4), lambda: [_w(5, 3, 4)]),
     "current.average": (lambda: current.MirrorAverage((-1,), 0.25, window=4), lambda: [_w(5, 3, 4)]),
+    "current.softmax": (lambda: current.SoftmaxNormalizer((-1,)), lambda: [_w(5, 4)]),
     "crossbar.tiles": (lambda: CrossbarArray(_w(2, 3, 4), _w(2, 3)), lambda: [_w(5, 2, 4)]),
 }
 

@@ -196,7 +196,7 @@ def test_missing_ngspice_is_one_clear_line(tmp_path):
 
 @pytest.mark.parametrize("target,op,reason", [
     ("crossbar", "Softmax", "digital periphery"),   # crossbar runs Softmax off the analog tiles
-    ("current", "Softmax", "digital periphery"),    # so does current mode (op-amp softmax has a circuit)
+    ("current", "Tanh", "digital periphery"),       # current mode has no tanh (its softmax is a circuit: below)
 ])
 def test_netlist_not_written_says_why(tmp_path, capsys, target, op, reason):
     model = helper.make_model(helper.make_graph(
@@ -210,6 +210,20 @@ def test_netlist_not_written_says_why(tmp_path, capsys, target, op, reason):
     assert doc["netlist"]["written"] is False and reason in doc["netlist"]["reason"]
     assert "netlist: not written" in capsys.readouterr().out
     assert not (tmp_path / "c" / "netlist.cir").exists()
+
+
+def test_current_softmax_gets_a_netlist(tmp_path, capsys):
+    """Softmax on the current target is a differential-pair array, so the netlist is written."""
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("Softmax", ["x"], ["y"], name="sm")], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 3])]))
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "m.onnx")
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "c"), "--target", "current", "-q"]) == 0
+    doc = json.loads((tmp_path / "c" / "graph.json").read_text())
+    assert doc["netlist"]["written"] is True
+    assert "current.softmax" in (tmp_path / "c" / "netlist.cir").read_text()
 
 
 def test_ngspice_binary_present():
