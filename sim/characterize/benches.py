@@ -22,7 +22,7 @@ between the points the fit saw. Sweeps per kind:
 | crossbar.tiles | 8 rows and a bias row | uniform in the input box |
 | current.neuron | the library soma | evenly spaced over ±1 (negative inputs rectify) |
 | current.synapse_array | input soma → one synapse, output held at soma level | levels k = −7..7 in turn, x uniform in [−0.05, 1] |
-| opamp.max, opamp.softmax, opamp.matmul, current.junction, current.average, current.wta | see `benches_select` | |
+| opamp.max, opamp.softmax, opamp.matmul, current.junction, current.average, current.wta, current.softmax | see `benches_select` | |
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@
 | current.junction | gains (1, −0.5), bias 0.2 (a soma pair) | uniform in [0, 1] |
 | current.average | window 4, gain 1/4 | uniform in [0, 1] |
 | current.wta | window 4 | uniform in [0, 1] |
+| current.softmax | 3 signed inputs (soma pairs), output 0 read | uniform in ±input_limit |
 
 Op-amp blocks are mismatched by `mismatch.perturb_deck`; current-mode blocks by their own
 Pelgrom draw (``mismatch_seed``), as the library's other blocks are.
@@ -34,6 +35,7 @@ JUNCTION_GAINS = (1.0, -0.5)
 JUNCTION_BIAS = 0.2
 AVERAGE_WINDOW = 4
 WTA_WINDOW = 4
+CURRENT_SOFTMAX_SIZE = 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +60,14 @@ class CurrentBlockBench(NeuronBench):
     def design(self) -> dict[str, Any]:
         lo, hi = self.block.input_range()
         return {**super().design(), "primitive": self.primitive, "input_range": [float(lo), float(hi)]}
+
+
+@dataclass(frozen=True, eq=False)
+class FirstOutputCurrentBench(CurrentBlockBench):
+    """A multi-output current-mode block (softmax) characterized on its first output."""
+
+    def read(self, vectors: Mapping[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(self.block.read(vectors), dtype=np.float64).reshape(len(self.points), -1)[:, 0]
 
 
 def _max(n: int, rng: np.random.Generator) -> Bench:
@@ -106,6 +116,16 @@ def _wta(n: int, rng: np.random.Generator) -> Bench:
                     {"window": WTA_WINDOW}, n, rng)
 
 
+def _current_softmax(n: int, rng: np.random.Generator) -> Bench:
+    from circuits.spice.current_softmax import DiffPairSoftmaxBlock
+
+    block = DiffPairSoftmaxBlock(CURRENT_SOFTMAX_SIZE, SCALES["current"], name="cm_softmax_0")
+    design = {"size": CURRENT_SOFTMAX_SIZE, "output": 0}
+    return FirstOutputCurrentBench("current.softmax", block, _uniform(block, n, rng), alternate(n),
+                                   family_class("current.softmax").from_design(design),
+                                   {**design, "axes": [-1]})
+
+
 SELECT_BENCHES = {
     "opamp.max": _max,
     "opamp.softmax": _softmax,
@@ -113,4 +133,5 @@ SELECT_BENCHES = {
     "current.junction": _junction,
     "current.average": _average,
     "current.wta": _wta,
+    "current.softmax": _current_softmax,
 }

@@ -25,6 +25,7 @@ initial guess (the ideal block) and bounds for `scipy.optimize.least_squares`.
 | current.junction | junction | Σ gₖ(1 + εₖ)xₖ + b(1 + ε_b) + o | εₖ, ε_b, o |
 | current.average | mirror_average | gain·Σ (1 + εₖ)xₖ + o | εₖ, o |
 | current.wta | wta | max_k((1 + εₖ)xₖ) + o | εₖ, o |
+| current.softmax | current_softmax | g·softmax(u)₀ + c, u_k = β⁺_k·max(x_k, 0) + β⁻_k·min(x_k, 0) + o_k | g, c; β⁺_k, β⁻_k per input; o_k (k ≥ 1) |
 
 ``clamp`` is the op-amp macro's soft rail clamp (its rails and knee, in model units, are design
 constants: the characterized range does not reach them). Integrator: with s = t/τ the time

@@ -1,4 +1,5 @@
-"""Behavioural families of the issue-11 blocks: maximum, softmax, activation product, junction, average, WTA.
+"""Behavioural families of the issue-11 blocks: maximum, softmax (op-amp and current), activation product,
+junction, average, WTA.
 
 Parameters are the errors a mismatched instance shows; each initial guess is the ideal block
 (`circuits` primitives' math with zero errors). Equations in `sim.characterize.families`.
@@ -189,3 +190,41 @@ class WinnerTakeAllFamily(_CopyRatioFamily):
     def predict(self, params: np.ndarray, x: np.ndarray) -> np.ndarray:
         p, pts = self.check(params, x)
         return np.max(pts * (1 + p[:-1]), axis=1) + p[-1]
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class CurrentSoftmaxFamily(Family):
+    """Output ``output`` of the differential-pair softmax: y = g·softmax(u)_output + c,
+    u_k = β⁺_k·max(x_k, 0) + β⁻_k·min(x_k, 0) + o_k.
+
+    β⁺_k, β⁻_k: the gate-voltage slope of input k's PMOS (positive part) and NMOS (negative part)
+    copies against R and n; o_k: its pair device's ΔVt/(n·U_T) relative to input 0's (a shift
+    common to all inputs drops out, so o_0 = 0); g and c: the output chain's gain and leakage.
+    """
+
+    name: ClassVar[str] = "current_softmax"
+    kind: ClassVar[str] = "current.softmax"
+    size: int = 3
+    output: int = 0
+
+    def n_inputs(self) -> int:
+        return self.size
+
+    def parameters(self) -> tuple[str, ...]:
+        per = [f"{p}_{k}" for k in range(self.size) for p in ("slope_pos", "slope_neg")]
+        return ("gain", "offset", *per, *(f"shift_{k}" for k in range(1, self.size)))
+
+    def initial(self) -> np.ndarray:
+        return np.concatenate([[1.0, 0.0], np.ones(2 * self.size), np.zeros(self.size - 1)])
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return bounds_of((0.5, 1.5), (-0.2, 0.2), *[(0.5, 1.5)] * (2 * self.size), *[(-2.0, 2.0)] * (self.size - 1))
+
+    def predict(self, params: np.ndarray, x: np.ndarray) -> np.ndarray:
+        p, pts = self.check(params, x)
+        slopes = p[2:2 + 2 * self.size].reshape(self.size, 2)
+        u = slopes[:, 0] * np.maximum(pts, 0.0) + slopes[:, 1] * np.minimum(pts, 0.0)
+        u = u + np.concatenate([[0.0], p[2 + 2 * self.size:]])
+        e = np.exp(u - np.max(u, axis=1, keepdims=True))
+        return p[0] * e[:, self.output] / np.sum(e, axis=1) + p[1]

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from circuits.current import CurrentJunction, MirrorAverage, WinnerTakeAll
+from circuits.current import CurrentJunction, MirrorAverage, SoftmaxNormalizer, WinnerTakeAll
 from circuits.opamp import ActivationMatMul, MaxSelector, SoftmaxUnit
-from sim.characterize import bench_registry, benches
+from sim.characterize import bench_registry
 from sim.characterize.benches_select import SELECT_BENCHES
 from sim.characterize.cli_hooks import characterize, fit
 from sim.characterize.families import family_class
@@ -29,6 +29,7 @@ def _cases():
         (family_class("current.junction")(), p2, CurrentJunction(gains=(1.0, -0.5), bias=0.2).ideal(*p2.T)),
         (family_class("current.average")(), p4, MirrorAverage(axes=(-1,), gain=0.25, window=4).ideal(p4)),
         (family_class("current.wta")(), p4, WinnerTakeAll(window=4).ideal(p4)),
+        (family_class("current.softmax")(), x3, SoftmaxNormalizer().ideal(x3)[:, 0]),
     ]
 
 
