@@ -8,7 +8,7 @@ import json
 
 from circuits.spice.current_cells import SIZINGS
 
-HARDWARE_HELP = ("hardware model(s), comma-separated: ideal, quantized, noise, population, pcm, chip, fitted "
+HARDWARE_HELP = ("hardware model(s), comma-separated: ideal, quantized, noise, population, pcm, irdrop, chip, fitted "
                  "(default: ideal; chip when --chip-seed is given)")
 
 
@@ -19,6 +19,8 @@ def hardware_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument("--chip-seed", type=int, help="the chip instance (mismatch drawn from this seed)")
     p.add_argument("--fits", help="fits directory for --hardware fitted")
     p.add_argument("--pcm-time", type=float, dest="pcm_time_s", help="seconds since PCM programming (default: 1)")
+    p.add_argument("--wire-ohm", type=float, dest="wire_ohm",
+                   help="irdrop: crossbar row and column wire resistance per cell, ohms")
     p.add_argument("--no-drift-compensation", action="store_false", dest="drift_compensation", default=None,
                    help="pcm: no global drift compensation")
     for conv in ("weight", "dac", "adc"):
@@ -34,6 +36,7 @@ def hardware_from_args(args: argparse.Namespace, spec: str | None = None, chip_s
     return HardwareOptions.parse(spec if spec is not None else args.hardware, noise=args.noise,
                                  chip_seed=chip_seed if chip_seed is not None else args.chip_seed, fits=args.fits,
                                  pcm_time_s=args.pcm_time_s, drift_compensation=args.drift_compensation,
+                                 wire_ohm=getattr(args, "wire_ohm", None),
                                  weight_bits=args.weight_bits, dac_bits=args.dac_bits, adc_bits=args.adc_bits,
                                  sizing=args.sizing, scale=getattr(args, "scale", None),
                                  seed=getattr(args, "seed", None))

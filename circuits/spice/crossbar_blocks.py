@@ -231,9 +231,8 @@ class CrossbarColumnBlock(BlockCircuit):
         g_pos, g_neg = self.conductances()
         if len(rows) != g_pos.size:
             raise ParameterError(f"rows: {len(rows)} row nodes for {g_pos.size} conductance rows")
-        p = spice_name(prefix, "c") + "_" if prefix else ""
-        colp, coln, va = f"{p}colp", f"{p}coln", f"{p}va"
-        tia = f"{p}tia" if self.adc_bits is not None else out
+        p = self.node_prefix(prefix)
+        colp, coln = f"{p}colp", f"{p}coln"
         els: list[Element] = []
         for i, row in enumerate(rows):
             for k in range(self.devices_per_side):
@@ -241,8 +240,19 @@ class CrossbarColumnBlock(BlockCircuit):
                     els.append(resistor(f"{p}gp_{i}_{k}", row, colp, 1.0 / g_pos[i]))
                 if g_neg[i] > 0:
                     els.append(resistor(f"{p}gn_{i}_{k}", row, coln, 1.0 / g_neg[i]))
+        return els + self.readout_elements(out, prefix)
+
+    @staticmethod
+    def node_prefix(prefix: str) -> str:
+        return spice_name(prefix, "c") + "_" if prefix else ""
+
+    def readout_elements(self, out: str, prefix: str = "") -> list[Element]:
+        """The two-TIA differential readout from the virtual-ground nodes ``<p>colp``/``<p>coln``, then the ADC."""
+        p = self.node_prefix(prefix)
+        colp, coln, va = f"{p}colp", f"{p}coln", f"{p}va"
+        tia = f"{p}tia" if self.adc_bits is not None else out
         r_f, amp = self.r_f_ohm, self.opamp.name
-        els += [
+        els = [
             instance(f"{p}tia_p", amp, ("0", colp, va)),
             resistor(f"{p}rf_p", colp, va, r_f),
             instance(f"{p}tia_n", amp, ("0", coln, tia)),
@@ -291,27 +301,3 @@ def row_drivers(inputs: Sequence[str], dac: Quantizer | None, bias: bool,
         els.append(vsource("bias", "row_bias", "0", v_bias_v))
         rows.append("row_bias")
     return els, rows
-
-
-def tile_subckt(columns: Sequence[CrossbarColumnBlock], name: str = "xbar_tile") -> Subckt:
-    """One ``.subckt`` for a tile slice: shared row DACs and bias row, every column's pairs and readout.
-
-    Ports: ``in_0..in_{rows-1}`` then ``out_0..out_{cols-1}``. The columns must share rows and converters.
-    """
-    if not columns:
-        raise ParameterError("columns: a tile needs at least one column")
-    first = columns[0]
-    def shared(c: CrossbarColumnBlock) -> tuple:
-        return (c.n_inputs(), c.bias is None, c.v_read_fs_v, c.dac_bits, c.opamp)
-
-    for c in columns[1:]:
-        if shared(c) != shared(first):
-            raise ParameterError(f"columns: {c.name} differs from {first.name} in rows, bias row, "
-                                 "read range, DAC or op-amp")
-    ins = [f"in_{i}" for i in range(first.n_inputs())]
-    outs = [f"out_{j}" for j in range(len(columns))]
-    els, rows = row_drivers(ins, first.dac(), first.bias is not None, first.v_read_fs_v)
-    for j, col in enumerate(columns):
-        els += col.column_elements(rows, outs[j], prefix=f"c{j}")
-    _log.debug("tile %s: %d rows x %d columns, %d cards", name, len(rows), len(columns), len(els))
-    return Subckt(name, (*ins, *outs), els, comment=f"crossbar tile: {len(rows)} rows x {len(columns)} columns")

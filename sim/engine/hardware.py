@@ -15,6 +15,8 @@ first rounds the weights to the target's levels and then perturbs them.
 | `population` | current: every synapse's mirror gain exp(σ·ε), fresh every call   | exact                       |
 | `pcm`        | crossbar: Joshi et al. 2020 programming noise, drift at t, 1/f    | drift gain (noise additive) |
 |              | read noise, global drift compensation                             |                             |
+| `irdrop`     | crossbar: row/column wire resistance per cell, the tiles' exact   | STE (∂w_eff/∂w = 1)         |
+|              | DC solution as effective weights (`circuits.spice.crossbar_tile`)  |                             |
 | `chip`       | current: one chip instance (`sim.chip`), as its netlist holds it; | inference: none (drift);    |
 |              | for training, `sim.engine.chip_map` from the nominal weights      | training: STE (chip_map)    |
 | `fitted`     | the `kelvin fit` families on their primitives (`sim.engine.fitted`)| exact, levels by STE        |
@@ -36,11 +38,11 @@ from circuits.errors import ParameterError
 from sim.engine.maps import NodeMaps, ParamMap, Quantize, Rectify, RelativeNoise
 
 Array = np.ndarray
-MODES = ("ideal", "quantized", "noise", "population", "pcm", "chip", "fitted")
+MODES = ("ideal", "quantized", "noise", "population", "pcm", "irdrop", "chip", "fitted")
 TARGET_MODES = {
     "opamp": {"ideal", "quantized", "noise", "fitted"},
     "current": {"ideal", "quantized", "noise", "population", "chip", "fitted"},
-    "crossbar": {"ideal", "quantized", "noise", "pcm", "fitted"},
+    "crossbar": {"ideal", "quantized", "noise", "pcm", "irdrop", "fitted"},
 }
 
 
@@ -365,6 +367,65 @@ class Pcm(HardwareModel):
         return {"mode": self.name, "t_s": self.t_s, "drift_compensation": self.compensate, "seed": self.seed}
 
 
+# --- wire resistance ---------------------------------------------------------------------------
+@dataclass
+class WiredTiles(ParamMap):
+    """One crossbar layer on resistive wires: (W, b) → the tiles' effective (W_eff, b_eff)
+    (`circuits.spice.crossbar_tile.wired_weights`, exact for the mesh). The solution depends only on
+    the programmed weights, so it is cached per weight array. Estimator (stated): ∂w_eff/∂w = 1, a
+    straight-through estimator; IR drop is a near-identity, weight-dependent attenuation."""
+
+    prim: CrossbarArray
+    wires: Any
+    _cache: dict = field(default_factory=dict)
+    ste: ClassVar[bool] = True
+
+    def forward(self, p, rng):
+        from dataclasses import replace
+
+        from circuits.spice.crossbar_tile import wired_weights
+
+        w, b = p["weights"], p.get("bias")
+        key = (w.tobytes(), None if b is None else b.tobytes())
+        if key not in self._cache:
+            self._cache.clear()
+            prim = replace(self.prim, weights=np.asarray(w, np.float64),
+                           bias=None if b is None else np.asarray(b, np.float64))
+            self._cache[key] = wired_weights(prim, self.wires)
+        w_eff, b_eff = self._cache[key]
+        out = dict(p)
+        out["weights"] = w_eff.astype(w.dtype)
+        if b is not None:
+            out["bias"] = b_eff.astype(b.dtype)
+        return out, None
+
+    def backward(self, saved, g):
+        return dict(g)
+
+
+@dataclass(frozen=True)
+class IrDrop(HardwareModel):
+    """Crossbar tiles whose row and column wires have ``wire_ohm`` per cell pitch (IR drop)."""
+
+    wire_ohm: float
+    name: ClassVar[str] = "irdrop"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.wire_ohm) and self.wire_ohm >= 0):
+            raise ParameterError(f"--wire-ohm: wire resistance per cell, ≥ 0 Ω, got {self.wire_ohm}")
+
+    def node_maps(self, program, step):
+        from circuits.ir_drop import Wires
+
+        prim = getattr(step.node, "primitive", None)
+        if isinstance(prim, CrossbarArray):
+            return NodeMaps(wmap=(WiredTiles(prim, Wires.uniform(self.wire_ohm)),))
+        return NodeMaps()
+
+    def describe(self):
+        return {"mode": self.name, "wire_ohm": self.wire_ohm}
+
+
 def mode_list(spec: str | Sequence[str]) -> list[str]:
     """``"quantized,chip"`` → ["quantized", "chip"], checked against the known modes."""
     modes = [m.strip() for m in (spec.split(",") if isinstance(spec, str) else spec) if m.strip()]
@@ -386,5 +447,5 @@ def check_target_modes(modes: Sequence[str], target: str) -> None:
                              f"it has {', '.join(sorted(allowed))}")
 
 
-__all__ = ["MODES", "HardwareModel", "Ideal", "Noise", "Pcm", "Population", "Quantized", "Stack",
+__all__ = ["MODES", "HardwareModel", "Ideal", "IrDrop", "Noise", "Pcm", "Population", "Quantized", "Stack",
            "check_target_modes", "mode_list"]

@@ -19,7 +19,7 @@ from circuits.errors import InputError, ParameterError, UnsupportedError
 from compiler.ir import PrimitiveNode
 from compiler.pipeline import Compiled
 from sim.engine.hardware import (
-    HardwareModel, Noise, Pcm, Population, Quantized, Stack, check_bits, check_target_modes, mode_list,
+    HardwareModel, IrDrop, Noise, Pcm, Population, Quantized, Stack, check_bits, check_target_modes, mode_list,
 )
 from sim.engine.maps import NodeMaps, Rectify
 from sim.engine.program import Program
@@ -37,6 +37,7 @@ class HardwareOptions:
     fits: str | None = None
     pcm_time_s: float = 1.0
     drift_compensation: bool = True
+    wire_ohm: float | None = None
     weight_bits: int | None = None
     dac_bits: int | None = 8
     adc_bits: int | None = 8
@@ -64,6 +65,10 @@ class HardwareOptions:
             raise ParameterError(f"--noise: a relative standard deviation ≥ 0, got {self.noise}")
         for n in ("weight_bits", "dac_bits", "adc_bits"):
             check_bits(f"--{n.replace('_', '-')}", getattr(self, n))
+        if "irdrop" in self.modes and self.wire_ohm is None:
+            raise ParameterError("--hardware irdrop needs --wire-ohm R (row and column wire resistance per cell, ohms)")
+        if self.wire_ohm is not None and not (math.isfinite(self.wire_ohm) and self.wire_ohm >= 0):
+            raise ParameterError(f"--wire-ohm: wire resistance per cell, ≥ 0 Ω, got {self.wire_ohm}")
         if "fitted" in self.modes and not self.fits:
             raise ParameterError("--hardware fitted needs --fits DIR (a directory written by `kelvin fit`)")
 
@@ -97,6 +102,9 @@ def hardware_models(compiled: Compiled, opts: HardwareOptions) -> list[HardwareM
             out.append(Population(sizing.report()["sigma_branch_rel"]))
         elif m == "pcm":
             out.append(Pcm(opts.pcm_time_s, opts.drift_compensation, opts.seed))
+        elif m == "irdrop":
+            assert opts.wire_ohm is not None
+            out.append(IrDrop(opts.wire_ohm))
         elif m == "fitted":
             if _measured(opts):
                 if "chip" in opts.modes:

@@ -140,6 +140,8 @@ def hardware_doc(h: HardwareOptions) -> dict[str, Any]:
         d["chip_seed"] = h.chip_seed
     if "pcm" in h.modes:
         d.update(pcm_time_s=h.pcm_time_s, drift_compensation=h.drift_compensation)
+    if "irdrop" in h.modes:
+        d["wire_ohm"] = h.wire_ohm
     if "quantized" in h.modes:
         d.update(weight_bits=h.weight_bits, dac_bits=h.dac_bits, adc_bits=h.adc_bits)
     if h.sizing != "default":

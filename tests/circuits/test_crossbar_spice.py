@@ -16,7 +16,8 @@ import pytest
 from circuits.crossbar import CrossbarArray
 from circuits.errors import ParameterError
 from circuits.spice.block import index_sweep, indexed_inputs
-from circuits.spice.crossbar_blocks import CrossbarColumnBlock, tile_subckt
+from circuits.spice.crossbar_blocks import CrossbarColumnBlock
+from circuits.spice.crossbar_tile import tile_subckt
 from circuits.spice.netlist import Deck, instance
 from sim.spice import SimJob, run_inline
 

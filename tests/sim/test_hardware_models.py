@@ -145,10 +145,36 @@ def test_pcm_drift_shrinks_outputs_and_compensation_restores_them():
     assert mean_abs(3.15e7, True) == pytest.approx(base, rel=0.15)
 
 
+def test_irdrop_runs_the_tiles_effective_weights():
+    """--hardware irdrop multiplies by `wired_weights` (checked against the nodal solve and ngspice in
+    tests/circuits/test_ir_drop.py); with no wire resistance it is the ideal network."""
+    from circuits.crossbar import CrossbarArray
+    from circuits.ir_drop import Wires
+    from circuits.spice.crossbar_tile import wired_weights
+
+    c = compile_model(MLP, "crossbar")
+    x = {c.graph.inputs[0]: rng.uniform(0, 1, (16, 64)).astype(np.float32)}
+    name = c.graph.outputs[0]
+    ideal = build_program(c, HardwareOptions()).run(x)[name]
+    flat = build_program(c, HardwareOptions(modes=("irdrop",), wire_ohm=0.0)).run(x)[name]
+    np.testing.assert_allclose(flat, ideal, rtol=1e-5, atol=1e-5)
+    prog = build_program(c, HardwareOptions(modes=("irdrop",), wire_ohm=5.0), dtype=np.float64)
+    wired = prog.run(x)[name]
+    assert 1e-3 < np.abs(wired - ideal).max() < 0.2 * np.abs(ideal).max()
+    banks = [n.primitive for n in c.graph.nodes if isinstance(getattr(n, "primitive", None), CrossbarArray)]
+    w0, b0 = wired_weights(banks[0], Wires.uniform(5.0))
+    h = np.maximum(x[c.graph.inputs[0]].astype(np.float64) @ w0.T + b0, 0)
+    w1, b1 = wired_weights(banks[1], Wires.uniform(5.0))
+    np.testing.assert_allclose(wired, h @ w1.T + b1, rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["--target", "current", "--hardware", "pcm"], "not available on target 'current'"),
     (["--target", "crossbar", "--hardware", "bogus"], "unknown mode 'bogus'"),
     (["--target", "crossbar", "--hardware", "pcm", "--pcm-time", "-1"], "--pcm-time"),
+    (["--target", "crossbar", "--hardware", "irdrop"], "--wire-ohm"),
+    (["--target", "crossbar", "--hardware", "irdrop", "--wire-ohm", "-2"], "--wire-ohm"),
+    (["--target", "opamp", "--hardware", "irdrop", "--wire-ohm", "2"], "not available on target 'opamp'"),
     (["--target", "crossbar", "--hardware", "quantized", "--adc-bits", "0"], "--adc-bits"),
     (["--target", "crossbar", "--hardware", "quantized", "--dac-bits", "17"], "--dac-bits"),
     (["--target", "current", "--hardware", "chip"], "--chip-seed"),
