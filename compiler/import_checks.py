@@ -10,6 +10,7 @@ import numpy as np
 
 from circuits.errors import ModelError
 from compiler.ir import Graph, OpNode
+from compiler.ops.shape import split_sizes
 
 SIGNAL_OPS = frozenset({"Gemm", "MatMul", "Conv", "BatchNormalization"})
 """Ops whose weight operands must hold at least one value."""
@@ -38,11 +39,33 @@ def check_node_shapes(graph: Graph, node: OpNode) -> None:
                              f"{index}; a circuit needs finite weights")
     if node.op == "Gemm" and len(node.inputs) > 2 and node.inputs[2]:
         _check_gemm_bias(graph, node)
+    elif node.op == "Split":
+        _check_split(graph, node)
     elif node.op == "Conv" and len(node.inputs) > 2 and node.inputs[2]:
         w, b = graph.shape(node.inputs[1]), graph.shape(node.inputs[2])
         if w and b is not None and isinstance(w[0], int) and tuple(b) != (w[0],):
             raise ModelError(f"node {node.name!r} (Conv): bias {node.inputs[2]!r} has shape {list(b)}, "
                              f"but the weight has {w[0]} output channels; the bias needs shape [{w[0]}]")
+
+
+def _check_split(graph: Graph, node: OpNode) -> None:
+    """Split sizes known at import (attribute or constant input) must add up to a known axis length."""
+    shape = graph.shape(node.inputs[0])
+    if not shape:
+        return
+    ax = int(node.attrs.get("axis", 0))
+    if not -len(shape) <= ax < len(shape):
+        raise ModelError(f"node {node.name!r} (Split): axis {ax} is out of range for a tensor of rank {len(shape)}")
+    length = shape[ax]
+    sizes_in = node.inputs[1] if len(node.inputs) > 1 else ""
+    if not isinstance(length, int) or (sizes_in and sizes_in not in graph.constants):
+        return
+    args = [None, graph.constants[sizes_in] if sizes_in else None]
+    try:
+        split_sizes(args, node.attrs, node.version, length)
+    except ModelError as exc:
+        raise ModelError(f"node {node.name!r} (Split) on {node.inputs[0]!r} {list(shape)}, axis {ax}: "
+                         f"{str(exc).removeprefix('Split: ')}") from None
 
 
 def _check_gemm_bias(graph: Graph, node: OpNode) -> None:

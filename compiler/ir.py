@@ -64,7 +64,7 @@ class Node:
 
 WIRING_OPS = frozenset(
     {
-        "Flatten", "Reshape", "Transpose", "Concat", "Identity", "Dropout", "Squeeze",
+        "Flatten", "Reshape", "Transpose", "Concat", "Split", "Identity", "Dropout", "Squeeze",
         "Unsqueeze", "Shape", "Gather", "Slice", "Cast", "Constant", "ConstantOfShape",
         "Expand", "kelvin.Im2Col", "kelvin.ColToImage",
     }

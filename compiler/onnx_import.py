@@ -14,7 +14,7 @@ from onnx import numpy_helper
 from circuits.errors import InputError, ModelError, UnsupportedError
 from compiler.import_checks import check_node_shapes, first_line as _first_line
 from compiler.ir import Dim, Graph, OpNode, TensorInfo
-from compiler.ops import lookup
+from compiler.ops import implied_attributes, lookup
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,8 @@ def import_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> Gr
         except onnx.defs.SchemaError as exc:
             raise UnsupportedError(f"node {name!r}: unknown op {proto.op_type}") from exc
         lookup(proto.op_type, schema.since_version, name)
-        attrs = _attributes(proto, schema)
         outputs = list(proto.output)
+        attrs = implied_attributes(proto.op_type, _attributes(proto, schema), len(outputs))
         limit = OUTPUT_LIMIT.get(proto.op_type)
         if limit is not None and any(outputs[limit:]):
             raise UnsupportedError(

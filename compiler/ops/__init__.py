@@ -7,7 +7,7 @@ Importing this package registers every kernel:
     elementwise Relu, LeakyRelu, Sigmoid, Tanh, Exp, Log, Clip, Softmax, Sqrt, Pow, Erf, Gelu,
                 Add, Sub, Mul, Div, Sum, BatchNormalization
     normalization LayerNormalization
-    shape       Flatten, Reshape, Transpose, Concat, Identity, Dropout, Unsqueeze, Squeeze
+    shape       Flatten, Reshape, Transpose, Concat, Split, Identity, Dropout, Unsqueeze, Squeeze
     folding     Shape, Gather, Slice, Cast, Constant, ConstantOfShape, Expand, Range, Equal, Where
     kelvin_ops  kelvin.Dense, kelvin.Im2Col, kelvin.ColToImage, kelvin.WindowMax, kelvin.WindowSum
 """
@@ -18,5 +18,6 @@ from . import (  # noqa: F401  (registers kernels)
     elementwise, folding, kelvin_ops, linear, normalization, pooling, reduce, shape,
 )
 from .registry import OPS, OpSpec, lookup, register
+from .shape import implied_attributes
 
-__all__ = ["OPS", "OpSpec", "lookup", "register"]
+__all__ = ["OPS", "OpSpec", "implied_attributes", "lookup", "register"]

@@ -1,4 +1,4 @@
-"""Data-movement ops: Flatten, Reshape, Transpose, Concat, Identity, Dropout, Unsqueeze, Squeeze.
+"""Data-movement ops: Flatten, Reshape, Transpose, Concat, Split, Identity, Dropout, Unsqueeze, Squeeze.
 
 None of them computes; they move or relabel elements. Dropout is the inference form only.
 """
@@ -74,6 +74,46 @@ def concat(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
     except ValueError as err:
         shapes = ", ".join(str(a.shape) for a in parts)
         raise ModelError(f"Concat: shapes {shapes} do not concatenate on axis {ax}") from err
+
+
+def split_sizes(inputs: Inputs, attrs: Attrs, version: int, length: int) -> list[int]:
+    """Split's part sizes on an axis of ``length``: ``split`` (an attribute before v13, an input from
+    v13), else ``num_outputs`` parts of ceil(length/num_outputs), the last one shorter (v18; the
+    importer records the node's output count as ``num_outputs`` for the older equal split)."""
+    given = int_list(optional(inputs, 1)) if version >= 13 else int_list(attrs.get("split"))
+    if given:
+        if any(s < 0 for s in given):
+            raise ModelError(f"Split: split sizes {given} include a negative size; each must be >= 0")
+        if sum(given) != length:
+            raise ModelError(f"Split: split sizes {given} sum to {sum(given)}, but the axis has length {length}; "
+                             "they must add up to it")
+        return given
+    parts = attrs.get("num_outputs")
+    if parts is None or int(parts) < 1:
+        raise ModelError("Split: neither split sizes nor num_outputs say how to split")
+    parts = int(parts)
+    if version < 18 and length % parts:
+        raise ModelError(f"Split: an axis of length {length} does not split into {parts} equal parts")
+    chunk = -(-length // parts)
+    return [max(0, min(chunk, length - k * chunk)) for k in range(parts)]
+
+
+def implied_attributes(op: str, attrs: Attrs, outputs: int) -> dict:
+    """``attrs`` plus what ONNX leaves to the node's arity: Split's equal parts before v18 are as
+    many as its outputs (recorded as ``num_outputs``, the v18 attribute). Importer and tests use this."""
+    out = dict(attrs)
+    if op == "Split" and out.get("num_outputs") is None:
+        out["num_outputs"] = outputs
+    return out
+
+
+@register("Split", (2, 11, 13, 18))
+def split(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """Cut the input along ``axis`` into consecutive parts (`split_sizes`)."""
+    x = inputs[0]
+    ax = axis("Split", int(attrs.get("axis", 0)), x.ndim)
+    ends = np.cumsum(split_sizes(inputs, attrs, version, x.shape[ax]))[:-1]
+    return list(np.split(x, ends, axis=ax))
 
 
 @register("Identity", (1, 13, 14, 16, 19, 21, 23, 24, 25))

@@ -4,10 +4,11 @@ Forward is the op's own NumPy semantics (`compiler.ops`, one registry keyed by o
 version); the gradient of each op sits here, keyed the same way by op type, and calls
 `circuits.ideal` where the math is a primitive's.
 
-Routing ops (Reshape, Transpose, Flatten, Concat, Slice, Gather, Expand, Im2Col, ColToImage,
-…) share one backward: the op's own kernel is run once on integer element ids of its signal
+Routing ops (Reshape, Transpose, Flatten, Concat, Split, Slice, Gather, Expand, Im2Col,
+ColToImage, …) share one backward: the op's own kernel is run once on integer element ids of its signal
 inputs, which gives, for every output element, the input element it came from (0 for padding
-or constants); the gradient is then a scatter-add (`np.bincount`). This is the trick
+or constants); the gradient is then a scatter-add (`np.bincount`). A multi-output op (Split)
+maps all its outputs, concatenated, and takes their gradients concatenated the same way. This is the trick
 `compiler.netlist._wire` uses for nets, so wiring can never disagree between the engine, its
 gradient and the netlist.
 """
@@ -165,7 +166,12 @@ class Router:
             self.attrs["fill"] = 0
         self._maps: dict[tuple, tuple[Array, list[int]]] = {}
 
-    def backward(self, args: Sequence[Array | None], signal: Sequence[bool], gy: Array) -> list[Array | None]:
+    def backward(self, args: Sequence[Array | None], signal: Sequence[bool], gy: Array,
+                 more: Sequence[Array] = ()) -> list[Array | None]:
+        """Input gradients from ``gy`` (the first output's) and, for a multi-output op (Split), ``more``:
+        the other outputs' gradients (zeros where none arrived), in output order."""
+        if more:
+            gy = np.concatenate([gy.ravel(), *(g.ravel() for g in more)])
         if self.op in RESHAPES:
             return [gy.reshape(args[0].shape)] + [None] * (len(args) - 1)
         if self.op == "Transpose":
@@ -201,7 +207,8 @@ class Router:
                 ids_args.append(np.zeros(a.shape, np.int64))
             else:
                 ids_args.append(a)
-        out = self.spec.kernel(ids_args, self.attrs, self.version)[0]
+        outs = self.spec.kernel(ids_args, self.attrs, self.version)
+        out = np.concatenate([np.asarray(o).ravel() for o in outs]) if self.op == "Split" else outs[0]
         return np.asarray(out).astype(np.int64, copy=False), sizes
 
 

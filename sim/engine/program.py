@@ -14,7 +14,7 @@ netlist emitter or an ONNX exporter).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -291,10 +291,13 @@ class Program:
         pgrads: dict[str, Array] = {}
         for step, (args, results, saved) in zip(reversed(self.steps), reversed(tape.entries)):
             gy = grads.pop(step.outs[0], None) if step.outs and step.outs[0] >= 0 else None
+            more = self._other_output_grads(step, results, grads)
+            if gy is None and more:
+                gy = np.zeros_like(results[0])
             if gy is None:
                 continue
             try:
-                gxs = self._backward_step(step, args, results, saved, gy, pgrads, update)
+                gxs = self._backward_step(step, args, results, saved, gy, pgrads, update, more)
             except KelvinError as exc:
                 raise type(exc)(f"node {step.node.name!r} ({step.node.kind}): {exc}") from exc
             for s, sig, g in zip(step.ins, step.signal, gxs):
@@ -309,7 +312,17 @@ class Program:
                 pgrads[f"input:{name}"] = g if g is not None else np.zeros_like(tape.env[s])
         return pgrads
 
-    def _backward_step(self, step: Step, args, results, saved, gy, pgrads, update=None) -> list[Array | None]:
+    def _other_output_grads(self, step: Step, results, grads: dict[int, Array]) -> list[Array]:
+        """A Split's gradients of outputs 1.. (zeros where none arrived); [] when none did, or for other ops."""
+        if step.router is None or step.router.op != "Split" or len(step.outs) < 2:
+            return []
+        got = [grads.pop(s, None) if s >= 0 else None for s in step.outs[1:]]
+        if all(g is None for g in got):
+            return []
+        return [np.zeros_like(r) if g is None else g for g, r in zip(got, results[1:])]
+
+    def _backward_step(self, step: Step, args, results, saved, gy, pgrads, update=None,
+                       more: Sequence[Array] = ()) -> list[Array | None]:
         maps = step.maps
         if step.kernel is not None:
             p, pre_saved, w_saved, ksaved, post_saved = saved
@@ -339,7 +352,7 @@ class Program:
         if maps.post:
             gy = chain_back(maps.post, saved, gy)
         if step.router is not None:
-            return step.router.backward(args, step.signal, gy)
+            return step.router.backward(args, step.signal, gy, more)
         if not any(step.signal):
             return []
         return op_backward(node.op)(args, results, node.attrs, node.version, gy)

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
 from circuits.errors import UnsupportedError
-from compiler.ops import OPS, lookup
+from compiler.ops import OPS, implied_attributes, lookup
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "models" / "examples"
 ONNX_OPS = frozenset(op for op in OPS if "." not in op)
@@ -92,7 +92,8 @@ def _run_node(node: onnx.NodeProto, opset: int, values: Mapping[str, Any]) -> di
     schema = onnx.defs.get_schema(node.op_type, opset)
     spec = lookup(node.op_type, schema.since_version, node.name)
     args = [_tensor(values[name]) if name else None for name in node.input]
-    results = spec.kernel(args, _attrs(node, schema), schema.since_version)
+    attrs = implied_attributes(node.op_type, _attrs(node, schema), len(node.output))  # as the importer does
+    results = spec.kernel(args, attrs, schema.since_version)
     out = {}
     for k, name in enumerate(node.output):
         if not name:
