@@ -21,6 +21,10 @@ Signal path, with I_p(s) the current of soma s's ``vp`` diode M2 (the value the 
 so every layer stays linear-then-ReLU per soma and folds into a `SynapseArray`: a signed layer
 becomes its positive and negative somas as 2·out rectified rows (what the chip does), and each
 graph output gets a read-out row pair.
+A differential-pair softmax (`current.softmax`) folds into an `InstanceSoftmax`: each input's
+copies scale its gate voltage, its pair device's ΔVt and β shift its exponent, and each output's
+drain-to-soma chain scales it (the emitter records these cells, `emit_current_select`). The other
+current-mode blocks (winner-take-all, mirror average, junction) are refused by name.
 
 Nominal drift (Early effect, 4 µm mirrors without cascodes): a copy whose drain sits ΔV further
 than its diode's carries (1 + ΔV/V_A); the cells are trimmed for the node voltages at 1 unit,
@@ -37,22 +41,23 @@ argmax 100 %).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from circuits.current import CurrentNeuron, SynapseArray
+from circuits.current import CurrentNeuron, SoftmaxNormalizer, SynapseArray
 from circuits.errors import UnsupportedError
 from circuits.spice.current_cells import U_T_V, CellSizing
 from circuits.spice.emit_current import CellRecord, row_designs
 from compiler.ir import Graph, PrimitiveNode
 from compiler.netlist import Netlist, NetlistOptions, emit_netlist
 from compiler.pipeline import Compiled
-from sim.engine.kernels import CHIP_SYNAPSES, CLASS_KERNELS
+from circuits.spice.current_softmax import pair_slope_n
+from sim.engine.kernels import CHIP_SOFTMAX, CHIP_SYNAPSES, CLASS_KERNELS
 
 log = logging.getLogger(__name__)
 
-NETLIST_ONLY_MISMATCH = frozenset({"current.softmax", "current.wta", "current.average", "current.junction"})
+NETLIST_ONLY_MISMATCH = frozenset({"current.wta", "current.average", "current.junction"})
 """Current-mode blocks whose netlists draw mismatch (`emit_current_select`) but which this model does not fold."""
 PMOS_DVT_SIGN = 1.0  # ngspice: delvto adds to the signed vth0 (negative for PMOS): +delvto lowers |Vt|
 
@@ -96,6 +101,29 @@ class InstanceSynapseArray(SynapseArray):
 CLASS_KERNELS[InstanceSynapseArray] = CHIP_SYNAPSES  # the engine runs a chip's banks with the chip's kernel
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class InstanceSoftmax(SoftmaxNormalizer):
+    """The differential-pair softmax of one chip over the last axis (`sim.engine.kernels.ChipSoftmaxKernel`):
+
+        a⁺_j = r(cp_j/M2 of pos_j),  a⁻_j = r(M3/M2 of neg_j)·r(cn_j/M4 of neg_j)   (gate slopes)
+        o_j  = ln β_q,j − ΔVt_q,j/(n_pair·U_T)                                       (pair offset)
+        g_j  = r(me_j/md_j)·r(M1/M0 of output soma j)                                 (output chain)
+
+    Mismatch only: the resistors, the tail current and V_ref are ideal; no Early drift is modelled.
+    """
+
+    a_pos: np.ndarray | None = None
+    a_neg: np.ndarray | None = None
+    shift: np.ndarray | None = None
+    out_gain: np.ndarray | None = None
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return CHIP_SOFTMAX.forward(self, {}, [np.asarray(x, np.float64)], False)[0].astype(np.float32)
+
+
+CLASS_KERNELS[InstanceSoftmax] = CHIP_SOFTMAX
+
+
 @dataclass(frozen=True, slots=True)
 class Layer:
     """A synapse array of the instance: y = max(0, W·x + b) per soma (signed layers: pos rows, then neg)."""
@@ -123,6 +151,7 @@ class ChipInstance:
     selects: dict[str, np.ndarray]  # CurrentNeuron node name -> selection matrix
     readouts: dict[str, tuple[np.ndarray, np.ndarray]]  # graph output -> read-out matrix, its pre_log
     sizing: str = "default"
+    softmaxes: dict[str, InstanceSoftmax] = field(default_factory=dict)  # current.softmax node -> its chip
 
     @classmethod
     def draw(cls, compiled: Compiled, seed: int | None, scale: float | None = None,
@@ -145,6 +174,9 @@ class ChipInstance:
             out[f"{name}.select"] = sel
         for name, (matrix, pre_log) in self.readouts.items():
             out[f"{name}.readout"], out[f"{name}.readout_pre_log"] = matrix, np.asarray(pre_log)
+        for name, sm in self.softmaxes.items():
+            for f in ("a_pos", "a_neg", "shift", "out_gain"):
+                out[f"{name}.{f}"] = np.asarray(getattr(sm, f))
         return out
 
     def engine_graph(self, early: bool = True) -> Graph:
@@ -162,6 +194,8 @@ class ChipInstance:
                     soma_log=lay.soma_log) if early else SynapseArray(lay.weights, lay.bias, rectify=True)
             elif node.name in self.selects:
                 node.primitive = SynapseArray(self.selects[node.name], None, rectify=False)
+            elif node.name in self.softmaxes:
+                node.primitive = self.softmaxes[node.name]
         for out, (matrix, pre_log) in self.readouts.items():
             inner = g.fresh(f"{out}_somas")
             for c in g.consumers(out):
@@ -227,6 +261,7 @@ def _build(compiled: Compiled, seed: int | None, scale: float, nl: Netlist, sizi
         sig[name] = _Signals(pos, None, np.array([r10(s) for s in pos]), is_input=True)
     layers: dict[str, Layer] = {}
     selects: dict[str, np.ndarray] = {}
+    softmaxes: dict[str, InstanceSoftmax] = {}
     for node in compiled.graph.topo():
         if not isinstance(node, PrimitiveNode):
             raise UnsupportedError(f"chip instance: node {node.name!r} ({node.kind}) is not a current-mode "
@@ -239,6 +274,10 @@ def _build(compiled: Compiled, seed: int | None, scale: float, nl: Netlist, sizi
             selects[node.name] = np.hstack([np.eye(n), np.zeros((n, len(src.columns) - n))]) * \
                 np.concatenate([src.col_scale, np.ones(len(src.columns) - len(src.col_scale))])[:n]
             sig[node.outputs[0]] = _Signals(src.pos, None, np.ones(n))
+            continue
+        if isinstance(prim, SoftmaxNormalizer):
+            softmaxes[node.name], out_somas = _fold_softmax(node, src, cells, by_name, n_ut, scale)
+            sig[node.outputs[0]] = _Signals(out_somas, None, np.ones(len(out_somas)))
             continue
         if node.kind in NETLIST_ONLY_MISMATCH:
             raise UnsupportedError(
@@ -304,4 +343,31 @@ def _build(compiled: Compiled, seed: int | None, scale: float, nl: Netlist, sizi
         # read-out branches drain at V_OUT: PMOS −kp·ln v; NMOS −kn·ln v behind the neg soma's M3 (−2kp·ln v)
         readouts[name] = (m, np.where(m > 0, -kp, np.where(m < 0, -kn - 2 * kp, 0.0)))
     log.info("chip instance seed %s (%s sizing): %d cells, %d layers", seed, sizing_name, len(cells), len(layers))
-    return ChipInstance(compiled, seed, scale, cells, layers, selects, readouts, sizing_name)
+    return ChipInstance(compiled, seed, scale, cells, layers, selects, readouts, sizing_name, softmaxes)
+
+
+def _fold_softmax(node: PrimitiveNode, src: _Signals, cells: tuple[CellRecord, ...], by_name: dict[str, CellRecord],
+                  n_ut: float, scale: float) -> tuple[InstanceSoftmax, list[CellRecord]]:
+    """A current.softmax node's chip parameters (`InstanceSoftmax`) and its output somas, from the
+    emitter's records (`emit_current_select._record_softmax`): one group over a (batch, N) signal."""
+    branches = sorted((c for c in cells if c.kind == "softmax" and c.node == node.name), key=lambda c: (c.copy, c.row))
+    somas = sorted((c for c in cells if c.kind == "softmax_soma" and c.node == node.name), key=lambda c: (c.copy, c.row))
+    n = len(src.pos)
+    if len(branches) != n or any(c.copy for c in branches) or node.copies != 1:
+        raise UnsupportedError(f"chip instance: node {node.name!r} (current.softmax): the chip model takes one "
+                               f"softmax group over a (batch, N) signal; this one has {len(branches)} elements "
+                               f"in groups over {n} signals")
+    n_pair = pair_slope_n(scale) * U_T_V  # the pair's own slope, at its one-unit tail
+    a_pos, a_neg, gain, shift = np.ones(n), np.ones(n), np.ones(n), np.zeros(n)
+    for j, (br, soma) in enumerate(zip(branches, somas, strict=True)):
+        pos = by_name.get(br.pre)
+        if pos is not src.pos[j]:
+            raise UnsupportedError(f"chip instance: node {node.name!r} element {j} reads {br.pre!r}, "
+                                   f"not {src.pos[j].element!r}")
+        a_pos[j] = ratio(br, "cp", "m2", n_ut, "p", pos) * (src.col_scale[j] if j < len(src.col_scale) else 1.0)
+        if src.neg is not None:
+            neg = by_name[br.pre_neg]
+            a_neg[j] = ratio(neg, "m3", "m2", n_ut, "p") * ratio(br, "cn", "m4", n_ut, "n", neg)
+        shift[j] = np.log(br.bf.get("mq", 1.0)) - br.dvt_v.get("mq", 0.0) / n_pair
+        gain[j] = ratio(br, "me", "md", n_ut, "p") * ratio(soma, "m1", "m0", n_ut, "n")
+    return InstanceSoftmax(axes=(-1,), a_pos=a_pos, a_neg=a_neg, shift=shift, out_gain=gain), somas

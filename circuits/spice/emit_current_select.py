@@ -11,8 +11,8 @@ its gate node; each of its outputs is a soma of its own.
 
 Mismatch: with a chip seed every block instance draws its transistors from
 ``SeedSequence([seed, SELECT_NODE, kind, element, 0, 0, 0])``, so it does not disturb the
-other cells' draws; these cells are not in ``ctx.layout`` (the engine's chip model covers
-synapses and somas only).
+other cells' draws. Only the softmax records its cells in ``ctx.layout`` (`_record_softmax`),
+which the engine's chip model folds (`sim.chip`); the other blocks' draws live in the netlist only.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from circuits.errors import UnsupportedError
 from circuits.spice.current_select import MirrorAverageBlock, MirrorSumBlock, WinnerTakeAllBlock, _SomaBlock
 from circuits.spice.current_softmax import DiffPairSoftmaxBlock
 from circuits.spice.emit import GROUND, EmitContext, register
-from circuits.spice.emit_current import CurrentNetwork, CurrentSignal, Soma, _network, reference
+from circuits.spice.emit_current import CellRecord, CurrentNetwork, CurrentSignal, Soma, _network, reference
 from circuits.spice.netlist import instance
 
 SELECT_NODE = 2**32 - 4  # key word of these blocks' draws
@@ -44,6 +44,13 @@ def _place_block(ctx: EmitContext, net: CurrentNetwork, block: _SomaBlock, lines
 def _place_somas(ctx: EmitContext, net: CurrentNetwork, block: _SomaBlock, lines: list[str],
                  hint: str) -> list[Soma]:
     """Instantiate ``block`` on input ``lines``; returns its output somas in the block's order."""
+    somas, _, _ = _instantiate(ctx, net, block, lines, hint)
+    return somas
+
+
+def _instantiate(ctx: EmitContext, net: CurrentNetwork, block: _SomaBlock, lines: list[str],
+                 hint: str) -> tuple[list[Soma], tuple[int, ...], dict[str, float]]:
+    """`_place_somas`, also returning the instance's draw key and its ``dvt_*``/``bf_*`` parameters."""
     mm = net.draw.enabled
     sub = block.subckt(mm)
     key = f"{sub.name}|" + "\n".join(e.render() for e in sub.elements)
@@ -55,13 +62,14 @@ def _place_somas(ctx: EmitContext, net: CurrentNetwork, block: _SomaBlock, lines
     count = ctx.state.get(COUNT_KEY, 0)
     ctx.state[COUNT_KEY] = count + 1
     devices = [*block.devices(), *block.output_somas()]
-    params = net.draw.params(devices, (SELECT_NODE, KIND_CODES[block.kind], count, 0, 0, 0))
+    draw_key = (SELECT_NODE, KIND_CODES[block.kind], count, 0, 0, 0)
+    params = net.draw.params(devices, draw_key)
     somas = [Soma(ctx.net("vn"), ctx.net("vp")) for _ in block.somas()]
     outs = [p for s in somas for p in (s.vn, s.vp)]
     name = ctx.instance_name(hint)
     ctx.elements.append(instance(name, defined[key], [*lines, *outs, ctx.supplies.nets[0], GROUND], params))
     ctx.devices += len(devices)
-    return [Soma(s.vn, s.vp, name) for s in somas]
+    return [Soma(s.vn, s.vp, name) for s in somas], draw_key, params
 
 
 def _terms(net: CurrentNetwork, srcs: list[str], gains: list[float], where: str) -> tuple[list[float], list[str]]:
@@ -199,6 +207,31 @@ def emit_softmax(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np
                 continue
             sig = net.signal(str(src), "current.softmax")
             lines += [sig.pos.vp, sig.neg.vn if sig.neg is not None else GROUND]
-        for k, soma in enumerate(_place_somas(ctx, net, block, lines, "softmax")):
+        somas, key, params = _instantiate(ctx, net, block, lines, "softmax")
+        group = int(np.ravel_multi_index(pos, flat.shape[:-1])) if pos else 0
+        for k, (src, soma) in enumerate(zip(flat[pos], somas, strict=True)):
+            soma = Soma(soma.vn, soma.vp, f"{soma.element}.o{k}")
+            _record_softmax(ctx, net, soma, str(src), key, params, group, k)
             y[(*pos, k)] = _signal_net(ctx, net, CurrentSignal(soma), "softmax")
     return np.transpose(y.reshape(moved.shape), np.argsort(order))
+
+
+def _record_softmax(ctx: EmitContext, net: CurrentNetwork, soma: Soma, src: str, key: tuple[int, ...],
+                    params: dict[str, float], group: int, k: int) -> None:
+    """Two `CellRecord`s for element ``k`` of a softmax group: its input branch (kind ``softmax``: the
+    copies ``cp``/``cn`` reading ``pre``/``pre_neg``, the pair device ``mq``, the drain diode ``md`` and
+    its copy ``me``) and its output soma (kind ``softmax_soma``, devices m0..m4), with their draws."""
+    sig = net.signal(src, "current.softmax") if src != GROUND else None
+
+    def draw(names: dict[str, str], what: str) -> dict[str, float]:
+        return {short: params[f"{what}_{full}"] for short, full in names.items() if f"{what}_{full}" in params}
+
+    branch = {d: f"{d}{k}" for d in ("cp", "cn", "mq", "md", "me")}
+    somadev = {f"m{i}": f"o{k}m{i}" for i in range(5)}
+    element = soma.element.rsplit(".", 1)[0]
+    common = dict(node=ctx.node_name, key=key, copy=group, row=k)
+    ctx.layout.append(CellRecord("softmax", element, "softmax", pre=sig.pos.element if sig else "",
+                                 pre_neg=sig.neg.element if sig and sig.neg else "",
+                                 dvt_v=draw(branch, "dvt"), bf=draw(branch, "bf"), **common))
+    ctx.layout.append(CellRecord("softmax_soma", soma.element, "softmax", dvt_v=draw(somadev, "dvt"),
+                                 bf=draw(somadev, "bf"), **common))

@@ -302,3 +302,32 @@ def _log_pos(a: np.ndarray) -> np.ndarray:
 
 
 CHIP_SYNAPSES = ChipSynapseKernel()
+
+
+class ChipSoftmaxKernel(Kernel):
+    """One chip's differential-pair softmax (`sim.chip.InstanceSoftmax`): per input the gate slopes of its
+    positive and negative copies, its pair device's offset, per output the drain-to-soma chain's gain,
+
+        u = a⁺∘pos − a⁻∘neg + o,   y = g∘softmax(u)
+
+    with ``pos``/``neg`` the input's positive and negative somas (columns 0..N−1 and N..2N−1 of a
+    signed layer; a rectified input has no ``neg``). The softmax and its gradient are `circuits.ideal`'s."""
+
+    def forward(self, prim, p, xs, save):
+        x = xs[0]
+        n = len(prim.a_pos)
+        u = x[..., :n] * prim.a_pos + prim.shift
+        if x.shape[-1] == 2 * n:
+            u = u - x[..., n:] * prim.a_neg
+        s = ideal.softmax(u, (-1,))
+        return (s * prim.out_gain).astype(x.dtype), ((s, x.shape) if save else None)
+
+    def backward(self, prim, p, saved, gy):
+        s, shape = saved
+        n = len(prim.a_pos)
+        gu = ideal.softmax_backward(gy * prim.out_gain, s, (-1,))
+        parts = [gu * prim.a_pos] + ([-gu * prim.a_neg] if shape[-1] == 2 * n else [])
+        return [np.concatenate(parts, axis=-1).astype(gy.dtype)], {}
+
+
+CHIP_SOFTMAX = ChipSoftmaxKernel()
