@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chip-seed", type=int, help="emit one chip instance: per-transistor mismatch from this seed")
     p.add_argument("--force", action="store_true",
                    help="write the netlist even if some component values cannot be realized (with a warning)")
+    p.add_argument("--report-cost", action="store_true",
+                   help="add energy, latency, area and devices per layer and in total (graph.json 'cost', cost.png)")
+    p.add_argument("--tile", help="crossbar tile size: ROWSxCOLS, 512x512 (default) or ibm (512x2048)")
+    p.add_argument("--cost-model", help="JSON file overriding the cost constants (names as in graph.json 'cost.constants')")
     p.add_argument("--sizing", choices=SIZINGS, default="default",
                    help="current-mode mirror sizing: default 2x4 um, compact 1x2 um (4x less area, 2x the "
                         "mismatch)")
@@ -170,7 +174,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     doc = compile_to_dir(args.model, args.outdir, args.target, progress=not args.quiet, scale=args.scale,
                          max_devices=args.max_devices, chip_seed=args.chip_seed, force=args.force,
-                         sizing=args.sizing)
+                         sizing=args.sizing, report_cost=args.report_cost, tile=args.tile,
+                         cost_model=args.cost_model)
     print(format_summary(doc))
     print(f"wrote {doc['_path']}")
     return 0

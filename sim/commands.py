@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from circuits.errors import InputError, OutputError, UnsupportedError
+from circuits.errors import InputError, OutputError, ParameterError, UnsupportedError
 from circuits.files import ensure_dir, staged_dir, write_json, write_npy, write_npz
 from compiler.ir import Graph
 from compiler.pipeline import Compiled, compile_model
@@ -36,15 +36,20 @@ def compile_with_progress(model: str | os.PathLike[str], target: str, progress: 
 
 
 COMPILE_FILES = frozenset({"graph.json", "netlist.cir", "inputs.inc", "netlist.json", "model.onnx",
-                           "kelvin.json", "chip.npz"})
+                           "kelvin.json", "chip.npz", "cost.png"})
 """What ``kelvin compile`` writes; any other file in OUTDIR (a validate report) is kept across compiles."""
 
 
 def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str], target: str,
                    progress: bool = True, scale: float | None = None,
                    max_devices: int = 200_000, chip_seed: int | None = None,
-                   force: bool = False, sizing: str = "default") -> dict[str, Any]:
+                   force: bool = False, sizing: str = "default", report_cost: bool = False,
+                   tile: str | None = None, cost_model: str | None = None) -> dict[str, Any]:
     """Compile ``model`` for ``target``; write graph.json, and the SPICE netlist when it can be built.
+
+    ``tile`` sets the crossbar tile size (`compiler.cost.parse_tile`); ``report_cost`` adds the
+    per-layer and total cost (`compiler.cost.cost_report`, constants from ``cost_model`` if given)
+    to graph.json under "cost" and draws cost.png.
 
     The files are built in a hidden sibling of ``outdir`` and swapped in together under a lock
     (`circuits.files.staged_dir`): a failed, killed or concurrent compile never leaves a mix,
@@ -53,8 +58,17 @@ def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str]
     """
     from sim.spice_commands import default_scale, save_compile_inputs, write_netlist_files
 
+    from compiler.cost import CostModel, cost_report, parse_tile, retile
+
+    if tile is not None:
+        parse_tile(tile)
+        if target != "crossbar":
+            raise ParameterError(f"--tile: tiles are crossbars; it applies to --target crossbar, not {target!r}")
+    costs = CostModel.from_json(cost_model) if cost_model else CostModel()
     with staged_dir(outdir, COMPILE_FILES) as out:  # fails before the work if outdir is unusable
         compiled = compile_with_progress(model, target, progress)
+        if tile is not None:
+            retile(compiled, tile)
         scale = default_scale(target) if scale is None else scale
         doc = graph_document(compiled, source=str(model))
         save_compile_inputs(out, model, target, scale, chip_seed, sizing)
@@ -75,6 +89,12 @@ def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str]
                 raise  # a chip instance was asked for explicitly: not writing it is an error
             log.info("no netlist: %s", exc)
             doc["netlist"] = {"written": False, "reason": str(exc)}
+        if report_cost:
+            from sim.cost_plot import cost_chart
+
+            doc["cost"] = cost_report(compiled, costs)
+            cost_chart(doc["cost"], out / "cost.png")
+            doc["cost"]["plot"] = "cost.png"
         write_json(out / "graph.json", doc)
     doc["_path"] = str(Path(outdir) / "graph.json")
     return doc
@@ -104,6 +124,18 @@ def format_summary(doc: dict[str, Any]) -> str:
     if nl is not None:
         lines.append(f"  netlist: netlist.cir ({nl['subckts']} subckt designs, scale {nl['scale']:g} per unit)"
                      if nl["written"] else f"  netlist: not written: {nl['reason']}")
+    cost = doc.get("cost")
+    if cost is not None:
+        t, d = cost["total"], cost["digital_baseline"]
+        tiles = f", {t['tiles']} tile(s) at {100 * t['utilization']:.3g} % utilization" if t["tiles"] else ""
+        lines.append(f"  cost per inference: {t['energy_j']:.3g} J, {t['latency_s']:.3g} s, "
+                     f"{t['area_m2'] * 1e6:.3g} mm^2, {t['macs']:,} MACs{tiles}")
+        if t["tops_per_w"]:
+            lines.append(f"    {t['tops_per_w']:.3g} TOPS/W (IBM 2023: {cost['references']['ibm_2023_tops_per_w']}; "
+                         f"Binas 2016: {cost['references']['binas_2016_top_per_j']} TOp/J = "
+                         f"{t['macs_per_j'] / 1e12:.3g} here); digital 45 nm baseline "
+                         f"{d['energy_with_weight_reads_j']:.3g} J ({d['energy_compute_j']:.3g} J compute only)")
+        lines.append("    per layer and constants with sources: graph.json \"cost\"; chart: cost.png")
     return "\n".join(lines)
 
 

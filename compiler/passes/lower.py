@@ -76,6 +76,8 @@ class MapToPrimitives:
             reuse = 1
             if not self.target.unroll_positions:
                 copies, reuse = 1, copies
+                if kind != "linear":  # elementwise on a feature map: one lane per channel, once per position
+                    lanes, reuse = _channels_and_positions(g, outputs[0], lanes)
             new = PrimitiveNode(name=node.name, inputs=inputs, outputs=outputs, primitive=primitive,
                                 target=self.target.name, copies=copies, lanes=lanes, reuse=reuse,
                                 origin=origin)
@@ -110,6 +112,16 @@ def _copies_and_lanes(g: Graph, role: str, x: str, y: str) -> tuple[int, int]:
         return (_prod(lead), 1) if lead else (1, 1)
     shape = g.shape(y)
     return 1, (_prod(shape[1:]) if shape else 1)
+
+
+def _channels_and_positions(g: Graph, y: str, lanes: int) -> tuple[int, int]:
+    """(channels, positions) of an N×C×spatial output, so a time-multiplexed target builds one circuit per
+    channel and uses it once per position (as its convolutions are); (lanes, 1) for other shapes."""
+    shape = g.shape(y)
+    if shape is None or len(shape) < 3 or not isinstance(shape[1], int):
+        return lanes, 1
+    positions = _prod(shape[2:])
+    return (shape[1], positions) if shape[1] * positions == lanes else (lanes, 1)
 
 
 def _prod(dims) -> int:
