@@ -167,6 +167,9 @@ class ChipWeights(ParamMap):
             out["bias"] = (np.sign(levb) * np.tile(unit, t.row_sides) * t.bias_table[r, bidx, bmag]).astype(b.dtype)
             bone = np.maximum(bmag, 1)
             saved[1] = (side_signs(t.out, t.row_sides) * t.bias_table[r, bidx, bone] / bone).astype(b.dtype)
+        elif b is not None:  # the chip has no bias synapses for this bank: it realizes none, and cannot learn one
+            out["bias"] = np.zeros(t.row_sides * t.out, b.dtype)
+            saved[1] = np.zeros(t.row_sides * t.out, b.dtype)
         return out, saved
 
     def backward(self, saved, g):

@@ -202,7 +202,11 @@ def _table_program(compiled: Compiled, graph, tables, opts: HardwareOptions, mod
     program = Program(graph, dtype=dtype, frozen=frozen)
     for node in compiled.graph.nodes:  # the trainable parameters are the nominal ones
         if node.name in tables:
-            for fld, value in node.primitive.parameters().items():
+            nominal = dict(node.primitive.parameters())
+            if f"{node.name}.bias" in program.params and "bias" not in nominal:
+                # a bias-free layer: the chip realizes a zero bias, which `ChipWeights` keeps at zero
+                nominal["bias"] = np.zeros(node.primitive.weights.shape[:-1])
+            for fld, value in nominal.items():
                 program.params[f"{node.name}.{fld}"] = np.array(value, dtype=program.dtype)
     program.bind(stack)
     return program

@@ -258,6 +258,34 @@ def test_trainable_chip_map_reproduces_the_chip_draw():
     assert {k: grads[k].shape for k in grads} == {k: v.shape for k, v in prog.params.items()}
 
 
+def test_trainable_chip_with_a_bias_free_signed_layer():
+    """A signed read-out layer without a bias: the chip realizes none, training keeps it at zero, and the
+    trainable map still equals the drawn chip."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from sim.chip import ChipInstance
+    from sim.engine.program import Program
+    r = np.random.default_rng(0)
+    w1, w2 = r.normal(0, 0.5, (8, 4)).astype(np.float32), r.normal(0, 0.5, (3, 8)).astype(np.float32)
+    g = helper.make_graph([helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transB=1),
+                           helper.make_node("Relu", ["h"], ["a"]), helper.make_node("Gemm", ["a", "w2"], ["y"], transB=1)],
+                          "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+                          [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(np.full(8, 0.1, np.float32), "b1"),
+                           numpy_helper.from_array(w2, "w2")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    c = compile_model(m, "current")
+    x = r.uniform(0, 1, (10, 4))
+    prog = build_program(c, HardwareOptions(modes=("chip",), chip_seed=1), dtype=np.float64, trainable=True)
+    got = prog.run({"x": x})["y"]
+    want = Program(ChipInstance.draw(c, 1, None).engine_graph(early=False), dtype=np.float64).run({"x": x})["y"]
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
+    out, tape = prog.forward({"x": x}, train=True)
+    grads = prog.backward(tape, {"y": np.ones_like(out["y"])})
+    bias = [k for k in prog.params if k.endswith(".bias") and prog.params[k].shape == (3,)]
+    assert bias and not np.any(grads[bias[0]])
+
+
 def _fit_program(kind_prim, fits="models/fits", chip_seed=None):
     from compiler.ir import Graph, PrimitiveNode, TensorInfo
     from sim.engine.fitted import Fitted, load_fits
