@@ -2,6 +2,10 @@
 
 Cases (median of --repeats, interleaved so machine noise hits all alike, one thread each):
 - ResNet-18 (11.7 M parameters, 224×224) at batch 8, opamp target, ideal devices;
+- the same on the crossbar target with PCM devices (`pcm`: programming noise, drift and read noise,
+  Joshi et al. 2020) at batch 8 (target: at most 4× onnxruntime's ideal time), and its output
+  drift from 20 s to a year after programming, with and without global drift compensation
+  (relative RMS change of the logits against the ideal network, and top-1 agreement);
 - the bundled digits MLP (64-16-10) at batch 4096 on each target;
 - the digits MLP with `quantized` (current), `chip` (current, seed 0) and `pcm` (crossbar)
   against `ideal` on the same target.
@@ -45,6 +49,34 @@ def _ort(model, x_name: str, x):
     return lambda: sess.run(None, {x_name: x})
 
 
+def _resnet_pcm(model, x, t_ort: float, repeats: int) -> dict:
+    """ResNet-18 on PCM crossbar tiles: inference time at batch 8, and output drift over time."""
+    import numpy as np
+
+    from compiler.pipeline import compile_model
+    from sim.engine.prepare import HardwareOptions, build_program
+
+    c = compile_model(model, "crossbar")
+    name, out_name = c.graph.inputs[0], c.graph.outputs[0]
+    prog = build_program(c, HardwareOptions(modes=("pcm",), pcm_time_s=3600.0))
+    gen = np.random.default_rng(0)
+    t_pcm = _median_time(lambda: prog.run({name: x}, rng=gen), repeats)
+    ideal = build_program(c).run({name: x})[out_name].astype(np.float64)
+    drift = []
+    for t in (20.0, 3600.0, 86400.0, 30 * 86400.0, 3.15e7):
+        row = {"t_s": t}
+        for comp in (False, True):
+            y = build_program(c, HardwareOptions(modes=("pcm",), pcm_time_s=t, drift_compensation=comp)).run(
+                {name: x}, rng=np.random.default_rng(1))[out_name].astype(np.float64)
+            key = "compensated" if comp else "uncompensated"
+            row[key] = {"rel_rms_change": float(np.sqrt(np.mean((y - ideal) ** 2)) / np.sqrt(np.mean(ideal ** 2))),
+                        "mean_abs_ratio": float(np.abs(y).mean() / np.abs(ideal).mean()),
+                        "top1_agreement": float(np.mean(y.argmax(1) == ideal.argmax(1)))}
+        drift.append(row)
+    return {"kelvin_pcm_s": t_pcm, "onnxruntime_ideal_s": t_ort, "ratio": t_pcm / t_ort, "target_ratio": 4.0,
+            "drift": drift}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
@@ -69,6 +101,7 @@ def main() -> None:
         t_k = _median_time(lambda: prog.run({name: x}), args.repeats)
         t_o = _median_time(_ort(model, model.graph.input[0].name, x), args.repeats)
         out["resnet18_batch8"] = {"kelvin_s": t_k, "onnxruntime_s": t_o, "ratio": t_k / t_o, "target_ratio": 2.0}
+        out["resnet18_pcm_batch8"] = _resnet_pcm(model, x, t_o, args.repeats)
     path = ROOT / "models/examples/digits_mlp.onnx"
     model = onnx.load(path)
     x = rng.uniform(0, 1, (4096, 64)).astype(np.float32)

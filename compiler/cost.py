@@ -132,6 +132,7 @@ class CostModel:
 class LayerCost:
     name: str
     kind: str
+    placement: str = "analog"
     macs: int = 0
     uses: int = 1
     tiles: int = 0
@@ -142,7 +143,7 @@ class LayerCost:
     area_m2: float = 0.0
 
     def doc(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "macs": self.macs, "uses_per_sample": self.uses,
+        return {"name": self.name, "kind": self.kind, "placement": self.placement, "macs": self.macs, "uses_per_sample": self.uses,
                 "tiles": self.tiles, "utilization": self.utilization, "devices": dict(sorted(self.devices.items())),
                 "energy_j": {k: v for k, v in sorted(self.energy_j.items())}, "energy_total_j": sum(self.energy_j.values()),
                 "latency_s": self.latency_s, "area_m2": self.area_m2}
@@ -179,7 +180,9 @@ def _crossbar(node: PrimitiveNode, prim: CrossbarArray, m: CostModel) -> LayerCo
     w = np.asarray(prim.weights, np.float64).reshape(groups, *prim.weights.shape[-2:])
     out_f, in_f = w.shape[-2:]
     rows = in_f + (prim.bias is not None)
-    lc = LayerCost(node.name, prim.kind, macs=node.reuse * groups * out_f * in_f, uses=node.reuse)
+    lc = LayerCost(node.name, prim.kind, placement=f"analog: {rt}×{ct} crossbar tile(s) per group"
+                   + (f", time-multiplexed over {node.reuse} positions" if node.reuse > 1 else ""),
+                   macs=node.reuse * groups * out_f * in_f, uses=node.reuse)
     lc.tiles = groups * rt * ct
     lc.utilization = groups * rows * out_f / (lc.tiles * prim.tile_rows * prim.tile_cols)
     summers = groups * out_f if rt > 1 else 0
@@ -209,8 +212,10 @@ def _analog(node: PrimitiveNode, m: CostModel, current: bool) -> LayerCost:
     prim = node.primitive
     per = prim.devices(node.lanes)
     devices = Counter({k: v * node.copies for k, v in per.items()})
-    lc = LayerCost(node.name, prim.kind, macs=_macs(prim) * node.copies * node.reuse, uses=node.reuse,
-                   devices=devices)
+    where = (f"time-multiplexed over {node.reuse} positions" if node.reuse > 1
+             else f"{node.copies} parallel copies" if node.copies > 1 else "one bank")
+    lc = LayerCost(node.name, prim.kind, placement=f"analog: {where}",
+                   macs=_macs(prim) * node.copies * node.reuse, uses=node.reuse, devices=devices)
     if current:
         w = getattr(prim, "weights", None)
         outs = node.lanes * node.copies
@@ -234,7 +239,8 @@ def _digital(node: OpNode, compiled: Compiled, m: CostModel) -> LayerCost:
         shape = compiled.graph.shape(t) if t else None
         if shape is not None:
             elements += int(np.prod([d if isinstance(d, int) else 1 for d in shape]))
-    lc = LayerCost(node.name, f"digital.{node.kind}")
+    lc = LayerCost(node.name, f"digital.{node.kind}",
+                   placement=f"digital periphery: target {compiled.target.name!r} has no circuit for {node.kind}")
     lc.energy_j = {"digital": elements * m.e_add32_j.value}
     return lc
 

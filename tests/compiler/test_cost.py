@@ -95,6 +95,7 @@ def test_cli_report_cost_writes_graph_and_chart(tmp_path, capsys):
     doc = json.loads((out / "graph.json").read_text())
     assert doc["cost"]["plot"] == "cost.png" and (out / "cost.png").stat().st_size > 1000
     assert [lc["kind"] for lc in doc["cost"]["layers"]] == ["crossbar.tiles", "opamp.rectifier", "crossbar.tiles"]
+    assert all(lc["placement"].startswith("analog") for lc in doc["cost"]["layers"])
     assert doc["cost"]["total"]["tiles"] == 2
 
 
