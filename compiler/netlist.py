@@ -14,6 +14,8 @@ evaluated on arrays of net ids with the op's own kernel, which yields the permut
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +54,9 @@ class NetlistOptions:
     mismatch_seed: int | None = None  # transistor-level cells: one reproducible chip per seed
     sizing: str = "default"  # transistor-level cells' sizing preset ("default", "compact")
     force: bool = False  # write components no circuit can realize (with a warning) instead of failing
+    # crossbar converters per bank name: (dac_bits, dac full scale, adc_bits, adc full scale), full
+    # scales in model units (`circuits.spice.emit_crossbar`); empty: the analog path alone
+    converters: Mapping[str, tuple[int | None, float | None, int | None, float | None]] = field(default_factory=dict)
 
     @classmethod
     def for_target(cls, target: Target, scale: float | None = None, max_devices: int = 200_000,
@@ -145,6 +150,8 @@ def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = 
     opts = options or NetlistOptions()
     ctx = EmitContext(scale=opts.scale, supplies=opts.supplies, signal=opts.signal,
                       mismatch_seed=opts.mismatch_seed, sizing=opts.sizing)
+    if opts.converters:
+        ctx.state["crossbar.converters"] = dict(opts.converters)
     ports = NameTable("p")
     adapt_in, adapt_out = adapters(opts.signal)
     nets: dict[str, np.ndarray] = {}

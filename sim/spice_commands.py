@@ -11,6 +11,8 @@ Files ``kelvin compile`` writes next to graph.json (all atomically):
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import logging
 import os
@@ -44,12 +46,16 @@ def default_scale(target: str) -> float:
 
 
 def netlist_options(target: str, scale: float, max_devices: int = 200_000,
-                    chip_seed: int | None = None, sizing: str = "default") -> NetlistOptions:
+                    chip_seed: int | None = None, sizing: str = "default",
+                    converters: dict | None = None) -> NetlistOptions:
     """How a target's networks are netlisted (`NetlistOptions.for_target`: the policy lives on the `Target`).
 
     ``chip_seed`` draws one chip instance: every transistor's Pelgrom mismatch from that seed.
+    ``converters``: crossbar DAC/ADC per bank (`NetlistOptions.converters`, e.g. from
+    `sim.engine.prepare.crossbar_converters`).
     """
-    return NetlistOptions.for_target(get_target(target), scale, max_devices, chip_seed, sizing)
+    opts = NetlistOptions.for_target(get_target(target), scale, max_devices, chip_seed, sizing)
+    return replace(opts, converters=dict(converters)) if converters else opts
 
 
 def write_netlist_files(outdir: Path, compiled: Compiled, scale: float, max_devices: int,
@@ -145,29 +151,32 @@ def write_stimulus(outdir: str | os.PathLike[str], inputs: str | os.PathLike[str
 def run_network_spice(compiled: Compiled, feeds: dict[str, np.ndarray], scale: float, *,
                       workers: int | None = None, executor: Executor | None = None, timeout_s: float = 300.0,
                       max_devices: int = 200_000, progress: bool = True,
-                      chip_seed: int | None = None, sizing: str = "default", seeded: bool = True) -> dict[str, np.ndarray]:
+                      chip_seed: int | None = None, sizing: str = "default", seeded: bool = True,
+                      converters: dict | None = None) -> dict[str, np.ndarray]:
     """Simulate the whole network (one chip instance if ``chip_seed``) in ngspice once per sample.
 
     Inputs beyond the circuit's rails are refused before any simulation. If some samples fail,
     `BatchError` carries the outputs of all of them, NaN in the failed rows. ``seeded`` (current
     mode): start ngspice's Newton at predicted node voltages (`sim.spice.seed`; same outputs,
-    some 5x faster); a seeded run that fails is rerun unseeded.
+    some 5x faster); a seeded run that fails is rerun unseeded. ``converters``: crossbar DAC/ADC per
+    bank (`netlist_options`).
     """
     return run_network_spice_saving(compiled, feeds, scale, workers=workers, executor=executor, timeout_s=timeout_s,
                                     max_devices=max_devices, progress=progress, chip_seed=chip_seed, sizing=sizing,
-                                    seeded=seeded)[0]
+                                    seeded=seeded, converters=converters)[0]
 
 
 def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], scale: float, *,
                              extra_saves: Sequence[str] = (), workers: int | None = None,
                              executor: Executor | None = None, timeout_s: float = 300.0, max_devices: int = 200_000,
                              progress: bool = True, chip_seed: int | None = None, sizing: str = "default",
-                             seeded: bool = True) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+                             seeded: bool = True, converters: dict | None = None,
+                             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """`run_network_spice`, also returning ``extra_saves``: ngspice vectors such as ``xdut.sum_3`` or
     device currents ``@m.xdut.xsoma_1.mm2[id]``, each an array over samples (NaN where a sample failed
     or lacks the vector)."""
     nl = emit_netlist(compiled.graph, compiled.target,
-                      netlist_options(compiled.target.name, scale, max_devices, chip_seed, sizing))
+                      netlist_options(compiled.target.name, scale, max_devices, chip_seed, sizing, converters))
     n = batch_rows(feeds)
     check_in_rails(nl, feeds)
     tables = seeding.tables_for(nl, executor=executor, timeout_s=timeout_s) if seeded else None

@@ -127,6 +127,8 @@ class CrossbarColumnBlock(BlockCircuit):
     y_fs: float | None = None  # output full scale, model units; None: worst case Σ|wᵢ|·x_fs + |b|
     dac_bits: int | None = None
     adc_bits: int | None = None
+    dac_fs_v: float | None = None  # DAC full scale in volts; None: the read range ±V_fs
+    adc_fs_v: float | None = None  # ADC full scale in volts; None: ±v_out_fs_v
     opamp: OpampMacro = field(default_factory=OpampMacro.default)
     name: str = "xbar_col"
 
@@ -138,7 +140,7 @@ class CrossbarColumnBlock(BlockCircuit):
         if self.bias is not None:
             as_finite_array("bias", self.bias, ndim=(0,))
             object.__setattr__(self, "bias", float(self.bias))
-        for pname in ("volts_per_unit", "x_fs", "v_out_fs_v", "y_fs"):
+        for pname in ("volts_per_unit", "x_fs", "v_out_fs_v", "y_fs", "dac_fs_v", "adc_fs_v"):
             if getattr(self, pname) is not None and not getattr(self, pname) > 0:
                 raise ParameterError(f"{pname}: must be > 0, got {getattr(self, pname)}")
         if self.v_read_fs_v > 1.0:
@@ -211,10 +213,10 @@ class CrossbarColumnBlock(BlockCircuit):
         return self.out_volts_per_unit * m.w_max / (self.devices_per_side * m.g_span_s * self.volts_per_unit)
 
     def dac(self) -> Quantizer | None:
-        return None if self.dac_bits is None else Quantizer(self.dac_bits, self.v_read_fs_v)
+        return None if self.dac_bits is None else Quantizer(self.dac_bits, self.dac_fs_v or self.v_read_fs_v)
 
     def adc(self) -> Quantizer | None:
-        return None if self.adc_bits is None else Quantizer(self.adc_bits, self.v_out_fs_v)
+        return None if self.adc_bits is None else Quantizer(self.adc_bits, self.adc_fs_v or self.v_out_fs_v)
 
     # --- netlist ------------------------------------------------------------------------
     def n_inputs(self) -> int:

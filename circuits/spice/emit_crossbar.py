@@ -7,8 +7,11 @@ The column's two-TIA readout gives V_out = a_out·y with a_out = v_out_fs/y_fs (
 so choosing y_fs = v_out_fs/scale (v_out_fs = 1 V) makes V_out = scale·y: blocks chain directly,
 like the op-amp blocks (R_f = w_max/(n·(g_max − g_min)), independent of the scale).
 
-The network netlist has no DAC/ADC quantization (``dac_bits = adc_bits = None``): it checks the
-analog signal path; converter resolution is a block-level study (`CrossbarColumnBlock`).
+By default the network netlist has no DAC/ADC quantization: it checks the analog signal path.
+With converters for a bank (``ctx.state["crossbar.converters"][bank] = (dac_bits, dac_fs,
+adc_bits, adc_fs)``, full scales in model units, from `compiler.netlist.NetlistOptions.converters`)
+every column quantizes its rows and its output with `Quantizer` at those full scales × scale —
+the engine's ``quantized`` DAC/ADC maps with the full scales they calibrated.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from circuits.spice.emit_opamp import place
 V_OUT_FS_V = 1.0  # the column's output full scale in volts; y_fs = V_OUT_FS_V/scale
 
 
-def column_blocks(prim: CrossbarArray, volts_per_unit: float) -> list[CrossbarColumnBlock]:
+def column_blocks(prim: CrossbarArray, volts_per_unit: float,
+                  converters: tuple | None = None) -> list[CrossbarColumnBlock]:
     """Every output column (index g·out + o for grouped weights), designed for V = volts_per_unit·x at
     both its rows and its output; ParameterError when the scale exceeds the PCM read range."""
     if not 0 < volts_per_unit <= V_READ_MAX_V:
@@ -34,8 +38,14 @@ def column_blocks(prim: CrossbarArray, volts_per_unit: float) -> list[CrossbarCo
             f"at the network's signal voltage and PCM must be read below ~{V_READ_MAX_V} V per unit "
             f"(use e.g. --scale 0.1 with --target crossbar)")
     columns = int(np.prod(prim.weights.shape[:-1]))
+    conv: dict = {}
+    if converters is not None:
+        dac_bits, dac_fs, adc_bits, adc_fs = converters
+        conv = {"dac_bits": dac_bits, "adc_bits": adc_bits,
+                "dac_fs_v": None if dac_fs is None else dac_fs * volts_per_unit,
+                "adc_fs_v": None if adc_fs is None else adc_fs * volts_per_unit}
     return [CrossbarColumnBlock.from_primitive(prim, c, volts_per_unit, y_fs=V_OUT_FS_V / volts_per_unit,
-                                               v_out_fs_v=V_OUT_FS_V)
+                                               v_out_fs_v=V_OUT_FS_V, **conv)
             for c in range(columns)]
 
 
@@ -43,5 +53,5 @@ def column_blocks(prim: CrossbarArray, volts_per_unit: float) -> list[CrossbarCo
 def emit_crossbar(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
     """y[..., o] = Σ W[o, i]·x[..., i] + b[o] per column; grouped weights act on x[..., g, :]."""
     assert isinstance(prim, CrossbarArray)
-    blocks = column_blocks(prim, ctx.scale)
+    blocks = column_blocks(prim, ctx.scale, ctx.state.get("crossbar.converters", {}).get(ctx.node_name))
     return per_row(ins[0], prim.weights, lambda rows, c: place(ctx, blocks[c], rows, "xbar"))

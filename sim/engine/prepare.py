@@ -233,6 +233,26 @@ def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dt
     return Program(graph, dtype=dtype, hardware=hw)
 
 
+def crossbar_converters(compiled: Compiled, opts: HardwareOptions, calibration: Mapping[str, np.ndarray]) -> dict:
+    """The DAC/ADC of every crossbar bank under ``opts``' ``quantized`` mode, with the full scales the
+    engine calibrates on ``calibration`` (its first batch): {bank: (dac_bits, dac_fs, adc_bits, adc_fs)}
+    in model units, for the netlist (`compiler.netlist.NetlistOptions.converters`). Empty unless the
+    target is crossbar and the mode is quantized."""
+    from circuits.crossbar import CrossbarArray
+    from sim.engine.maps import Quantize
+    if compiled.target.name != "crossbar" or "quantized" not in opts.modes:
+        return {}
+    program = build_program(compiled, opts)
+    program.run(dict(calibration), rng=np.random.default_rng(opts.seed))
+    out = {}
+    for step in program.steps:
+        if isinstance(getattr(step.node, "primitive", None), CrossbarArray):
+            dac = next((m for m in step.maps.pre if isinstance(m, Quantize)), None)
+            adc = next((m for m in step.maps.post if isinstance(m, Quantize)), None)
+            out[step.node.name] = (dac and dac.bits, dac and dac.full_scale, adc and adc.bits, adc and adc.full_scale)
+    return out
+
+
 def check_spice_modes(opts: HardwareOptions) -> None:
     """--engine spice simulates a netlist: only what a netlist holds (nominal, or one chip)."""
     bad = [m for m in opts.modes if m not in SPICE_MODES]
