@@ -89,12 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Exits 1 if any block exceeds its tolerance.")
     p.add_argument("outdir", help="directory written by `kelvin compile`")
     p.add_argument("--blocks", default="all", help="'all' or a number N of instances to sample (default: all)")
-    p.add_argument("--points", type=int, default=21, help="input points per block (default: 21)")
+    p.add_argument("--points", type=int, help="input points per block (default: 21; with --tile, random inputs: 5)")
     p.add_argument("--seed", type=int, default=0, help="seed for the sample and the points (default: 0)")
     p.add_argument("--report", help="write the results as JSON here (e.g. report.json)")
     p.add_argument("--input", "-i", dest="network_input",
                    help="also simulate the whole network netlist on these samples (.npy/.npz/.csv) and "
                         "compare its outputs with the ideal engine")
+    p.add_argument("--tile", type=int, metavar="K",
+                   help="crossbar compile: validate tile K alone with the PWM/integrator readout (tiles are "
+                        "numbered by layer in topological order, then group, row tile, column tile)")
+    p.add_argument("--columns", type=int, default=8, help="with --tile: columns of the tile to sample (default: 8)")
     _spice_options(p)
     p.set_defaults(func=cmd_validate)
 
@@ -206,12 +210,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from sim.validate import validate_outdir
 
+    if args.tile is not None:
+        return _validate_tile(args)
     sample = None if args.blocks == "all" else _positive_int(args.blocks, "--blocks")
     executor = _executor(args)
     try:
-        doc, text = validate_outdir(args.outdir, sample=sample, points=args.points, seed=args.seed,
+        doc, text = validate_outdir(args.outdir, sample=sample, points=21 if args.points is None else args.points,
+                                    seed=args.seed,
                                     report=args.report, workers=args.workers, executor=executor,
                                     timeout_s=args.timeout, progress=not args.quiet, inputs=args.network_input)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    print(text)
+    return 0 if doc["passed"] else EXIT_ERROR
+
+
+def _validate_tile(args: argparse.Namespace) -> int:
+    from sim.validate_tile import validate_tile_outdir
+
+    if args.network_input is not None or args.blocks != "all":
+        raise KelvinError("--tile validates one crossbar tile; drop --input/--blocks")
+    executor = _executor(args)
+    try:
+        doc, text = validate_tile_outdir(args.outdir, args.tile, columns=args.columns,
+                                         inputs=5 if args.points is None else args.points, seed=args.seed,
+                                         report=args.report, workers=args.workers, executor=executor,
+                                         timeout_s=args.timeout, progress=not args.quiet)
     finally:
         if executor is not None:
             executor.shutdown()
