@@ -71,7 +71,7 @@ def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str]
             retile(compiled, tile)
         scale = default_scale(target) if scale is None else scale
         doc = graph_document(compiled, source=str(model))
-        save_compile_inputs(out, model, target, scale, chip_seed, sizing)
+        save_compile_inputs(out, model, target, scale, chip_seed, sizing, tile)
         if compiled.target.chip_instances:  # current mode: the mirrors' area and Pelgrom spread
             from circuits.spice.current_cells import CellSizing
             doc["sizing"] = {"preset": sizing, **CellSizing.preset(sizing).report()}

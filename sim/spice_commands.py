@@ -93,7 +93,7 @@ def _stimulus_text(nl: Netlist, sample: dict[str, np.ndarray] | None) -> str:
 
 
 def save_compile_inputs(outdir: Path, model: str | os.PathLike[str], target: str, scale: float,
-                        chip_seed: int | None = None, sizing: str = "default") -> None:
+                        chip_seed: int | None = None, sizing: str = "default", tile: str | None = None) -> None:
     """Keep what validate/stimulus need to rebuild the graph: the model and how it was compiled.
 
     A model whose weights live in external data files is saved with them inlined, so the
@@ -109,7 +109,7 @@ def save_compile_inputs(outdir: Path, model: str | os.PathLike[str], target: str
             raise OutputError(f"{model}: cannot inline its external tensor data into model.onnx ({exc})") from exc
     write_bytes(outdir / "model.onnx", data)
     write_json(outdir / "kelvin.json", {"source": str(model), "target": target, "scale": scale,
-                                        "chip_seed": chip_seed, "sizing": sizing})
+                                        "chip_seed": chip_seed, "sizing": sizing, "tile": tile})
 
 
 def load_outdir(outdir: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
@@ -121,21 +121,30 @@ def load_outdir(outdir: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     try:
         info = json.loads(meta.read_text())
         return out, {"target": str(info["target"]), "scale": float(info["scale"]), "source": info.get("source"),
-                     "chip_seed": info.get("chip_seed"), "sizing": str(info.get("sizing", "default"))}
+                     "chip_seed": info.get("chip_seed"), "sizing": str(info.get("sizing", "default")),
+                     "tile": info.get("tile")}
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{meta}: unreadable ({exc})") from exc
 
 
+def compile_outdir(out: Path, info: dict[str, Any]) -> Compiled:
+    """The compiled graph of an OUTDIR, as `kelvin compile` built it (target, crossbar tile size)."""
+    from compiler.cost import retile
+    from compiler.pipeline import compile_model
+
+    compiled = compile_model(out / "model.onnx", info["target"])
+    return retile(compiled, info["tile"]) if info.get("tile") else compiled
+
+
 def write_stimulus(outdir: str | os.PathLike[str], inputs: str | os.PathLike[str], row: int = 0) -> Path:
     """Rewrite OUTDIR/inputs.inc so netlist.cir simulates sample ``row`` of an input file."""
-    from compiler.pipeline import compile_model
     from sim.inputs import load_inputs, reshape_rows
 
     out, info = load_outdir(outdir)
     if not (out / "netlist.cir").is_file():
         raise InputError(f"{out}: has no netlist.cir (compile wrote none: see graph.json's \"netlist\" entry); "
                          "nothing to drive")
-    compiled = compile_model(out / "model.onnx", info["target"])
+    compiled = compile_outdir(out, info)
     feeds = reshape_rows(compiled.graph, load_inputs(inputs, compiled.graph))
     n = batch_rows(feeds)
     if not 0 <= row < n:

@@ -182,12 +182,11 @@ def validate_outdir(outdir, *, sample: int | None, points: int, seed: int, repor
     Writes the report if asked; returns (report, table text).
     """
     from circuits.files import write_json
-    from compiler.pipeline import compile_model
     from sim.spice import ngspice_version
-    from sim.spice_commands import load_outdir
+    from sim.spice_commands import compile_outdir, load_outdir
 
     out, info = load_outdir(outdir)
-    compiled = compile_model(out / "model.onnx", info["target"])
+    compiled = compile_outdir(out, info)
     reports = validate_graph(compiled.graph, scale=info["scale"], sample=sample, points=points, seed=seed,
                              workers=workers, executor=executor, timeout_s=timeout_s, progress=progress)
     doc = report_document(reports, {"outdir": str(out), "target": info["target"], "scale": info["scale"],

@@ -12,6 +12,11 @@ With converters for a bank (``ctx.state["crossbar.converters"][bank] = (dac_bits
 adc_bits, adc_fs)``, full scales in model units, from `compiler.netlist.NetlistOptions.converters`)
 every column quantizes its rows and its output with `Quantizer` at those full scales × scale —
 the engine's ``quantized`` DAC/ADC maps with the full scales they calibrated.
+
+A layer with more rows (inputs + bias row) than the primitive's ``tile_rows`` is netlisted as its
+tiles: per output column, one column block per row tile on that tile's rows (the bias row in the
+last), each giving its partial sum at V = scale·y_k, added by an op-amp summer with unit gains
+(`SummerBlock`, V_o = Σ V_k), as on IBM's chip where row tiles' partial sums are combined.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import numpy as np
 from circuits.base import Primitive
 from circuits.crossbar import CrossbarArray
 from circuits.errors import ParameterError
+from circuits.errors import UnsupportedError
+from circuits.spice.blocks_linear import SummerBlock
 from circuits.spice.crossbar_blocks import V_READ_MAX_V, CrossbarColumnBlock
 from circuits.spice.emit import EmitContext, per_row, register
 from circuits.spice.emit_opamp import place
@@ -53,5 +60,45 @@ def column_blocks(prim: CrossbarArray, volts_per_unit: float,
 def emit_crossbar(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
     """y[..., o] = Σ W[o, i]·x[..., i] + b[o] per column; grouped weights act on x[..., g, :]."""
     assert isinstance(prim, CrossbarArray)
-    blocks = column_blocks(prim, ctx.scale, ctx.state.get("crossbar.converters", {}).get(ctx.node_name))
+    converters = ctx.state.get("crossbar.converters", {}).get(ctx.node_name)
+    if prim.tile_grid()[1] > 1:
+        if converters is not None:
+            raise UnsupportedError(f"{ctx.node_name}: DAC/ADC in a netlist of a row-tiled layer (each tile's ADC "
+                                   "would quantize a partial sum, the engine's the whole sum); netlist it untiled")
+        tiles = row_tiles(prim, ctx.scale)
+        summer = SummerBlock((1.0,) * len(tiles[0]), volts_per_unit=ctx.scale, input_limit=V_OUT_FS_V / ctx.scale,
+                             name="xbar_partial_sum")
+
+        def tiled(rows: list[str], c: int) -> str:
+            parts = [place(ctx, blk, rows[sl], "xbar") for blk, sl in tiles[c]]
+            return place(ctx, summer, parts, "psum")
+        return per_row(ins[0], prim.weights, tiled)
+    blocks = column_blocks(prim, ctx.scale, converters)
     return per_row(ins[0], prim.weights, lambda rows, c: place(ctx, blocks[c], rows, "xbar"))
+
+
+def row_tiles(prim: CrossbarArray, volts_per_unit: float) -> list[list[tuple[CrossbarColumnBlock, slice]]]:
+    """Per output column, its row tiles: (column block on the tile's rows, the input slice it reads).
+    The bias row is the last row; a tile holding only the bias row reads input 0 through a zero weight."""
+    column_blocks(prim, volts_per_unit)  # checks the read range
+    w = np.asarray(prim.weights, np.float64)
+    w = w.reshape(-1, w.shape[-1])
+    b = None if prim.bias is None else np.asarray(prim.bias, np.float64).reshape(-1)
+    n_in = w.shape[1]
+    rows = n_in + (b is not None)
+    out = []
+    for c in range(w.shape[0]):
+        tiles = []
+        for r0 in range(0, rows, prim.tile_rows):
+            r1 = min(r0 + prim.tile_rows, rows)
+            sl = slice(r0, min(r1, n_in))
+            weights = w[c, sl] if sl.stop > sl.start else np.zeros(1)
+            if sl.stop <= sl.start:
+                sl = slice(0, 1)
+            bias = float(b[c]) if b is not None and r1 == rows else None
+            blk = CrossbarColumnBlock(weights, bias, volts_per_unit=volts_per_unit, g_max_s=prim.g_max_us * 1e-6,
+                                      devices_per_side=prim.devices_per_weight // 2, y_fs=V_OUT_FS_V / volts_per_unit,
+                                      v_out_fs_v=V_OUT_FS_V, name=f"xbar_col_{c}_tile_{r0 // prim.tile_rows}")
+            tiles.append((blk, sl))
+        out.append(tiles)
+    return out
