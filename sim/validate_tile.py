@@ -28,7 +28,8 @@ import numpy as np
 
 from circuits.crossbar import CrossbarArray
 from circuits.errors import InputError, ParameterError
-from circuits.spice.crossbar_pwm import PwmColumnBlock, read_slice, slice_deck, slice_errors
+from circuits.spice.crossbar_pwm import PwmColumnBlock
+from circuits.spice.crossbar_pwm_bench import SliceReading, read_slice, slice_deck, slice_errors
 from compiler.ir import Graph, PrimitiveNode
 from sim.spice import SimJob, run_jobs
 
@@ -168,7 +169,7 @@ def validate_tile(graph: Graph, k: int, *, columns: int = 8, inputs: int = 5, se
     for ch, res in zip(chunks, results):
         reading = read_slice([blocks[j] for j in ch], res.vectors, inputs)
         analog[:, ch], code[:, ch] = reading.analog, reading.code
-    err = slice_errors(blocks, x, type(reading)(analog, code))
+    err = slice_errors(blocks, x, SliceReading(analog, code))
     return TileReport(doc, outputs, inputs, y_fs, first.lsb(), readout, asdict(err), err.passed, sim_s,
                       time.perf_counter() - t_start)
 

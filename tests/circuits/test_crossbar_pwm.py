@@ -16,9 +16,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from circuits.errors import ParameterError
-from circuits.spice.crossbar_pwm import (
-    PwmColumnBlock, codes, read_slice, readout_opamp, schedule, slice_deck, slice_errors,
-)
+from circuits.spice.crossbar_pwm import PwmColumnBlock, codes, readout_opamp
+from circuits.spice.crossbar_pwm_bench import read_slice, schedule, slice_deck, slice_errors
 from sim.spice import SimJob, run_inline
 
 
