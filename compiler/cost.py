@@ -13,7 +13,8 @@ Per layer (a `PrimitiveNode`, used ``reuse`` times per sample when time-multiple
   output columns are cut into ``tile_rows`` × ``tile_cols`` tiles; partial sums of row tiles are
   added by one op-amp summer per output. Per use: array energy Σ G·V_read²·duty·T_pwm over the
   programmed cells (G± = g_max·|w|/w_max per column, Joshi et al. 2020), one ADC conversion per
-  column per row tile, one DAC/PWM row drive per row per column tile, and the readout op-amps
+  output (after the partial-sum summer, as the netlist builds it), one DAC/PWM row drive per row per
+  column tile, and the readout op-amps
   (two TIAs per column per row tile, `circuits.spice.crossbar_blocks`) powered for T_pwm + T_adc.
   Latency per use: T_pwm + T_adc (all tiles in parallel).
 - **op-amp blocks**: every op-amp of the block's device bill at the Miller op-amp's design power
@@ -187,7 +188,7 @@ def _crossbar(node: PrimitiveNode, prim: CrossbarArray, m: CostModel) -> LayerCo
     lc.utilization = groups * rows * out_f / (lc.tiles * prim.tile_rows * prim.tile_cols)
     summers = groups * out_f if rt > 1 else 0
     lc.devices = Counter(tile=lc.tiles, pcm=groups * prim.devices_per_weight * rows * out_f,
-                         dac=groups * rows * ct, adc=groups * out_f * rt, opamp=2 * groups * out_f * rt + summers,
+                         dac=groups * rows * ct, adc=groups * out_f, opamp=2 * groups * out_f * rt + summers,
                          resistor=3 * groups * out_f * rt + (rt + 1) * summers)
     # programmed conductances: per column g_max·|w|/w_max on one device of the pair (Joshi et al. 2020)
     b = None if prim.bias is None else np.asarray(prim.bias, np.float64).reshape(groups, out_f, 1)

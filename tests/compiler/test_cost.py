@@ -39,13 +39,13 @@ def test_crossbar_layer_by_hand():
     # rows = 4 inputs + bias row = 5 → 3 row tiles; 3 outputs → 2 column tiles
     assert layer["tiles"] == 6
     assert layer["utilization"] == pytest.approx(5 * 3 / (6 * 2 * 2))
-    assert layer["devices"]["adc"] == 3 * 3 and layer["devices"]["dac"] == 5 * 2
+    assert layer["devices"]["adc"] == 3 and layer["devices"]["dac"] == 5 * 2  # one ADC per output, after the summer
     assert layer["devices"]["opamp"] == 2 * 3 * 3 + 3  # two TIAs per column per row tile + a summer per output
     rows_w = np.concatenate([w, b[:, None]], 1).astype(np.float64)
     g_sum = sum(np.abs(r).sum() / np.abs(r).max() for r in rows_w) * 25e-6
     t = m.t_pwm_s.value
     assert layer["energy_j"]["array"] == pytest.approx(g_sum * 0.2 ** 2 * 0.5 * t)
-    assert layer["energy_j"]["adc"] == pytest.approx(9 * m.e_adc_j.value)
+    assert layer["energy_j"]["adc"] == pytest.approx(3 * m.e_adc_j.value)
     assert layer["energy_j"]["opamps"] == pytest.approx(21 * m.p_opamp_w.value * (t + m.t_adc_s.value))
     assert layer["latency_s"] == pytest.approx(t + m.t_adc_s.value)
     assert rep["total"]["macs"] == 12  # every cell of the layer computes, zeros included
