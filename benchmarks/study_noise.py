@@ -211,6 +211,7 @@ def plot(runs: list[dict], seeds: list[int], path: Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
         os.replace(tmp, path)
     finally:
         plt.close(fig)
