@@ -179,7 +179,7 @@ def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str]
         scale = opts.pop("scale", None)
         scale = default_scale(target) if scale is None else scale
         from sim.engine.prepare import crossbar_converters
-        converters = crossbar_converters(compiled, hw, {k: v[:batch_size] for k, v in feeds.items()})
+        converters = crossbar_converters(compiled, hw, feeds, batch_size)
         try:
             result = run_network_spice(compiled, feeds, scale, progress=progress, chip_seed=hw.chip_seed,
                                        sizing=hw.sizing, converters=converters or None, **opts)

@@ -233,17 +233,20 @@ def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dt
     return Program(graph, dtype=dtype, hardware=hw)
 
 
-def crossbar_converters(compiled: Compiled, opts: HardwareOptions, calibration: Mapping[str, np.ndarray]) -> dict:
+def crossbar_converters(compiled: Compiled, opts: HardwareOptions, calibration: Mapping[str, np.ndarray],
+                        batch_size: int = 512) -> dict:
     """The DAC/ADC of every crossbar bank under ``opts``' ``quantized`` mode, with the full scales the
-    engine calibrates on ``calibration`` (its first batch): {bank: (dac_bits, dac_fs, adc_bits, adc_fs)}
-    in model units, for the netlist (`compiler.netlist.NetlistOptions.converters`). Empty unless the
-    target is crossbar and the mode is quantized."""
+    engine calibrates on the first ``batch_size`` samples of ``calibration`` (its first batch):
+    {bank: (dac_bits, dac_fs, adc_bits, adc_fs)} in model units, for the netlist
+    (`compiler.netlist.NetlistOptions.converters`). Empty unless the target is crossbar and the mode
+    is quantized."""
     from circuits.crossbar import CrossbarArray
     from sim.engine.maps import Quantize
     if compiled.target.name != "crossbar" or "quantized" not in opts.modes:
         return {}
     program = build_program(compiled, opts)
-    program.run(dict(calibration), rng=np.random.default_rng(opts.seed))
+    first = {k: (v[:batch_size] if np.ndim(v) else v) for k, v in calibration.items()}
+    program.run(first, rng=np.random.default_rng(opts.seed))
     out = {}
     for step in program.steps:
         if isinstance(getattr(step.node, "primitive", None), CrossbarArray):

@@ -201,7 +201,7 @@ def evaluate_file(model: str, data: str, *, target: str = "opamp", hardware: Har
         opts = dict(spice or {})
         scale = opts.pop("scale", None) or default_scale(target)
         from sim.engine.prepare import crossbar_converters
-        conv = crossbar_converters(compiled, hardware, {compiled.graph.inputs[0]: dataset.x_test[:512]})  # as evaluate
+        conv = crossbar_converters(compiled, hardware, {compiled.graph.inputs[0]: dataset.x_test})  # as evaluate
         z = run_network_spice(compiled, {compiled.graph.inputs[0]: x}, scale, progress=progress, converters=conv or None,
                               chip_seed=hardware.chip_seed, sizing=hardware.sizing, **opts)[compiled.graph.outputs[0]]
         value, _ = loss_and_grad(loss, z, y)
