@@ -143,6 +143,19 @@ class WeightedSum(Primitive):
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Softmax(Primitive):
+    """Any technology's softmax: y = exp(x − max) / Σ exp(x − max) jointly over ``axes`` (negative axes)."""
+
+    axes: tuple[int, ...] = (-1,)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
+
+    def ideal(self, x: np.ndarray) -> np.ndarray:
+        return ideal.softmax(x, self.axes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class WindowMax(Primitive):
     """Any technology's max over a window: y = max over ``axes`` (negative axes)."""
 

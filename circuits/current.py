@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from circuits import ideal
-from circuits.base import LinearBank, Primitive, WeightedSum, WindowMax, WindowSum, normalize_axes
+from circuits.base import LinearBank, Primitive, Softmax, WeightedSum, WindowMax, WindowSum
 
 SYNAPSE_TRANSISTORS = 11
 NEURON_TRANSISTORS = 5
@@ -97,7 +97,7 @@ class MirrorAverage(WindowSum):
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class SoftmaxNormalizer(Primitive):
+class SoftmaxNormalizer(Softmax):
     """Subthreshold differential-pair array: y = softmax(x) jointly over ``axes`` (the tail current is 1 unit).
 
     Gate voltages V_ref + R·I_unit·x, drain currents I_b·exp(x_i)/Σ exp(x_j)
@@ -105,13 +105,6 @@ class SoftmaxNormalizer(Primitive):
     """
 
     kind: ClassVar[str] = "current.softmax"
-    axes: tuple[int, ...] = (-1,)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
-
-    def ideal(self, x: np.ndarray) -> np.ndarray:
-        return ideal.softmax(x, self.axes)
 
     def devices(self, lanes: int) -> Counter[str]:
         """Per element the input copies, pair device, drain diode and copy, an output soma, and R;

@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from circuits import ideal
-from circuits.base import LinearBank, Primitive, WeightedSum, WindowMax, WindowSum, as_finite_array, normalize_axes
+from circuits.base import LinearBank, Primitive, Softmax, WeightedSum, WindowMax, WindowSum, as_finite_array
 from circuits.errors import ParameterError
 
 
@@ -202,20 +202,13 @@ class ActivationMatMul(Primitive):
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class SoftmaxUnit(Primitive):
+class SoftmaxUnit(Softmax):
     """Softmax from analog blocks: a max selector, subtractors, antilog amps, a summer and dividers.
 
     y = exp(x - max) / Σ exp(x - max) jointly over ``axes`` (negative axes).
     """
 
     kind: ClassVar[str] = "opamp.softmax"
-    axes: tuple[int, ...] = (-1,)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "axes", normalize_axes("axes", self.axes))
-
-    def ideal(self, x: np.ndarray) -> np.ndarray:
-        return ideal.softmax(x, self.axes)
 
     def devices(self, lanes: int) -> Counter[str]:
         """Per element: a diode of the max's diode OR, an exp amplifier, two NPNs, an output stage; the

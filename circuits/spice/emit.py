@@ -120,6 +120,17 @@ def per_row(x: np.ndarray, weights: np.ndarray, place_row: Callable[[list[str], 
     return y
 
 
+def axes_last(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Nets with ``axes`` moved last and flattened (one group per leading position), and the map that puts
+    a result of that flat shape back in ``x``'s layout (softmax-like emitters: one block per group)."""
+    ax = tuple(a % x.ndim for a in axes)
+    kept = [a for a in range(x.ndim) if a not in ax]
+    order = (*kept, *ax)
+    moved = np.transpose(x, order)
+    flat = moved.reshape(*moved.shape[: len(kept)], -1)
+    return flat, lambda y: np.transpose(y.reshape(moved.shape), np.argsort(order))
+
+
 def adapters(signal: str) -> tuple[Adapter, Adapter]:
     """The port adapters of a signal kind (identity for voltage mode)."""
     _load()

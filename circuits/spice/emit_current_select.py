@@ -24,7 +24,7 @@ from circuits.current import CurrentJunction, MirrorAverage, SoftmaxNormalizer, 
 from circuits.errors import UnsupportedError
 from circuits.spice.current_select import MirrorAverageBlock, MirrorSumBlock, WinnerTakeAllBlock, _SomaBlock
 from circuits.spice.current_softmax import DiffPairSoftmaxBlock
-from circuits.spice.emit import GROUND, EmitContext, register
+from circuits.spice.emit import GROUND, EmitContext, axes_last, register
 from circuits.spice.emit_current import CellRecord, CurrentNetwork, CurrentSignal, Soma, _network, reference
 from circuits.spice.netlist import instance
 
@@ -190,12 +190,7 @@ def emit_softmax(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np
     """softmax jointly over the primitive's axes: one differential-pair array per group, outputs put back in place."""
     assert isinstance(prim, SoftmaxNormalizer)
     net = _network(ctx)
-    x = ins[0]
-    axes = tuple(a % x.ndim for a in prim.axes)
-    kept = [a for a in range(x.ndim) if a not in axes]
-    order = (*kept, *axes)
-    moved = np.transpose(x, order)
-    flat = moved.reshape(*moved.shape[: len(kept)], -1)
+    flat, restore = axes_last(ins[0], prim.axes)
     vdd = ctx.supplies.nets[0]
     block = DiffPairSoftmaxBlock(flat.shape[-1], ctx.scale, sizing=net.sizing)
     y = np.empty(flat.shape, dtype=object)
@@ -213,7 +208,7 @@ def emit_softmax(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np
             soma = Soma(soma.vn, soma.vp, f"{soma.element}.o{k}")
             _record_softmax(ctx, net, soma, str(src), key, params, group, k)
             y[(*pos, k)] = _signal_net(ctx, net, CurrentSignal(soma), "softmax")
-    return np.transpose(y.reshape(moved.shape), np.argsort(order))
+    return restore(y)
 
 
 def _record_softmax(ctx: EmitContext, net: CurrentNetwork, soma: Soma, src: str, key: tuple[int, ...],

@@ -16,7 +16,7 @@ from circuits import opamp
 from circuits.base import Primitive
 from circuits.spice.block import BlockCircuit
 from circuits.spice.blocks_linear import ElementwiseSummerBlock, SummerBlock
-from circuits.spice.emit import EmitContext, per_row, register
+from circuits.spice.emit import EmitContext, axes_last, per_row, register
 from circuits.spice.blocks_products import MatMulBlock
 from circuits.spice.blocks_select import MaxSelectorBlock, SoftmaxBlock
 from circuits.spice.library import swing_v, block_for
@@ -117,18 +117,13 @@ def emit_max(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.nda
 def emit_softmax(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> np.ndarray:
     """softmax jointly over the primitive's axes: one `SoftmaxBlock` per group, outputs put back in place."""
     assert isinstance(prim, opamp.SoftmaxUnit)
-    x = ins[0]
-    axes = tuple(a % x.ndim for a in prim.axes)
-    kept = [a for a in range(x.ndim) if a not in axes]
-    order = (*kept, *axes)
-    moved = np.transpose(x, order)
-    flat = moved.reshape(*moved.shape[: len(kept)], -1)
+    flat, restore = axes_last(ins[0], prim.axes)
     limit = min(SOFTMAX_INPUT_LIMIT, 0.9 * swing_v() / ctx.scale)
     block = SoftmaxBlock(flat.shape[-1], ctx.scale, input_limit=limit)
     y = np.empty(flat.shape, dtype=object)
     for pos in np.ndindex(*flat.shape[:-1]):
         y[pos] = place(ctx, block, [str(n) for n in flat[pos]], "softmax", n_outputs=flat.shape[-1])
-    return np.transpose(y.reshape(moved.shape), np.argsort(order))
+    return restore(y)
 
 
 @register("opamp.matmul")
