@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-model", help="JSON file overriding the cost constants (names as in graph.json 'cost.constants')")
     p.add_argument("--sizing", choices=SIZINGS, default="default",
                    help="current-mode mirror sizing: default 2x4 um, compact 1x2 um (4x less area, 2x the "
-                        "mismatch)")
+                        "mismatch), minimum 0.5x1 um (16x less area, 4x the mismatch)")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("run", parents=[common], help="execute a model on inputs",

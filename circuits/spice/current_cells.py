@@ -103,7 +103,8 @@ class CellSizing:
 
     @classmethod
     def preset(cls, name: str = "default", card: DeviceCard | None = None) -> CellSizing:
-        """A named sizing (`SIZINGS`): ``default`` (2 µm × 4 µm) or ``compact`` (1 µm × 2 µm).
+        """A named sizing (`SIZINGS`): ``default`` (2 µm × 4 µm), ``compact`` (1 µm × 2 µm) or
+        ``minimum`` (0.5 µm × 1 µm, 4× less mirror area than compact and 2× its Pelgrom spread).
 
         Compact keeps the default's W/L = 1/2, so I_spec = 2·n·µCox·U_T²·W/L (≈ 240 nA n, 73 nA p
         per unit) and with it the inversion level over the signal range are unchanged. L = 2 µm is
@@ -119,7 +120,7 @@ class CellSizing:
             lmin = base.card.l_min_m
             return replace(base, w_unit_m=1e-6, l_unit_m=2e-6, w_switch_m=lmin * 1e-6 / 0.36e-6,
                            l_switch_m=lmin, w_sign_m=lmin * 4e-6 / 0.5e-6, l_sign_m=lmin)
-        if name == "minimum":  # 0.5 µm × 1 µm: 8x less mirror area than compact, 2.8x its Pelgrom spread
+        if name == "minimum":  # 0.5 µm × 1 µm: 4x less mirror area than compact, 2x its Pelgrom spread
             lmin = base.card.l_min_m
             return replace(base, w_unit_m=0.5e-6, l_unit_m=1e-6, w_switch_m=lmin * 1e-6 / 0.36e-6,
                            l_switch_m=lmin, w_sign_m=lmin * 4e-6 / 0.5e-6, l_sign_m=lmin)
