@@ -44,12 +44,19 @@ class CrossbarArray(LinearBank):
         return groups, math.ceil(rows / self.tile_rows), math.ceil(out_f / self.tile_cols)
 
     def devices(self, lanes: int) -> Counter[str]:
+        """As the netlist builds it (`circuits.spice.emit_crossbar`): the tiles' PCM devices, one row
+        driver (DAC) per row per column tile, per output column and row tile a two-TIA readout (2
+        op-amps, 3 resistors), a unit-gain op-amp summer per output when the rows span several tiles
+        (1 op-amp, rt + 1 resistors), and one ADC per output after it."""
         groups, rt, ct = self.tile_grid()
         out_f, in_f = self.weights.shape[-2:]
         rows = in_f + (self.bias is not None)
+        summers = groups * out_f if rt > 1 else 0
         return Counter(
             tile=groups * rt * ct,
             pcm=groups * self.devices_per_weight * rows * out_f,
-            dac=groups * rows,
-            adc=groups * out_f * rt,
+            dac=groups * rows * ct,
+            adc=groups * out_f,
+            opamp=2 * groups * out_f * rt + summers,
+            resistor=3 * groups * out_f * rt + (rt + 1) * summers,
         )

@@ -186,10 +186,7 @@ def _crossbar(node: PrimitiveNode, prim: CrossbarArray, m: CostModel) -> LayerCo
                    macs=node.reuse * groups * out_f * in_f, uses=node.reuse)
     lc.tiles = groups * rt * ct
     lc.utilization = groups * rows * out_f / (lc.tiles * prim.tile_rows * prim.tile_cols)
-    summers = groups * out_f if rt > 1 else 0
-    lc.devices = Counter(tile=lc.tiles, pcm=groups * prim.devices_per_weight * rows * out_f,
-                         dac=groups * rows * ct, adc=groups * out_f, opamp=2 * groups * out_f * rt + summers,
-                         resistor=3 * groups * out_f * rt + (rt + 1) * summers)
+    lc.devices = prim.devices(node.lanes)  # one copy, time-multiplexed: the bill as the netlist builds it
     # programmed conductances: per column g_max·|w|/w_max on one device of the pair (Joshi et al. 2020)
     b = None if prim.bias is None else np.asarray(prim.bias, np.float64).reshape(groups, out_f, 1)
     rows_w = w if b is None else np.concatenate([w, b], axis=2)
