@@ -55,6 +55,7 @@ from tqdm import tqdm  # noqa: E402
 
 from circuits.files import ensure_dir, write_json  # noqa: E402
 from sim.engine.prepare import HardwareOptions  # noqa: E402
+from sim.figures import pyplot, save_png  # noqa: E402
 from sim.train.commands import train_file  # noqa: E402
 from sim.train.data import load_dataset  # noqa: E402
 from sim.train.loop import TrainConfig, TrainingError  # noqa: E402
@@ -182,10 +183,7 @@ def summarize(runs: list[dict], seeds: list[int], claimed_points: float = CLAIM[
 
 def plot(runs: list[dict], seeds: list[int], path: Path) -> Path:
     """Per-seed test accuracy per arm, seeds joined across arms (the pairing), mean ± std beside."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     arms = [a for a in ARMS if any(r["arm"] == a for r in runs)]
     by = {(r["arm"], r["seed"]): r["test_accuracy"] for r in runs}
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -206,18 +204,7 @@ def plot(runs: list[dict], seeds: list[int], path: Path) -> Path:
     ax.set_ylabel("test top-1 (%), weights evaluated exactly")
     ax.set_title(f"resnet_small on digits, seeds 0–{max(seeds)} (grey: one seed across arms)", fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_png(fig, path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

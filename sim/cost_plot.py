@@ -7,13 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from sim.figures import pyplot, save_png
+
 
 def cost_chart(report: dict[str, Any], path: str | Path) -> Path:
     """Three bar charts over the layers of ``report`` (`compiler.cost.cost_report`), written atomically."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     layers = [lc for lc in report["layers"] if lc["energy_total_j"] > 0 or lc["area_m2"] > 0]
     names = [lc["name"] for lc in layers]
     x = np.arange(len(layers))
@@ -38,10 +37,4 @@ def cost_chart(report: dict[str, Any], path: str | Path) -> Path:
     axes[2].set_ylabel("area (mm²)")
     axes[2].set_xticks(x)
     axes[2].set_xticklabels(names, rotation=90, fontsize=6)
-    fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    tmp.replace(path)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

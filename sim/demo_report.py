@@ -15,24 +15,9 @@ from typing import Any
 import numpy as np
 
 from circuits.files import write_text
+from sim.figures import pyplot, save_png
 
 BINAS_TOPS_PER_J = 7.0  # Binas et al. 2016, 196-50-10 MNIST network (SCIENCE.md)
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    plt = _plt()
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    tmp.replace(path)
-    plt.close(fig)
 
 
 def _label_and_save(fig, path: Path, axes, xlabels, ylabels) -> None:
@@ -40,7 +25,7 @@ def _label_and_save(fig, path: Path, axes, xlabels, ylabels) -> None:
         a.set_xlabel(x)
         a.set_ylabel(y)
         a.legend(fontsize=7)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def write_report(out: Path, report: dict[str, Any], *, meas, chip, histories: dict[str, list[dict]],
@@ -59,7 +44,7 @@ def write_report(out: Path, report: dict[str, Any], *, meas, chip, histories: di
 
 def _transfer(path: Path, meas, chip) -> None:
     from sim.measure.fit import preactivations
-    plt = _plt()
+    plt = pyplot()
     pre = preactivations(meas, chip)
     banks = list(pre)
     fig, axes = plt.subplots(1, len(banks), figsize=(4.2 * len(banks), 3.6), squeeze=False)
@@ -74,11 +59,11 @@ def _transfer(path: Path, meas, chip) -> None:
         ax.set_ylabel("measured soma current (units)")
         ax.set_title(f"bank {name}: {p.shape[1]} somas, {meas.probes} operating points", fontsize=9)
         ax.legend(fontsize=6)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def _gains(path: Path, chip) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
     for name, b in chip.banks.items():
         a1.hist(b.a.reshape(-1), bins=30, alpha=0.6, label=name)
@@ -94,7 +79,7 @@ ACCURACY_ROWS = [("ideal_accuracy", "ideal (ONNX)"), ("quantized_accuracy", "nom
 
 
 def _accuracy(path: Path, report: dict[str, Any]) -> None:
-    plt = _plt()
+    plt = pyplot()
     n = report.get("spice_samples")
     names = [label + (f" ({n} inputs)" if k.startswith("spice") else "") for k, label in ACCURACY_ROWS]
     vals = [100 * report[k] for k, _ in ACCURACY_ROWS]
@@ -105,11 +90,11 @@ def _accuracy(path: Path, report: dict[str, Any]) -> None:
         ax.text(v, i, f" {v:.1f} %", va="center", fontsize=8)
     ax.set_xlim(min(vals) - 10, 100)
     ax.set_xlabel("test accuracy (%)")
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def _scatter(path: Path, spice: dict[str, Any]) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     for name, color in (("naive", "#d62728"), ("aware", "#2ca02c")):
         e, z = spice[f"{name}_engine"].reshape(-1), spice[f"{name}_spice"].reshape(-1)
@@ -121,11 +106,11 @@ def _scatter(path: Path, spice: dict[str, Any]) -> None:
     ax.set_ylabel("ngspice, chip netlist (units)")
     ax.set_title(f"outputs of {spice['samples']} test inputs", fontsize=9)
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def _training(path: Path, histories: dict[str, list[dict]]) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
     for name, h in histories.items():
         ep = [r["epoch"] for r in h]
@@ -136,7 +121,7 @@ def _training(path: Path, histories: dict[str, list[dict]]) -> None:
 
 
 def _yield(path: Path, yields: dict[str, dict]) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for name, y in yields.items():
         ax.hist(100 * np.asarray(y["accuracies"]), bins=15, alpha=0.6,
@@ -144,7 +129,7 @@ def _yield(path: Path, yields: dict[str, dict]) -> None:
     ax.set_xlabel(f"test accuracy on each of {next(iter(yields.values()))['chips']} chip instances (%)")
     ax.set_ylabel("chips")
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def _pct(v: float | None) -> str:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from sim.figures import pyplot, save_png
 
 
 def training_curves(history: list[dict[str, Any]], path: str | os.PathLike[str], title: str = "") -> Path:
     """Loss and accuracy per epoch (train and test) as one PNG, written atomically."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
     ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
@@ -29,15 +27,4 @@ def training_curves(history: list[dict[str, Any]], path: str | os.PathLike[str],
     ax2.set_xlabel("epoch")
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_png(fig, path, dpi=110)
