@@ -4,7 +4,7 @@ Tile order (stable, and the numbering `crossbar_tiles` yields): crossbar layers 
 order; within a layer its groups, then row tiles, then column tiles. A layer's rows are its inputs
 then its bias row (driven at full scale, as the chip's bias row); row tile r holds rows
 [r·R, (r+1)·R), column tile c holds outputs [c·C, (c+1)·C) for tile size R × C (`kelvin compile --tile`,
-recorded per layer in graph.json).
+recorded in kelvin.json and applied by `sim.spice_commands.compile_outdir`).
 
 A tile slice is N sampled columns of tile K read by `circuits.spice.crossbar_pwm` (PWM pulses into
 one op-amp integrator per column, then the ADC) over a few uniform random inputs in [−1, 1]. The
@@ -17,7 +17,6 @@ tile holds the bias row]), the ADC range y_fs calibrated as the engine calibrate
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -174,35 +173,19 @@ def validate_tile(graph: Graph, k: int, *, columns: int = 8, inputs: int = 5, se
                       time.perf_counter() - t_start)
 
 
-def apply_tile_sizes(graph: Graph, graph_json) -> None:
-    """Set each crossbar layer's tile size as graph.json recorded it (compile --tile is not in kelvin.json)."""
-    try:
-        nodes = json.loads(graph_json.read_text())["nodes"]
-        sizes = {n["name"]: (int(n["params"]["tile_rows"]), int(n["params"]["tile_cols"]))
-                 for n in nodes if n.get("kind") == "crossbar.tiles"}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{graph_json}: cannot read the crossbar tile sizes ({exc})") from exc
-    for node in graph.topo():
-        if isinstance(node, PrimitiveNode) and isinstance(node.primitive, CrossbarArray) and node.name in sizes:
-            r, c = sizes[node.name]
-            node.primitive = replace(node.primitive, tile_rows=r, tile_cols=c)
-
-
 def validate_tile_outdir(outdir, k: int, *, columns: int, inputs: int, seed: int, report: str | None,
                          workers: int | None, executor: Executor | None, timeout_s: float,
                          progress: bool) -> tuple[dict, str]:
     """Validate tile ``k`` of a crossbar compile; write the report if asked; return (report, text)."""
     from circuits.files import write_json
-    from compiler.pipeline import compile_model
     from sim.spice import ngspice_version
-    from sim.spice_commands import load_outdir
+    from sim.spice_commands import compile_outdir, load_outdir
 
     out, info = load_outdir(outdir)
     if info["target"] != "crossbar":
         raise InputError(f"{out}: compiled for target {info['target']!r}; --tile validates crossbar tiles "
                          "(compile with --target crossbar)")
-    compiled = compile_model(out / "model.onnx", info["target"])
-    apply_tile_sizes(compiled.graph, out / "graph.json")
+    compiled = compile_outdir(out, info)  # with the tile size `kelvin compile --tile` recorded
     rep = validate_tile(compiled.graph, k, columns=columns, inputs=inputs, seed=seed, workers=workers,
                         executor=executor, timeout_s=timeout_s, progress=progress)
     doc = {"passed": rep.passed, "outdir": str(out), "target": info["target"], "seed": seed,
@@ -232,5 +215,5 @@ def format_tile(rep: TileReport) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["TileRef", "TileReport", "apply_tile_sizes", "crossbar_tiles", "find_tile", "format_tile",
+__all__ = ["TileRef", "TileReport", "crossbar_tiles", "find_tile", "format_tile",
            "tile_columns", "validate_tile", "validate_tile_outdir"]

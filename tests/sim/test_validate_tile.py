@@ -17,7 +17,7 @@ from circuits import ideal as ideal_fn
 from circuits.crossbar import CrossbarArray
 from compiler.ir import PrimitiveNode
 from sim.cli import main
-from sim.validate_tile import apply_tile_sizes, crossbar_tiles, tile_columns
+from sim.validate_tile import crossbar_tiles, tile_columns
 from sim.zoo import cnn
 
 
@@ -31,11 +31,9 @@ def compiled_dir(tmp_path_factory):
 
 
 def _graph(outdir):
-    from compiler.pipeline import compile_model
+    from sim.spice_commands import compile_outdir, load_outdir
 
-    graph = compile_model(outdir / "model.onnx", "crossbar").graph
-    apply_tile_sizes(graph, outdir / "graph.json")
-    return graph
+    return compile_outdir(*load_outdir(outdir)).graph
 
 
 def _layers(graph):
