@@ -35,15 +35,20 @@ from circuits.spice.emit_opamp import place
 V_OUT_FS_V = 1.0  # the column's output full scale in volts; y_fs = V_OUT_FS_V/scale
 
 
-def column_blocks(prim: CrossbarArray, volts_per_unit: float,
-                  converters: tuple | None = None) -> list[CrossbarColumnBlock]:
-    """Every output column (index g·out + o for grouped weights), designed for V = volts_per_unit·x at
-    both its rows and its output; ParameterError when the scale exceeds the PCM read range."""
+def check_read_scale(volts_per_unit: float) -> None:
+    """Crossbar rows are read at the network's signal voltage: at most ``V_READ_MAX_V`` per unit."""
     if not 0 < volts_per_unit <= V_READ_MAX_V:
         raise ParameterError(
             f"scale: {volts_per_unit} V per unit is outside (0, {V_READ_MAX_V}] V; crossbar rows are read "
             f"at the network's signal voltage and PCM must be read below ~{V_READ_MAX_V} V per unit "
             f"(use e.g. --scale 0.1 with --target crossbar)")
+
+
+def column_blocks(prim: CrossbarArray, volts_per_unit: float,
+                  converters: tuple | None = None) -> list[CrossbarColumnBlock]:
+    """Every output column (index g·out + o for grouped weights), designed for V = volts_per_unit·x at
+    both its rows and its output; ParameterError when the scale exceeds the PCM read range."""
+    check_read_scale(volts_per_unit)
     columns = int(np.prod(prim.weights.shape[:-1]))
     conv: dict = {}
     if converters is not None:
@@ -80,7 +85,7 @@ def emit_crossbar(prim: Primitive, ctx: EmitContext, ins: list[np.ndarray]) -> n
 def row_tiles(prim: CrossbarArray, volts_per_unit: float) -> list[list[tuple[CrossbarColumnBlock, slice]]]:
     """Per output column, its row tiles: (column block on the tile's rows, the input slice it reads).
     The bias row is the last row; a tile holding only the bias row reads input 0 through a zero weight."""
-    column_blocks(prim, volts_per_unit)  # checks the read range
+    check_read_scale(volts_per_unit)
     w = np.asarray(prim.weights, np.float64)
     w = w.reshape(-1, w.shape[-1])
     b = None if prim.bias is None else np.asarray(prim.bias, np.float64).reshape(-1)
