@@ -41,6 +41,7 @@ from circuits.crossbar import CrossbarArray
 from circuits.errors import InputError, ParameterError
 from compiler.ir import OpNode, PrimitiveNode
 from compiler.pipeline import Compiled
+from compiler.report import node_devices
 
 IBM_TOPS_PER_W = 12.4  # Ambrogio et al., Nature 2023 (SCIENCE.md)
 BINAS_TOP_PER_J = 7.0  # Binas et al. 2016, simulated (SCIENCE.md): ops = MACs
@@ -208,8 +209,7 @@ def _crossbar(node: PrimitiveNode, prim: CrossbarArray, m: CostModel) -> LayerCo
 
 def _analog(node: PrimitiveNode, m: CostModel, current: bool) -> LayerCost:
     prim = node.primitive
-    per = prim.devices(node.lanes)
-    devices = Counter({k: v * node.copies for k, v in per.items()})
+    devices = node_devices(node)
     where = (f"time-multiplexed over {node.reuse} positions" if node.reuse > 1
              else f"{node.copies} parallel copies" if node.copies > 1 else "one bank")
     lc = LayerCost(node.name, prim.kind, placement=f"analog: {where}",

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-cost", action="store_true",
                    help="add energy, latency, area and devices per layer and in total (graph.json 'cost', cost.png)")
     p.add_argument("--tile", help="crossbar tile size: ROWSxCOLS, 512x512 (default) or ibm (512x2048)")
-    p.add_argument("--cost-model", help="JSON file overriding the cost constants (names as in graph.json 'cost.constants')")
+    p.add_argument("--cost-model", help="JSON file overriding the cost constants (names as in graph.json 'cost.constants'; implies --report-cost)")
     p.add_argument("--sizing", choices=SIZINGS, default="default",
                    help="current-mode mirror sizing: default 2x4 um, compact 1x2 um (4x less area, 2x the "
                         "mismatch), minimum 0.5x1 um (16x less area, 4x the mismatch)")
