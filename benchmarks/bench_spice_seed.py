@@ -8,7 +8,9 @@ their agreement (max |Δy| relative to max |y|). Then a random 196-50-10 ReLU ML
 random dense weights, `dense_mlp`) seeded only (``--mnist-samples``; unseeded with ``--mnist-unseeded``). The cell
 tables are characterised first (timed apart, `seed.tables_for`). Prints a table and writes
 JSON next to this file (``bench_spice_seed.json``); never fails on a time (target: seeded
-digits ≤ 1 s per sample).
+digits ≤ 1 s per sample). Then what Kelvin runs, `run_network_spice` (seeded samples batched
+into one deck per job, `seed.batch_deck`): its seconds per sample and its agreement with the
+one-sample seeded decks.
 
     python benchmarks/bench_spice_seed.py [--samples 6] [--workers 2] [--mnist-samples 2]
 """
@@ -35,7 +37,7 @@ from compiler.pipeline import compile_model
 from sim import zoo
 from sim.spice import SimJob, run_jobs
 from sim.spice import seed as seeding
-from sim.spice_commands import default_scale, netlist_options
+from sim.spice_commands import default_scale, netlist_options, run_network_spice
 
 TARGET_S = 1.0
 
@@ -78,6 +80,14 @@ def timed(compiled, x: np.ndarray, scale: float, workers: int, seeded: bool, chi
             "decks_s": t_decks / len(x), "gmin": sum("gmin" in r.log for r in results), "devices": nl.devices}
 
 
+def batched(compiled, x: np.ndarray, scale: float, workers: int, chip_seed: int | None, sizing: str) -> dict:
+    """What Kelvin runs: `run_network_spice`, several samples per seeded deck (`seed.batch_deck`)."""
+    t0 = time.perf_counter()
+    y = run_network_spice(compiled, {compiled.graph.inputs[0]: x}, scale, workers=workers, progress=False,
+                          chip_seed=chip_seed, sizing=sizing)
+    return {"y": next(iter(y.values())), "s_per_sample": (time.perf_counter() - t0) / len(x)}
+
+
 def calibrate(compiled, scale: float, chip_seed: int | None, sizing: str) -> float:
     nl = emit_netlist(compiled.graph, compiled.target, netlist_options("current", scale, 10**9, chip_seed, sizing))
     t0 = time.perf_counter()
@@ -117,6 +127,8 @@ def main() -> None:
                "samples": len(xs), "calibration_s": cal, "seeded_decks_s": seeded["decks_s"],
                "seeded_job_s": seeded["job_s"], "seeded_s_per_sample": seeded["s_per_sample"],
                "seeded_gmin_fallbacks": seeded["gmin"]}
+        both = batched(compiled, xs, scale, args.workers, chip_seed, sizing)
+        run.update(batched_s_per_sample=both["s_per_sample"], batched_vs_seeded=agreement(both["y"], seeded["y"]))
         if compare:
             plain = timed(compiled, xs, scale, args.workers, False, chip_seed, sizing)
             run.update(unseeded_job_s=plain["job_s"], unseeded_s_per_sample=plain["s_per_sample"],
@@ -127,12 +139,14 @@ def main() -> None:
         out.write_text(json.dumps(report, indent=2) + "\n")  # after each run: a long MNIST run may be cut short
         print(json.dumps(run), flush=True)
     print(f"{'network':<18} {'chip':>5} {'sizing':>8} {'n':>3} {'seeded job s':>12} {'unseeded job s':>14} "
-          f"{'seeded s/sample':>15} {'unseeded s/sample':>17} {'speedup':>8} {'max rel diff':>13} {'calib s':>8}")
+          f"{'seeded s/sample':>15} {'unseeded s/sample':>17} {'speedup':>8} {'max rel diff':>13} {'calib s':>8} "
+          f"{'batched s/sample':>16} {'batched diff':>12}")
     for r in report["runs"]:
         print(f"{r['network']:<18} {r['chip_seed']!s:>5} {r['sizing']:>8} {r['samples']:>3} "
               f"{r['seeded_job_s']:>12.2f} {r.get('unseeded_job_s', float('nan')):>14.2f} "
               f"{r['seeded_s_per_sample']:>15.2f} {r.get('unseeded_s_per_sample', float('nan')):>17.2f} "
-              f"{r.get('speedup', float('nan')):>8.1f} {r.get('max_rel_diff', float('nan')):>13.2e} {r['calibration_s']:>8.1f}")
+              f"{r.get('speedup', float('nan')):>8.1f} {r.get('max_rel_diff', float('nan')):>13.2e} {r['calibration_s']:>8.1f} "
+              f"{r['batched_s_per_sample']:>16.2f} {r['batched_vs_seeded']:>12.2e}")
     print(json.dumps(report))
 
 

@@ -14,7 +14,7 @@ evaluated on arrays of net ids with the op's own kernel, which yields the permut
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import logging
 from dataclasses import dataclass, field
@@ -24,7 +24,7 @@ import numpy as np
 
 from circuits.errors import InputError, ParameterError, UnsupportedError
 from circuits.spice.emit import GROUND, EmitContext, Supplies, adapters, emitter_for
-from circuits.spice.netlist import Deck, Element, NameTable, Subckt, instance, isource, vsource
+from circuits.spice.netlist import Deck, Element, NameTable, Subckt, bsource, indexed, instance, isource, vsource
 from circuits.targets import Target
 from compiler.ir import Graph, OpNode, PrimitiveNode
 from compiler.ops import lookup
@@ -109,12 +109,30 @@ class Netlist:
                 elements += [_drive(f"in_{net}", net, float(v) * self.scale) for net, v in zip(nets, values)]
         return elements
 
+    def batch_stimulus(self, samples: Sequence[dict[str, np.ndarray]], index: str) -> list[Element]:
+        """Sources putting sample i of ``samples`` on the input ports when V(``index``) = i: a deck that
+        sweeps ``index`` over 0 … len(samples)−1 simulates the whole batch (current signals only)."""
+        if self.signal != "current":
+            raise ParameterError(f"batch_stimulus: only current-signal networks take batched inputs, not {self.signal!r}")
+        elements = []
+        for name, nets in self.input_ports.items():
+            values = np.stack([np.asarray(s[name], np.float64).reshape(-1) for s in samples]) * self.scale
+            if values.shape[1] != len(nets):
+                raise InputError(f"input {name!r}: {values.shape[1]} values for {len(nets)} input ports "
+                                 f"(one sample of shape {list(self.input_shapes[name])})")
+            elements += [bsource(f"in_{net}", GROUND, net, indexed(index, values[:, j]), current=True)
+                         for j, net in enumerate(nets)]
+        return elements
+
     def deck(self, sample: dict[str, np.ndarray] | None = None, title: str = "kelvin network",
-             stimulus_file: str | None = None) -> Deck:
-        """A complete, runnable deck: the network, one sample's sources (or an include), ``.op``."""
+             stimulus_file: str | None = None, stimulus: list[Element] | None = None) -> Deck:
+        """A complete, runnable deck: the network, one sample's sources (or an include, or the given
+        ``stimulus`` elements), ``.op``."""
         d = Deck(title=title, models=list(self.models), subckts=[*self.subckts, self.top])
         d.elements.append(instance("dut", TOP, self.ports))
-        if stimulus_file is None:
+        if stimulus is not None:
+            d.elements += stimulus
+        elif stimulus_file is None:
             d.elements += self.stimulus(sample)
         else:
             d.includes.append(stimulus_file)
@@ -129,6 +147,7 @@ class Netlist:
                 else:  # a tiny load keeps every output net DC-defined
                     d.elements.append(Element("R", f"load_{net}", (net, GROUND), "1e12"))
         d.options["reltol"] = 1e-6
+        d.flags.append("klu")
         return d.op()
 
     def read_outputs(self, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

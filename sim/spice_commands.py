@@ -31,9 +31,10 @@ from circuits.targets import TARGETS, get_target
 from compiler.netlist import Netlist, NetlistOptions, emit_netlist
 from compiler.pipeline import Compiled
 from compiler.realizable import I_MAX_A
-from sim.spice import SimJob, run_jobs
+from sim.spice import SimJob, SimResult, run_jobs
 from sim.spice import seed as seeding
-from sim.spice.errors import BatchError
+from sim.spice.errors import BatchError, SimulationError
+from sim.spice.runner import usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -190,42 +191,76 @@ def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], s
     check_in_rails(nl, feeds)
     tables = seeding.tables_for(nl, executor=executor, timeout_s=timeout_s) if seeded else None
 
-    def deck_for(i: int, seed_it: bool) -> Deck:
-        sample = {k: v[i] for k, v in feeds.items()}
-        deck: Deck = nl.deck(sample, title=f"sample {i}")
-        if seed_it and tables is not None:
-            try:
-                seeding.seed_deck(deck, nl, tables, sample)
-            except (KeyError, IndexError, ValueError) as exc:  # a structure the predictor does not know
-                log.warning("sample %d: no seed (%s); running unseeded", i, exc)
-                deck = nl.deck(sample, title=f"sample {i}")
+    def deck_for(group: Sequence[int], seed_it: bool) -> Deck:
+        """One sample's deck (seeded if asked and possible), or a seeded batch deck of several."""
+        samples = [{k: v[i] for k, v in feeds.items()} for i in group]
+        if len(group) > 1:  # only ever seeded; a structure the predictor does not know raises
+            deck = seeding.batch_deck(nl, tables, samples, title=f"samples {group[0]}-{group[-1]}")
+        else:
+            deck = nl.deck(samples[0], title=f"sample {group[0]}")
+            if seed_it and tables is not None:
+                try:
+                    seeding.seed_deck(deck, nl, tables, samples[0])
+                except (KeyError, IndexError, ValueError) as exc:  # a structure the predictor does not know
+                    log.warning("sample %d: no seed (%s); running unseeded", group[0], exc)
+                    deck = nl.deck(samples[0], title=f"sample {group[0]}")
         if extra_saves:
             deck.save(extra_saves)
         return deck
 
-    results = run_jobs([SimJob(f"sample_{i}", deck_for(i, True).render(), timeout_s) for i in range(n)],
-                       workers=workers, executor=executor, progress=progress)
-    retry = [i for i, r in enumerate(results) if not r.ok] if tables is not None else []
-    if retry:
+    def attempt(groups: list[list[int]], seed_it: bool) -> list[int]:
+        """Run each group as one job; keep each sample's vectors, return the samples that failed."""
+        jobs, planned = [], []
+        for g in groups:
+            try:
+                deck = deck_for(g, seed_it)
+            except (KeyError, IndexError, ValueError) as exc:  # no batch seed: each sample on its own
+                log.warning("samples %d-%d: no batch seed (%s); one deck per sample", g[0], g[-1], exc)
+                for i in g:
+                    jobs.append(SimJob(f"sample_{i}", deck_for([i], seed_it).render(), timeout_s))
+                    planned.append([i])
+                continue
+            jobs.append(SimJob(deck.title.replace(" ", "_"), deck.render(), timeout_s * len(g)))
+            planned.append(g)
+        failed = []
+        for g, r in zip(planned, run_jobs(jobs, workers=workers, executor=executor, progress=progress)):
+            try:
+                if r.ok:
+                    points = [seeding.last_point(r.vectors)] if len(g) == 1 else seeding.batch_points(r.vectors, len(g))
+                    for i, v in zip(g, points):
+                        vectors[i] = v
+                    continue
+            except ValueError as exc:
+                r = SimResult.failure(r.name, SimulationError(f"job {r.name!r}: {exc}"), r.elapsed_s, r.log)
+            for i in g:
+                results[i] = r
+            failed += g
+        return failed
+
+    vectors: dict[int, dict[str, np.ndarray]] = {}
+    results: dict[int, SimResult] = {}
+    groups = seeding.batches(n, workers or usable_cpus()) if tables is not None else [[i] for i in range(n)]
+    failed = attempt(groups, True)
+    if failed and any(len(g) > 1 for g in groups):
+        log.warning("%d sample(s) of batched seeded simulations failed (first: %s); rerunning them one by one",
+                    len(failed), results[failed[0]].error)
+        failed = attempt([[i] for i in failed], True)
+    if failed and tables is not None:
         log.warning("%d seeded sample simulation(s) failed (first: %s); rerunning them unseeded",
-                    len(retry), results[retry[0]].error)
-        again = run_jobs([SimJob(f"sample_{i}", deck_for(i, False).render(), timeout_s) for i in retry],
-                         workers=workers, executor=executor, progress=progress)
-        for i, r in zip(retry, again):
-            results[i] = r
+                    len(failed), results[failed[0]].error)
+        failed = attempt([[i] for i in failed], False)
     nan = {name: np.full(shape, np.nan) for name, shape in nl.output_shapes.items()}
     per, errors = [], {}
     extras = {v: np.full(n, np.nan) for v in extra_saves}
-    for i, r in enumerate(results):
+    for i in range(n):
         try:
-            if r.ok:
-                vectors = seeding.last_point(r.vectors)
-                per.append(nl.read_outputs(vectors))
+            if i in vectors and i not in failed:
+                per.append(nl.read_outputs(vectors[i]))
                 for v in extra_saves:
-                    if v in vectors:
-                        extras[v][i] = float(np.real(vectors[v][0]))
+                    if v in vectors[i]:
+                        extras[v][i] = float(np.real(vectors[i][v][0]))
                 continue
-            errors[i] = str(r.error)
+            errors[i] = str(results[i].error)
         except (KeyError, IndexError, ValueError) as exc:  # ran, but without the output vectors
             errors[i] = f"ngspice returned no output vector {exc}"
         per.append(nan)
@@ -234,7 +269,7 @@ def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], s
         failed = tuple(errors)
         rows = ", ".join(map(str, failed[:10])) + (", ..." if len(failed) > 10 else "")
         raise BatchError(f"{len(failed)} of {n} sample simulations failed (rows {rows}); first, "
-                         f"{results[failed[0]].name}: {errors[failed[0]]}", outputs, failed)
+                         f"sample {failed[0]}: {errors[failed[0]]}", outputs, failed)
     return outputs, extras
 
 

@@ -194,14 +194,24 @@ def bsource(name: str, p: str, n: str, expr: str, current: bool = False) -> Elem
     return Element("B", name, (p, n), f"{'I' if current else 'V'} = {expr}")
 
 
-def clamp_source(name: str, node: str, control: str, target_v: float) -> Element:
+def indexed(index: str, values: Sequence[float]) -> str:
+    """``pwl(V(index), 0, v₀, 1, v₁, …)``: ``values[i]`` when V(index) = i, the value of one sample of
+    a batch swept by its index source (ngspice's B-source ``pwl`` function; at least two values)."""
+    if len(values) < 2:
+        raise ParameterError(f"indexed: a batch needs at least two values, got {len(values)}")
+    return f"pwl(V({_node(index)})," + ",".join(f"{i},{fmt(float(v))}" for i, v in enumerate(values)) + ")"
+
+
+def clamp_source(name: str, node: str, control: str, target_v: float | Sequence[float], index: str = "") -> Element:
     """A pull towards ``target_v``: I = V(control)·(V(node) − target_v) from ``node`` to ground.
 
     ``node`` may be a path into subcircuit instances (``xdut.xsyn_3.c1``); with V(control) = 0
-    the element carries no current and adds nothing to the Jacobian but a zero.
+    the element carries no current and adds nothing to the Jacobian but a zero. A sequence of
+    targets with an ``index`` node pulls towards ``target_v[i]`` when V(index) = i (`indexed`).
     """
     node = _node(node)
-    return Element("B", name, (node, "0"), f"I = V({_node(control)})*(V({node})-({fmt(target_v)}))")
+    target = indexed(index, target_v) if index else fmt(float(target_v))  # type: ignore[arg-type]
+    return Element("B", name, (node, "0"), f"I = V({_node(control)})*(V({node})-({target}))")
 
 
 @dataclass(slots=True)
@@ -242,6 +252,7 @@ class Deck:
     elements: list[Element] = field(default_factory=list)
     analyses: list[str] = field(default_factory=list)
     options: dict[str, float] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)  # keyword options, e.g. "klu" (the KLU sparse solver)
     includes: list[str] = field(default_factory=list)  # file names Kelvin chose (never model text)
     prints: list[str] = field(default_factory=list)  # node names to print after the analysis
 
@@ -281,6 +292,10 @@ class Deck:
         lines = [f"* {_comment(self.title)}"]
         if self.options:
             lines.append(".options " + _params(self.options))
+        for flag in self.flags:
+            if not _IDENT.fullmatch(flag):
+                raise ParameterError(f"option {flag!r} is not an identifier")
+            lines.append(f".options {flag}")
         lines += self.models
         lines += [s.render() for s in self.subckts]
         lines += [e.render() for e in self.elements]

@@ -59,7 +59,7 @@ def run_jobs(
     results: list[SimResult | None] = [None] * len(jobs)
     with tqdm(total=len(jobs), unit="sim", desc="ngspice", file=sys.stderr, disable=not progress) as bar:
         if executor is None:
-            size = min(len(jobs), workers or _usable_cpus())
+            size = min(len(jobs), workers or usable_cpus())
             with IsolatedPool(size) as pool:
                 finished = pool.run(jobs, timeouts)
                 _collect(finished, results, bar)
@@ -87,7 +87,7 @@ def dask_executor(address: str) -> cf.Executor:
     return connect(address)
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask where the OS has one)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))

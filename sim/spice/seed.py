@@ -64,6 +64,8 @@ from sim.spice.runner import run_jobs
 log = logging.getLogger(__name__)
 
 KNOB = "knob"  # the clamp strength node (S per V of V(knob))
+INDEX = "idx"  # a batch deck's sample index node (`batch_deck`)
+BATCH_MAX = 12  # samples per batch deck: ~1.9 s of reading and set-up shared, ~0.8 s each to solve
 CLAMP_START_S = 1e-4  # first sweep point: every node pinned by 0.1 mS (1 mS: 2-4x slower sparse reordering)
 V_IN_STEP_V = 0.005  # bench grid of the pre soma's input voltage
 V_IN_MAX_V = 0.9
@@ -361,6 +363,55 @@ def seed_deck(deck: Deck, nl: Netlist, tables: CellTables, sample: Mapping[str, 
     """`clamp_deck` with this sample's `predict`ion: a one-sample deck of ``nl`` that solves in a few
     Newton iterations; read its outputs at the last sweep point (`last_point`)."""
     return clamp_deck(deck, predict(nl, tables, sample))
+
+
+def batch_deck(nl: Netlist, tables: CellTables, samples: Sequence[Mapping[str, np.ndarray]],
+               title: str = "kelvin batch", start_s: float = CLAMP_START_S) -> Deck:
+    """One deck that solves several samples, each from its own prediction, on one parsed circuit.
+
+    ngspice spends more time reading a 12,000-device deck (subcircuit and parameter expansion,
+    parsing, matrix set-up: some 1.5 s for the digits network) than solving it from a seed (about
+    20 Newton iterations). Here sample i's inputs and clamp targets are `indexed` by V(idx) = i and
+
+        .dc Vknob start 0 −start  Vidx 0 B−1 1
+
+    sweeps the clamp (inner) for each sample (outer): every sample gets the clamped point, then the
+    released one, which is the unmodified circuit with sample i's inputs (read with `batch_points`).
+    Each clamped point starts from the previous sample's solution, pulled to this one's prediction,
+    so it converges as a single seeded deck does. Measured on digits 64-16-10, compact chip 0, 8
+    samples: outputs equal to the one-sample decks' within 2e-10 relative, ~19 iterations per sample.
+    """
+    if len(samples) < 2:
+        raise ValueError("batch_deck: a batch has at least two samples (one sample: seed_deck)")
+    predictions = [predict(nl, tables, s) for s in samples]
+    deck = nl.deck(title=title, stimulus=nl.batch_stimulus([dict(s) for s in samples], INDEX))
+    deck.elements += [vsource(KNOB, KNOB, GROUND, 0.0), vsource(INDEX, INDEX, GROUND, 0.0)]
+    targets = [{**p.held, **p.loose} for p in predictions]
+    for i, node in enumerate(targets[0]):
+        deck.elements.append(clamp_source(f"cl{i}", node, KNOB, [round(t[node], 6) for t in targets], INDEX))
+    deck.analyses = [a for a in deck.analyses if a.strip() != ".op"]
+    deck.analyses.append(f".dc V{KNOB} {fmt(start_s)} 0 {fmt(-start_s)} V{INDEX} 0 {len(samples) - 1} 1")
+    return deck
+
+
+def batches(n: int, workers: int, most: int = BATCH_MAX) -> list[list[int]]:
+    """Samples 0 … n−1 in contiguous groups for `batch_deck`: a multiple of ``workers`` groups (all
+    busy to the end), each of at most ``most`` samples (a failed batch is rerun one by one)."""
+    workers = max(1, workers)
+    jobs = min(n, workers * -(-n // (workers * most))) if n else 0
+    return [[int(i) for i in a] for a in np.array_split(np.arange(n), jobs)] if jobs else []
+
+
+def batch_points(vectors: Mapping[str, np.ndarray], samples: int) -> list[dict[str, np.ndarray]]:
+    """Per sample of a `batch_deck` run, every vector at that sample's released point (V(knob) = 0)."""
+    out: list[dict[str, np.ndarray]] = [{} for _ in range(samples)]
+    for k, v in vectors.items():
+        v = np.asarray(v).reshape(-1)
+        if v.size != 2 * samples:
+            raise ValueError(f"vector {k!r} has {v.size} points, not the batch's {2 * samples}")
+        for i in range(samples):
+            out[i][k] = v[2 * i + 1: 2 * i + 2]
+    return out
 
 
 def last_point(vectors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

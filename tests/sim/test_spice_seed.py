@@ -118,3 +118,56 @@ def test_a_network_the_predictor_cannot_read_runs_unseeded(mlp, monkeypatch, cap
     got = run_network_spice(mlp, {"x": X[:1]}, SCALE, workers=1, progress=False, seeded=True)["y"]
     np.testing.assert_array_equal(got, plain)
     assert "no seed" in caplog.text
+
+
+def test_batches_keep_every_worker_busy_and_cap_their_size():
+    assert seeding.batches(0, 2) == []
+    assert seeding.batches(3, 2) == [[0, 1], [2]]
+    assert seeding.batches(100, 2, 12) == [list(range(i, i + 10)) for i in range(0, 100, 10)]  # 10 jobs of 10
+    groups = seeding.batches(30, 2, 12)
+    assert len(groups) == 4 and sum(groups, []) == list(range(30)) and max(map(len, groups)) <= 12
+    assert seeding.batches(5, 8) == [[i] for i in range(5)]
+
+
+def test_indexed_values_need_a_batch_and_only_current_networks_take_one(mlp):
+    from circuits.spice.netlist import indexed
+
+    assert indexed("idx", [1.0, 2.5e-9]) == "pwl(V(idx),0,1,1,2.5e-09)"
+    with pytest.raises(ParameterError):
+        indexed("idx", [1.0])
+    opamp = compile_model(zoo.mlp((6, 5, 3), seed=0), "opamp")
+    nl = emit_netlist(opamp.graph, opamp.target, netlist_options("opamp", 0.25))
+    with pytest.raises(ParameterError, match="current-signal"):
+        nl.batch_stimulus([{"x": X[0]}, {"x": X[1]}], "idx")
+
+
+@pytest.mark.ngspice
+def test_a_batch_deck_gives_each_sample_its_own_seeded_answer(mlp):
+    """Oracle: one seeded deck per sample (itself equal to the unseeded ``.op``, above)."""
+    nl = emit_netlist(mlp.graph, mlp.target, netlist_options("current", SCALE, chip_seed=1, sizing="compact"))
+    tables = seeding.tables_for(nl)
+    samples = [{"x": x} for x in X]
+    deck = seeding.batch_deck(nl, tables, samples)
+    got = seeding.batch_points(run_inline(SimJob("batch", deck.render())).raise_for_error().vectors, len(X))
+    for sample, points in zip(samples, got):
+        one = seeding.seed_deck(nl.deck(sample), nl, tables, sample)
+        want = seeding.last_point(run_inline(SimJob("one", one.render())).raise_for_error().vectors)
+        np.testing.assert_allclose(nl.read_outputs(points)["y"], nl.read_outputs(want)["y"], rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="points"):
+        seeding.batch_points({"v": np.zeros(5)}, 3)
+
+
+@pytest.mark.ngspice
+def test_a_failing_batch_is_rerun_one_sample_at_a_time(mlp, monkeypatch, caplog):
+    plain = run_network_spice(mlp, {"x": X}, SCALE, workers=1, progress=False, seeded=False)["y"]
+    real = seeding.batch_deck
+
+    def broken(*args, **kwargs):
+        deck = real(*args, **kwargs)
+        deck.analyses = [".dc Vnosuchsource 0 1 1"]
+        return deck
+
+    monkeypatch.setattr(seeding, "batch_deck", broken)
+    got = run_network_spice(mlp, {"x": X}, SCALE, workers=1, progress=False, seeded=True)["y"]
+    np.testing.assert_allclose(got, plain, rtol=1e-5, atol=1e-6 * np.abs(plain).max())
+    assert "one by one" in caplog.text and "unseeded" not in caplog.text
