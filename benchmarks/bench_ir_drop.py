@@ -9,8 +9,8 @@ what ignoring the wires costs, and the accuracy cost on the digits MLP.
    against an ngspice built with KLU (``.options klu``). ngspice 39 from Debian has no KLU, and its
    Sparse 1.3 Markowitz reorder grows about as nodes³ on this mesh (0.4 s at 32², 31 s at 64²
    measured, hours at 256²); ngspice ≥ 40 built from source (configure's default ``--enable-klu``)
-   reorders the 64² mesh in 0.09 s with the same answer. The benchmark only runs such a binary;
-   Kelvin itself keeps Debian's ngspice.
+   reorders the 64² mesh in 0.09 s with the same answer, and so does the ngspice 46 that Kelvin's
+   setup installs from bookworm-backports (``--ngspice ngspice``).
 3. **digits MLP** on the crossbar target (each layer in one 512 × 512 tile): test accuracy with
    ``--hardware irdrop`` at each ``--mlp-ohms``, against ideal.
 
