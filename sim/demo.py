@@ -194,7 +194,7 @@ def _run(stage: Path, final: Path, cfg: DemoConfig, progress: bool) -> dict[str,
 
     report: dict[str, Any] = {
         "dataset": cfg.data or cfg.dataset, "model": str(model), "network": _shape(compiled), "seed": cfg.seed,
-        "sizing": cfg.sizing, "sizing_detail": CellSizing.preset(cfg.sizing).report(), "quick": cfg.quick,
+        "sizing": cfg.sizing, "scale_a": scale, "sizing_detail": CellSizing.preset(cfg.sizing).report(), "quick": cfg.quick,
         "test_samples": int(len(y_te)),
         "ideal_accuracy": ideal_acc, "quantized_accuracy": quantized_acc,
         "chip_naive_accuracy": naive_acc, "chip_aware_measured_accuracy": aware_measured_acc,

@@ -158,12 +158,37 @@ def _sections(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
             ("settling time (1 %)", f"{r.get('settling_time_s', float('nan')):.3g} s"),
             ("energy per inference", f"{r.get('energy_per_inference_j', float('nan')):.3g} J"),
             ("MACs per joule / ops per joule", f"{eff:.3g} / {ops:.3g}" if eff and ops else "n/a"),
-            ("Binas et al. 2016", f"about {BINAS_TOPS_PER_J:g} TOp/J"),
-            ("digital reference (Horowitz 45 nm)", str(r.get("digital_reference", "n/a")))]),
+            ("Binas et al. 2016", f"about {BINAS_TOPS_PER_J:g} TOp/J (one op = one MAC; 196-50-10 MNIST, simulated)"),
+            ("against Binas et al.", _against_binas(r)),
+            ("digital reference (Horowitz 45 nm)", _digital(r.get("digital_reference")))]),
         ("Yield (engine, unseen chips)", [
             (name, f"mean {_pct(y['mean'])}, sd {_pct(y['std'])}, p5 {_pct(y['p5'])}, worst {_pct(y['worst'])} "
                    f"over {y['chips']} chips") for name, y in r["yield"].items()]),
     ]
+
+
+def _against_binas(r: dict[str, Any]) -> str:
+    """The efficiency ratio and what differs from Binas et al.'s figure (their energy definition is ours)."""
+    eff = r.get("macs_per_joule")
+    if not eff or not np.isfinite(eff):
+        return "n/a (no transient energy)"
+    same = "the same network" if r.get("network") == "196-50-10" else f"a {r.get('network')} network, not their 196-50-10"
+    return (f"{eff / (BINAS_TOPS_PER_J * 1e12):.2f}x their MACs per joule. The energy is defined as theirs "
+            f"(∫VDD·I dt until the argmax stops changing, median over the transients). {same.capitalize()}; what "
+            f"differs is the device card (Kelvin's generic 180 nm BSIM3, not their process), the unit current "
+            f"({r.get('scale_a', 1e-8):.3g} A per unit: a larger one draws more power but settles sooner), the "
+            f"{r.get('sizing', 'default')} mirror sizing and the inputs the transients start from.")
+
+
+def _digital(ref: dict[str, Any] | None) -> str:
+    """The digital reference per number format, with the Horowitz constants it uses."""
+    if not ref:
+        return "n/a"
+    from sim.energy import HOROWITZ_45NM_PJ
+    rows = [f"{f}: {e:.3g} J per inference ({ref['macs_per_j'][f]:.3g} MAC/J; "
+            f"{HOROWITZ_45NM_PJ[f + '_mult']:g} pJ mult + {HOROWITZ_45NM_PJ[f + '_add']:g} pJ add)"
+            for f, e in ref["energy_j"].items()]
+    return "; ".join(rows) + " (Horowitz, ISSCC 2014, 45 nm)"
 
 
 def markdown(r: dict[str, Any]) -> str:

@@ -42,6 +42,10 @@ def test_demo_small_model_writes_every_output(tmp_path):
               "naive.onnx", "chip_aware/netlist.cir", "chip_aware/inputs.inc"):
         assert (out / f).is_file(), f
     assert doc["netlist"] == str(out / "chip_aware" / "netlist.cir")
+    md = (out / "report.md").read_text()
+    ratio = doc["macs_per_joule"] / 7e12  # Binas et al.'s ~7 TOp/J, one op = one MAC
+    assert f"{ratio:.2f}x their MACs per joule" in md and "not their 196-50-10" in md
+    assert "int8: " in md and "0.2 pJ mult + 0.03 pJ add" in md  # the Horowitz constants, stated
     # the aware chip netlist runs on its own in ngspice -b (from its directory: it includes inputs.inc)
     run = subprocess.run(["ngspice", "-b", "netlist.cir"], cwd=out / "chip_aware", capture_output=True, text=True,
                          timeout=120)
