@@ -171,3 +171,15 @@ def test_a_failing_batch_is_rerun_one_sample_at_a_time(mlp, monkeypatch, caplog)
     got = run_network_spice(mlp, {"x": X}, SCALE, workers=1, progress=False, seeded=True)["y"]
     np.testing.assert_allclose(got, plain, rtol=1e-5, atol=1e-6 * np.abs(plain).max())
     assert "one by one" in caplog.text and "unseeded" not in caplog.text
+
+
+@pytest.mark.ngspice
+def test_a_batch_the_predictor_cannot_read_runs_one_deck_per_sample(mlp, monkeypatch, caplog):
+    def unknown(nl, tables, sample):
+        raise KeyError("xdut.sum_0")
+
+    plain = run_network_spice(mlp, {"x": X}, SCALE, workers=1, progress=False, seeded=False)["y"]
+    monkeypatch.setattr(seeding, "predict", unknown)
+    got = run_network_spice(mlp, {"x": X}, SCALE, workers=1, progress=False, seeded=True)["y"]
+    np.testing.assert_array_equal(got, plain)
+    assert "no batch seed" in caplog.text and "no seed" in caplog.text
