@@ -208,8 +208,8 @@ def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], s
             deck.save(extra_saves)
         return deck
 
-    def attempt(groups: list[list[int]], seed_it: bool) -> list[int]:
-        """Run each group as one job; keep each sample's vectors, return the samples that failed."""
+    def attempt(groups: list[list[int]], seed_it: bool) -> list[list[int]]:
+        """Run each group as one job; keep each sample's vectors, return the groups that failed."""
         jobs, planned = [], []
         for g in groups:
             try:
@@ -234,21 +234,23 @@ def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], s
                 r = SimResult.failure(r.name, SimulationError(f"job {r.name!r}: {exc}"), r.elapsed_s, r.log)
             for i in g:
                 results[i] = r
-            failed += g
+            failed.append(g)
         return failed
 
     vectors: dict[int, dict[str, np.ndarray]] = {}
     results: dict[int, SimResult] = {}
     groups = seeding.batches(n, workers or usable_cpus()) if tables is not None else [[i] for i in range(n)]
-    failed = attempt(groups, True)
-    if failed and any(len(g) > 1 for g in groups):
-        log.warning("%d sample(s) of batched seeded simulations failed (first: %s); rerunning them one by one",
-                    len(failed), results[failed[0]].error)
-        failed = attempt([[i] for i in failed], True)
+    pending = attempt(groups, True)
+    while batched := [g for g in pending if len(g) > 1]:  # one bad step between two samples fails a batch:
+        log.warning("%d batched seeded simulation(s) failed (first: %s); rerunning them in halves",  # halve it
+                    len(batched), results[batched[0][0]].error)
+        pending = [g for g in pending if len(g) == 1] + attempt(
+            [h for g in batched for h in (g[:len(g) // 2], g[len(g) // 2:])], True)
+    failed = [i for g in pending for i in g]
     if failed and tables is not None:
         log.warning("%d seeded sample simulation(s) failed (first: %s); rerunning them unseeded",
                     len(failed), results[failed[0]].error)
-        failed = attempt([[i] for i in failed], False)
+        failed = [i for g in attempt([[i] for i in failed], False) for i in g]
     nan = {name: np.full(shape, np.nan) for name, shape in nl.output_shapes.items()}
     per, errors = [], {}
     extras = {v: np.full(n, np.nan) for v in extra_saves}

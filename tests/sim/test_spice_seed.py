@@ -158,7 +158,7 @@ def test_a_batch_deck_gives_each_sample_its_own_seeded_answer(mlp):
 
 
 @pytest.mark.ngspice
-def test_a_failing_batch_is_rerun_one_sample_at_a_time(mlp, monkeypatch, caplog):
+def test_a_failing_batch_is_rerun_in_halves_down_to_single_samples(mlp, monkeypatch, caplog):
     plain = run_network_spice(mlp, {"x": X}, SCALE, workers=1, progress=False, seeded=False)["y"]
     real = seeding.batch_deck
 
@@ -170,7 +170,7 @@ def test_a_failing_batch_is_rerun_one_sample_at_a_time(mlp, monkeypatch, caplog)
     monkeypatch.setattr(seeding, "batch_deck", broken)
     got = run_network_spice(mlp, {"x": X}, SCALE, workers=1, progress=False, seeded=True)["y"]
     np.testing.assert_allclose(got, plain, rtol=1e-5, atol=1e-6 * np.abs(plain).max())
-    assert "one by one" in caplog.text and "unseeded" not in caplog.text
+    assert caplog.text.count("rerunning them in halves") == 2 and "unseeded" not in caplog.text  # 3 -> 1+2 -> 1+1
 
 
 @pytest.mark.ngspice
