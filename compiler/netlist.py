@@ -99,27 +99,29 @@ class Netlist:
         """DC sources putting one sample (model units; default zeros) on the input ports."""
         elements = []
         for name, nets in self.input_ports.items():
-            values = np.zeros(len(nets)) if sample is None else np.asarray(sample[name], np.float64).reshape(-1)
-            if values.size != len(nets):
-                raise InputError(f"input {name!r}: {values.size} values for {len(nets)} input ports "
-                                 f"(one sample of shape {list(self.input_shapes[name])})")
+            values = np.zeros(len(nets)) if sample is None else self._port_values(name, sample)
             if self.signal == "current":  # current flows from ground through the source into the port
                 elements += [isource(f"in_{net}", GROUND, net, float(v) * self.scale) for net, v in zip(nets, values)]
             else:
                 elements += [_drive(f"in_{net}", net, float(v) * self.scale) for net, v in zip(nets, values)]
         return elements
 
-    def batch_stimulus(self, samples: Sequence[dict[str, np.ndarray]], index: str) -> list[Element]:
+    def _port_values(self, name: str, sample: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One sample of input ``name`` flattened onto its ports (model units), or a one-line error."""
+        values = np.asarray(sample[name], np.float64).reshape(-1)
+        if values.size != len(self.input_ports[name]):
+            raise InputError(f"input {name!r}: {values.size} values for {len(self.input_ports[name])} input ports "
+                             f"(one sample of shape {list(self.input_shapes[name])})")
+        return values
+
+    def batch_stimulus(self, samples: Sequence[Mapping[str, np.ndarray]], index: str) -> list[Element]:
         """Sources putting sample i of ``samples`` on the input ports when V(``index``) = i: a deck that
         sweeps ``index`` over 0 … len(samples)−1 simulates the whole batch (current signals only)."""
         if self.signal != "current":
             raise ParameterError(f"batch_stimulus: only current-signal networks take batched inputs, not {self.signal!r}")
         elements = []
         for name, nets in self.input_ports.items():
-            values = np.stack([np.asarray(s[name], np.float64).reshape(-1) for s in samples]) * self.scale
-            if values.shape[1] != len(nets):
-                raise InputError(f"input {name!r}: {values.shape[1]} values for {len(nets)} input ports "
-                                 f"(one sample of shape {list(self.input_shapes[name])})")
+            values = np.stack([self._port_values(name, s) for s in samples]) * self.scale
             elements += [bsource(f"in_{net}", GROUND, net, indexed(index, values[:, j]), current=True)
                          for j, net in enumerate(nets)]
         return elements

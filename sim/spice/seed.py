@@ -347,22 +347,29 @@ def _branch_ratio(syn: CellRecord, pre: CellRecord, n_ut_v: float) -> float:
                                                      for m in bits) / sum(bits)
 
 
-def clamp_deck(deck: Deck, prediction: Prediction, start_s: float = CLAMP_START_S) -> Deck:
+def clamp_deck(deck: Deck, predictions: Sequence[Prediction], start_s: float = CLAMP_START_S) -> Deck:
     """``deck`` with every predicted node pulled towards its prediction by V(knob) siemens, released by
-    ``.dc Vknob start 0``: the last point (V(knob) = 0) is the unmodified circuit. Replaces ``.op``."""
+    ``.dc Vknob start 0``: the last point (V(knob) = 0) is the unmodified circuit. Replaces ``.op``.
+    Several predictions (a `batch_deck`) are `indexed` by V(idx), swept outside the knob."""
     deck.elements.append(vsource(KNOB, KNOB, GROUND, 0.0))
-    nodes = {**prediction.held, **prediction.loose}
-    for i, (node, v) in enumerate(nodes.items()):
-        deck.elements.append(clamp_source(f"cl{i}", node, KNOB, round(v, 6)))
+    index = INDEX if len(predictions) > 1 else ""
+    if index:
+        deck.elements.append(vsource(INDEX, INDEX, GROUND, 0.0))
+    targets = [{**p.held, **p.loose} for p in predictions]
+    for i, node in enumerate(targets[0]):
+        values = [round(t[node], 6) for t in targets]
+        deck.elements.append(clamp_source(f"cl{i}", node, KNOB, values if index else values[0], index))
     deck.analyses = [a for a in deck.analyses if a.strip() != ".op"]
     deck.dc(KNOB, start_s, 0.0, -start_s)
+    if index:
+        deck.analyses[-1] += f" V{INDEX} 0 {len(predictions) - 1} 1"
     return deck
 
 
 def seed_deck(deck: Deck, nl: Netlist, tables: CellTables, sample: Mapping[str, np.ndarray]) -> Deck:
     """`clamp_deck` with this sample's `predict`ion: a one-sample deck of ``nl`` that solves in a few
     Newton iterations; read its outputs at the last sweep point (`last_point`)."""
-    return clamp_deck(deck, predict(nl, tables, sample))
+    return clamp_deck(deck, [predict(nl, tables, sample)])
 
 
 def batch_deck(nl: Netlist, tables: CellTables, samples: Sequence[Mapping[str, np.ndarray]],
@@ -383,20 +390,13 @@ def batch_deck(nl: Netlist, tables: CellTables, samples: Sequence[Mapping[str, n
     """
     if len(samples) < 2:
         raise ValueError("batch_deck: a batch has at least two samples (one sample: seed_deck)")
-    predictions = [predict(nl, tables, s) for s in samples]
-    deck = nl.deck(title=title, stimulus=nl.batch_stimulus([dict(s) for s in samples], INDEX))
-    deck.elements += [vsource(KNOB, KNOB, GROUND, 0.0), vsource(INDEX, INDEX, GROUND, 0.0)]
-    targets = [{**p.held, **p.loose} for p in predictions]
-    for i, node in enumerate(targets[0]):
-        deck.elements.append(clamp_source(f"cl{i}", node, KNOB, [round(t[node], 6) for t in targets], INDEX))
-    deck.analyses = [a for a in deck.analyses if a.strip() != ".op"]
-    deck.analyses.append(f".dc V{KNOB} {fmt(start_s)} 0 {fmt(-start_s)} V{INDEX} 0 {len(samples) - 1} 1")
-    return deck
+    deck = nl.deck(title=title, stimulus=nl.batch_stimulus(samples, INDEX))
+    return clamp_deck(deck, [predict(nl, tables, s) for s in samples], start_s)
 
 
 def batches(n: int, workers: int, most: int = BATCH_MAX) -> list[list[int]]:
     """Samples 0 … n−1 in contiguous groups for `batch_deck`: a multiple of ``workers`` groups (all
-    busy to the end), each of at most ``most`` samples (a failed batch is rerun one by one)."""
+    busy to the end), each of at most ``most`` samples (a failed batch is rerun in halves)."""
     workers = max(1, workers)
     jobs = min(n, workers * -(-n // (workers * most))) if n else 0
     return [[int(i) for i in a] for a in np.array_split(np.arange(n), jobs)] if jobs else []
