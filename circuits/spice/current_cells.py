@@ -110,7 +110,8 @@ class CellSizing:
         per unit) and with it the inversion level over the signal range are unchanged. L = 2 µm is
         the shortest that still mirrors faithfully: in ngspice (6-5-3 MLP, nominal devices, 8 inputs)
         the network is 1.8 % FS RMS from its quantized weights at 1 µm × 2 µm but 6.7 % at 0.5 µm ×
-        1 µm, where the short channel's output conductance outgrows the Early trim (V_A'·L). The
+        1 µm, where the short channel's output conductance outgrew the Early trim (measured with V_A'·L,
+        before the card tabulated V_A per length; `DeviceCard.early_voltage_v`). The
         switches keep their W/L at the minimum L.
         """
         base = cls() if card is None else cls(card=card)
