@@ -32,10 +32,11 @@ and a diode moves n·U_T per e-fold of its current, so each mirror's error is ±
 per node (signs and nodes in `InstanceSynapseArray`; V_A from the card, checked in ngspice:
 30 V n, 65 V p at 1 unit). ``engine_graph(early=False)`` drops it (plain `SynapseArray` rows).
 
-Validated for the default sizing (digits MLP, seed 3, 100 inputs: 0.57 % FS RMS, argmax 100 %).
-The compact sizing (L = 2 µm) is not: V_A = V_A'·L extrapolated from the 4 µm measurement misses
-its output conductance (ngspice, seed 3: 2.0 % FS RMS on a 6-5-3 MLP, 12.5 % on 20 digits inputs,
-argmax 100 %).
+Validated for the default sizing (digits MLP, seed 3, 100 inputs: 0.57 % FS RMS, argmax 100 %) and
+for the compact one (L = 2 µm) since the card tabulates V_A per length (`DeviceCard.early_table`:
+V_A'·L from 4 µm said 15 V for a 2 µm NMOS, ngspice gives 19 V, so the copies were over-trimmed and
+every layer lost 4-5 %): digits MLP, chip 0, 48 inputs, 1.3 % FS RMS (3.4 % with V_A'·L); the nominal
+compact chip 0.24 % (hidden somas) and 0.48 % (output somas) of their full scale.
 """
 
 from __future__ import annotations
@@ -70,6 +71,49 @@ def ratio(cell: CellRecord, copy: str, ref: str, n_ut_v: float, polarity: str,
     dvt_c, dvt_r = cell.dvt_v.get(copy, 0.0), rc.dvt_v.get(ref, 0.0)
     sign = -1.0 if polarity == "n" else PMOS_DVT_SIGN
     return cell.bf.get(copy, 1.0) / rc.bf.get(ref, 1.0) * float(np.exp(sign * (dvt_c - dvt_r) / n_ut_v))
+
+
+@dataclass(frozen=True, slots=True)
+class EarlySlopes:
+    """The mirrors' Early drift per e-fold of a node's current, n·U_T/V_A (NMOS, PMOS), at a sizing's L.
+
+    Nominal circuit constants (the card's subthreshold slope and Early voltage), not mismatch: a
+    measured chip (`sim.measure.fit`) shares them with the draw-based one.
+    """
+
+    kn: float
+    kp: float
+
+    @classmethod
+    def of(cls, sizing_name: str) -> EarlySlopes:
+        sizing = CellSizing.preset(sizing_name)
+        card, n_ut = sizing.card, sizing.card.subthreshold_n * U_T_V
+        return cls(n_ut / card.early_voltage_v("n", sizing.l_unit_m), n_ut / card.early_voltage_v("p", sizing.l_unit_m))
+
+    def synapse_logs(self, w: np.ndarray, from_input: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(pre, post) per synapse of a bank with signed effective weights ``w`` (`InstanceSynapseArray`).
+
+        PMOS branch (w > 0): drain at the post soma node, diode at the pre's vp; NMOS branch (w < 0):
+        drain at the post soma node, diode at the pre's vn, behind the pre's M3 (drain at vn, diode vp).
+        An input soma's M1 drifts with its own current: −2·kn·ln x more on every branch it feeds.
+        """
+        kn, kp = self.kn, self.kp
+        first = -2 * kn if from_input else 0.0
+        pre = np.where(w > 0, -kp, np.where(w < 0, -kn - 2 * kp, 0.0)) + np.where(w != 0, first, 0.0)
+        return pre, np.where(w > 0, -kp, np.where(w < 0, kn, 0.0))
+
+    def bias_logs(self, b: np.ndarray) -> np.ndarray:
+        """Post-soma drift of each row's bias synapse (its reference diode does not move)."""
+        return np.where(b > 0, -self.kp, self.kn)
+
+    @property
+    def soma_log(self) -> float:
+        """A soma's M1 copy against its M0 diode: −kn per e-fold of the soma current."""
+        return -self.kn
+
+    def readout_logs(self, m: np.ndarray) -> np.ndarray:
+        """Read-out branches drain at V_OUT: PMOS −kp·ln v; NMOS −kn·ln v behind the neg soma's M3 (−2kp·ln v)."""
+        return np.where(m > 0, -self.kp, np.where(m < 0, -self.kn - 2 * self.kp, 0.0))
 
 
 CellDraw = CellRecord  # the name chip instances used for a placed cell before the emitters recorded them
@@ -227,8 +271,7 @@ def _build(compiled: Compiled, seed: int | None, scale: float, nl: Netlist, sizi
     sizing = CellSizing.preset(sizing_name)
     n_ut = sizing.card.subthreshold_n * U_T_V
     md = sizing.m_diode
-    card, length = sizing.card, sizing.l_unit_m
-    kn, kp = n_ut / card.early_voltage_v("n", length), n_ut / card.early_voltage_v("p", length)
+    slopes = EarlySlopes.of(sizing_name)
     cells = tuple(c for c in nl.layout if isinstance(c, CellRecord))
     by_name = {c.element: c for c in cells}
     row_soma: dict[tuple[str, int, int, int], CellRecord] = {}
@@ -288,7 +331,6 @@ def _build(compiled: Compiled, seed: int | None, scale: float, nl: Netlist, sizi
             raise UnsupportedError(f"chip instance: node {node.name!r} ({node.kind}) is not a dense synapse array")
         col = {c.element: j for j, c in enumerate(src.columns)}
         scale_col = np.concatenate([src.col_scale, np.ones(len(src.columns) - len(src.col_scale))])
-        first = -2 * kn if src.is_input else 0.0  # an input soma's M1 drifts with its own current: −kn·2·ln x
         designs = row_designs(prim, sizing)
         sides = (1,) if prim.rectify else (1, -1)
         rows: dict[int, list[tuple[np.ndarray, float, CellRecord]]] = {s: [] for s in sides}
@@ -309,14 +351,11 @@ def _build(compiled: Compiled, seed: int | None, scale: float, nl: Netlist, sizi
         ordered = [r for s in sides for r in rows[s]]
         w_all = np.array([r[0] for r in ordered])
         b_all = np.array([r[1] for r in ordered])
-        # PMOS branch (k > 0): drain at the post soma node, diode at the pre's vp; NMOS branch (k < 0):
-        # drain at the post soma node, diode at the pre's vn, behind the pre's M3 (drain at vn, diode vp)
-        pre_log = np.where(w_all > 0, -kp, np.where(w_all < 0, -kn - 2 * kp, 0.0)) + np.where(w_all != 0, first, 0.0)
-        post_log = np.where(w_all > 0, -kp, np.where(w_all < 0, kn, 0.0))
+        pre_log, post_log = slopes.synapse_logs(w_all, src.is_input)
         layers[node.name] = Layer(w_all, b_all, not prim.rectify,
                                   np.array([r[2].gain * r10(r[2]) for r in ordered]),
                                   np.array([r[2].gain for r in ordered]), pre_log, post_log,
-                                  np.where(b_all > 0, -kp, kn), -kn)
+                                  slopes.bias_logs(b_all), slopes.soma_log)
         pos = [r[2] for r in rows[1]]
         neg = [r[2] for r in rows[-1]] if not prim.rectify else None
         sig[node.outputs[0]] = _Signals(pos, neg, np.ones(len(pos)))
@@ -340,8 +379,7 @@ def _build(compiled: Compiled, seed: int | None, scale: float, nl: Netlist, sizi
         first_port += len(ports)
         if src.neg is None and not np.allclose(src.col_scale, 1.0):
             m = m * src.col_scale
-        # read-out branches drain at V_OUT: PMOS −kp·ln v; NMOS −kn·ln v behind the neg soma's M3 (−2kp·ln v)
-        readouts[name] = (m, np.where(m > 0, -kp, np.where(m < 0, -kn - 2 * kp, 0.0)))
+        readouts[name] = (m, slopes.readout_logs(m))
     log.info("chip instance seed %s (%s sizing): %d cells, %d layers", seed, sizing_name, len(cells), len(layers))
     return ChipInstance(compiled, seed, scale, cells, layers, selects, readouts, sizing_name, softmaxes)
 

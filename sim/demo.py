@@ -40,6 +40,7 @@ from compiler.pipeline import Compiled, compile_model
 log = logging.getLogger(__name__)
 
 MODELS = {"digits": "digits_mlp.onnx", "mnist": "mnist14_mlp.onnx"}
+SPARSE_MAX_SYNAPSES = 5000  # digits 64-16-10: 1,184 synapses; MNIST 196-50-10: 10,300
 PRODUCTS = frozenset({"report.json", "report.md", "report.html", "measurements.npz", "fits", "chip_aware",
                       "naive.onnx", "aware.onnx", "kelvin.json", "transfer.png", "gains.png", "accuracy.png",
                       "spice_vs_engine.png", "training.png", "yield.png"})
@@ -85,9 +86,16 @@ class DemoConfig:
     def n_dynamics(self) -> int:
         return self.dynamics_samples or (1 if self.quick else 3)
 
-    @property
-    def probes_per_config(self) -> int:
-        return 8 if self.quick else 12
+    def plan(self, compiled: Compiled):
+        """The measurement plan: sparse configurations (`sim.measure.lab.sparse_density`) that identify
+        every synapse (`sim.measure.fit.refine_synapses`), up to SPARSE_MAX_SYNAPSES synapses. Above,
+        where that plan would cost more ngspice time than the demo has (MNIST: some 7 s per operating
+        point), and for banks narrow enough that every row has few synapses anyway, two dense ones."""
+        from sim.measure.lab import Plan, banks_of, sparse_density
+        density = sparse_density(compiled)
+        if density < 1.0 and sum(b.out * b.inputs for b in banks_of(compiled)) <= SPARSE_MAX_SYNAPSES:
+            return Plan(configs=16 if self.quick else 32, probes_per_config=6, seed=self.seed, density=density)
+        return Plan(configs=2, probes_per_config=8 if self.quick else 12, seed=self.seed)
 
     @property
     def n_chips(self) -> int:
@@ -132,7 +140,7 @@ def _run(stage: Path, final: Path, cfg: DemoConfig, progress: bool) -> dict[str,
     from circuits.spice.current_cells import CellSizing
     from sim.engine.prepare import HardwareOptions, build_program
     from sim.measure.fit import fit_chip
-    from sim.measure.lab import Plan, measure_chip
+    from sim.measure.lab import measure_chip
     from sim.spice_commands import default_scale
     from sim.train.commands import load_for, with_banks
 
@@ -148,7 +156,7 @@ def _run(stage: Path, final: Path, cfg: DemoConfig, progress: bool) -> dict[str,
     quantized_acc = _accuracy(build_program(compiled, hw.opts("quantized")), x_te, y_te)
     steps.done("ideal")
 
-    plan = Plan(configs=2, probes_per_config=cfg.probes_per_config, seed=cfg.seed)
+    plan = cfg.plan(compiled)
     t0 = time.perf_counter()
     meas = measure_chip(compiled, cfg.seed, sizing=cfg.sizing, scale=scale, plan=plan, workers=cfg.workers,
                         progress=progress)
@@ -205,6 +213,8 @@ def _run(stage: Path, final: Path, cfg: DemoConfig, progress: bool) -> dict[str,
         "engine_spice_argmax_agreement_naive": spice["naive_agreement"],
         "engine_spice_rms_pct_fs": spice["aware_rms_pct_fs"], "spice_seconds_per_sample": spice["seconds_per_sample"],
         "measurement_simulations": meas.probes, "measurement_seconds": round(measure_s, 1),
+        "measurement_plan": {"configurations": plan.configs, "probes_per_configuration": plan.probes_per_config,
+                             "density": plan.density},
         "measurement_identifiability": chip.report()["banks"],
         **dyn,
         "yield": yields,

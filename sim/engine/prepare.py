@@ -165,8 +165,11 @@ def _trainable_chip_program(compiled: Compiled, opts: HardwareOptions, models: l
     return _table_program(compiled, inst.engine_graph(early=False), tables, opts, models, dtype)
 
 
-def _measured_chip_program(compiled: Compiled, opts: HardwareOptions, models: list, dtype) -> Program:
-    """A chip fitted from measurements (`sim.measure`): its tables and read-outs on the nominal layout."""
+def _measured_chip_program(compiled: Compiled, opts: HardwareOptions, models: list, dtype,
+                           trainable: bool = True) -> Program:
+    """A chip fitted from measurements (`sim.measure`): its tables and read-outs on the nominal layout.
+    For inference (not ``trainable``) with a fit that removed the mirrors' Early drift, the drift is
+    added back, as `--hardware chip` does for a draw (`_with_drift`)."""
     from circuits.current import SynapseArray
     from compiler.ir import PrimitiveNode as Node
     from sim.chip import ChipInstance
@@ -191,7 +194,43 @@ def _measured_chip_program(compiled: Compiled, opts: HardwareOptions, models: li
                 raise InputError(f"--fits {opts.fits}: read-out of {node.outputs[0]!r} is {m.shape}, the model's "
                                  f"{node.primitive.weights.shape}")
             node.primitive = node.primitive.with_parameters(weights=m.astype(np.float32))
-    return _table_program(compiled, graph, chip.tables(), opts, models, dtype)
+    program = _table_program(compiled, graph, chip.tables(), opts, models, dtype)
+    slopes = chip.meta.get("early_slopes")
+    if trainable or slopes is None or set(opts.modes) - {"fitted", "quantized"}:
+        return program
+    from sim.chip import EarlySlopes
+    return _with_drift(program, set(chip.banks), set(chip.readouts), EarlySlopes(*map(float, slopes)), dtype)
+
+
+def _with_drift(program: Program, banks: set[str], readouts: set[str], slopes, dtype) -> Program:
+    """Inference: ``program``'s banks as programmed (through their deterministic weight maps) in
+    `InstanceSynapseArray`s that carry the mirrors' nominal Early drift, and its read-outs likewise."""
+    from circuits.current import SynapseArray
+    from compiler.ir import PrimitiveNode as Node
+    from sim.chip import InstanceSynapseArray
+    graph = program.graph.copy()
+    effective = {}
+    for step in program.primitive_steps():
+        if step.node.name in banks:
+            p = {fld: np.asarray(program.params[key], np.float64) for fld, key in step.params}
+            for m in step.maps.wmap:
+                p, _ = m.forward(p, None)
+            effective[step.node.name] = p
+    for node in graph.nodes:
+        if not (isinstance(node, Node) and isinstance(node.primitive, SynapseArray)):
+            continue
+        if node.name in effective:
+            w = np.asarray(effective[node.name]["weights"], np.float64)
+            b = effective[node.name].get("bias")
+            b = None if b is None else np.asarray(b, np.float64)
+            pre, post = slopes.synapse_logs(w, node.inputs[0] in graph.inputs)
+            node.primitive = InstanceSynapseArray(w, b, rectify=True, pre_log=pre, post_log=post,
+                                                  bias_post_log=None if b is None else slopes.bias_logs(b),
+                                                  soma_log=slopes.soma_log)
+        elif node.outputs[0] in readouts:
+            m = np.asarray(node.primitive.weights, np.float64)
+            node.primitive = InstanceSynapseArray(m, None, pre_log=slopes.readout_logs(m))
+    return Program(graph, dtype=dtype, hardware=_RectifyInputs())
 
 
 def _table_program(compiled: Compiled, graph, tables, opts: HardwareOptions, models: list, dtype) -> Program:
@@ -223,7 +262,7 @@ def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dt
     if "chip" in opts.modes and trainable:
         return _trainable_chip_program(compiled, opts, models, dtype)
     if "fitted" in opts.modes and _measured(opts):
-        return _measured_chip_program(compiled, opts, models, dtype)
+        return _measured_chip_program(compiled, opts, models, dtype, trainable)
     if "chip" in opts.modes:
         from sim.chip import ChipInstance
         from sim.spice_commands import default_scale

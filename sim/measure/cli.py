@@ -20,9 +20,13 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--sizing", choices=SIZINGS, default="compact",
                    help="mirror sizing of the chip (default: compact, minimum-area mirrors)")
     p.add_argument("--scale", type=float, help="amperes per model unit (default: the target's)")
-    p.add_argument("--configs", type=int, default=2, help="test weight configurations (default: 2)")
-    p.add_argument("--probes", type=int, default=12,
-                   help="operating points (DC simulations) per configuration (default: 12)")
+    p.add_argument("--configs", type=int, default=32, help="test weight configurations (default: 32)")
+    p.add_argument("--probes", type=int, default=6,
+                   help="operating points (DC simulations) per configuration (default: 6)")
+    p.add_argument("--density", type=float,
+                   help="fraction of synapses programmed in each configuration (default: about 10 per row of "
+                        "the widest bank; sparse configurations identify every synapse's own current, dense "
+                        "ones mostly row and column gains)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test configurations and inputs (default: 0)")
     p.add_argument("-o", "--output", required=True, help="measurements file (.npz)")
     p.add_argument("--fits", help="also fit the chip model into this directory")
@@ -32,7 +36,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("fit-chip", parents=[common], help="fit a chip model to measurements (ngspice or silicon)",
                        description="Fit the per-chip behavioral model (per-row gains per sign and bit, per-column "
-                                   "gains, read-out ratios) to DATA, the .npz `kelvin measure` writes or the same "
+                                   "gains, then every synapse's own current where the data pin it, read-out "
+                                   "ratios; the mirrors' nominal Early drift removed) to DATA, the .npz "
+                                   "`kelvin measure` writes or the same "
                                    "format filled from silicon (see sim/measure/data.py). Writes FITS for "
                                    "`kelvin train/evaluate --target current --hardware fitted --fits FITS`.")
     p.add_argument("data", help="measurements (.npz)")
@@ -45,12 +51,13 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     from compiler.pipeline import compile_model
     from sim.measure.fit import fit_chip
-    from sim.measure.lab import Plan, measure_chip
+    from sim.measure.lab import Plan, measure_chip, sparse_density
 
     compiled = compile_model(args.model, "current")
+    density = sparse_density(compiled) if args.density is None else args.density
     t0 = time.perf_counter()
     meas = measure_chip(compiled, args.chip_seed, sizing=args.sizing, scale=args.scale,
-                        plan=Plan(args.configs, args.probes, args.seed), workers=args.workers,
+                        plan=Plan(args.configs, args.probes, args.seed, density=density), workers=args.workers,
                         timeout_s=args.timeout, progress=not args.quiet)
     seconds = time.perf_counter() - t0
     meas.save(args.output)

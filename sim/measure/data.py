@@ -17,7 +17,11 @@ names, e.g. ``fc1``):
     meta                str   (JSON)        {"banks": [in order], "inputs": {bank: "x" | other bank},
                                              "outputs": [bank whose somas the read-out pairs use],
                                              "w_unit": level step in model units, "scale": A per unit,
-                                             "sizing": ..., "source": free text}
+                                             "sizing": ..., "source": free text,
+                                             optional "early_slopes": [kn, kp] (n·U_T/V_A of the NMOS
+                                             and PMOS mirrors: the drift the fit removes; default from
+                                             a Kelvin "sizing", else none), optional "synapse_sd":
+                                             [3] the prior spread of one synapse's bit-1, 2, 4 copies}
 
 A lab with silicon fills the same arrays: program ``levels``, drive ``x``, read ``y`` (and the somas
 its test multiplexer exposes). Nothing here refers to transistors or mismatch draws.

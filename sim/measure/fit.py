@@ -14,6 +14,20 @@ soma's or pre soma's line errors), c_ref the bias reference's. Per-synapse copy 
 into A and c: in the Pelgrom draws of the compact sizing they are about a third of the variance,
 and they average out in a row's sum (`sim.measure` docs). Read-outs: y_o = m⁺_o·I_pos − m⁻_o·I_neg.
 
+Early drift. The mirrors' nominal Early-effect drift (`sim.chip.EarlySlopes`: n·U_T/V_A per e-fold
+of a node's current, a property of the process and sizing, not of the chip) is not mismatch. Given
+the slopes (the measurement's ``early_slopes``, or its Kelvin ``sizing``), each soma reading is first
+corrected by the nominal chip's drift at that probe, I − (I_drift − I_linear) of the same programmed
+levels and inputs (`sim.engine.kernels.ChipSynapseKernel`), so the factors are the chip's linear
+mismatch alone, as the draw-based tables are; at inference the measured chip adds the same drift
+back (`sim.engine.prepare`). Cross terms of mismatch and drift (a few % of a few %) are neglected.
+
+Per-synapse refinement (`refine_synapses`). The factors are then the prior mean of every synapse's
+own per-sign, per-bit current V[R, j, s, b] ≈ c[j, s]·A[R, s, b], with the copy's Pelgrom spread as
+the prior sd; the readings are linear in V, so one ridge solve per row gives its posterior. Dense
+configurations pin few of them (each synapse carries 1/64 of a digits row's current); sparse ones
+(`sim.measure.lab.Plan.density`) pin many more at the same number of simulations.
+
 Estimation: maximum a posteriori with a weak prior around nominal (every factor 1 ± 0.3), so every
 parameter is defined; the posterior standard deviation against the prior's says how well the data
 identify it (identifiability 1: the data alone; 0: the prior alone). Fitted with SciPy's trust-region
@@ -25,6 +39,7 @@ gives, so training for a measured chip and for the oracle chip share one code pa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -36,6 +51,9 @@ from scipy.optimize import least_squares
 
 from circuits.errors import InputError
 from circuits.files import staged_dir, write_json, write_npz
+from circuits.spice.current_cells import SIZINGS, U_T_V, CellSizing
+from circuits.current import SynapseArray
+from sim.chip import EarlySlopes, InstanceSynapseArray
 from sim.engine.chip_map import (
     BITS,
     ChipTable,
@@ -48,14 +66,16 @@ from sim.measure.data import Measurements
 log = logging.getLogger(__name__)
 
 PRIOR_SD = 0.3
-REL_ERR, ABS_ERR = 0.01, 0.002
-ACTIVE_UNITS = 0.02  # a soma carrying less is taken as rectified (off) and gives no equation
+REL_ERR, ABS_ERR = 0.01, 0.002  # the factor model's error: per-synapse copy errors it averages, plus noise
+SYN_REL_ERR, SYN_ABS_ERR = 0.003, 0.0006  # a reading's own error, once every synapse has its own value
+ACTIVE_UNITS = 0.2  # a soma carrying less is taken as rectified (off) and gives no equation
 FILE = "measured_chip.npz"
 
 
 @dataclass(frozen=True)
 class BankFit:
-    """One bank's fitted factors, their posterior standard deviations and the fit's residuals."""
+    """One bank's fitted factors, their posterior standard deviations and the fit's residuals; with
+    ``syn``, each synapse's own per-sign, per-bit current (the factors' product refined, `refine_synapses`)."""
 
     name: str
     out: int
@@ -69,9 +89,15 @@ class BankFit:
     c_sd: np.ndarray
     equations: int
     rms_rel: float       # RMS relative residual of the active somas
+    syn: np.ndarray | None = None        # [R, C, 2, 3] per-bit synapse currents per unit level
+    syn_bias: np.ndarray | None = None   # [R, 2, 3] the bias synapses'
+    syn_identified: float = 0.0          # fraction of synapse values the data pin (posterior sd < half the prior's)
+    syn_rms_rel: float = float("nan")    # RMS relative residual with the refined synapses
 
     def table(self) -> ChipTable:
         """The bank as T[R, C, sign, level] and T_bias[R, sign, level] (see `sim.engine.chip_map`)."""
+        if self.syn is not None and self.syn_bias is not None:
+            return ChipTable(level_table(self.syn), level_table(self.syn_bias), self.out, self.inputs)
         per_level = level_table(self.a)  # [R, 2, 8]
         t = self.c[None, :, :, None] * per_level[:, None, :, :]
         tb = self.c_ref[None, :, None] * per_level
@@ -84,7 +110,15 @@ class BankFit:
                 "row_median_sd": float(np.median(self.a_sd)),
                 "column_factors": int(self.c.size), "column_identified_fraction": float(np.mean(ident_c > 0.5)),
                 "column_median_sd": float(np.median(self.c_sd)), "equations": self.equations,
-                "rms_relative_residual": self.rms_rel}
+                "rms_relative_residual": _finite(self.rms_rel),
+                "synapse_values": 0 if self.syn is None else int(self.syn.size),
+                "synapse_identified_fraction": self.syn_identified,
+                "synapse_rms_relative_residual": _finite(self.syn_rms_rel)}
+
+
+def _finite(v: float) -> float | None:
+    """A figure for the JSON report: None where it could not be computed (no active soma)."""
+    return float(v) if np.isfinite(v) else None
 
 
 @dataclass(frozen=True)
@@ -114,6 +148,9 @@ class MeasuredChip:
                 arrays[f"{n}/{f}"] = getattr(b, f)
             arrays[f"{n}/shape"] = np.array([b.out, b.inputs, b.row_sides, b.col_sides, b.equations])
             arrays[f"{n}/rms_rel"] = np.array(b.rms_rel)
+            if b.syn is not None and b.syn_bias is not None:
+                arrays[f"{n}/syn"], arrays[f"{n}/syn_bias"] = b.syn, b.syn_bias
+                arrays[f"{n}/syn_stats"] = np.array([b.syn_identified, b.syn_rms_rel])
         for o, m in self.readouts.items():
             arrays[f"readout/{o}"], arrays[f"readout_sd/{o}"] = m, self.readout_sd[o]
         with staged_dir(outdir, frozenset({FILE, "kelvin.json"})) as stage:
@@ -133,8 +170,15 @@ class MeasuredChip:
             banks = {}
             for n in doc["banks"]:
                 out, n_in, rs, cs, eq = (int(v) for v in data[f"{n}/shape"])
+                syn = data.get(f"{n}/syn")
+                stats = data.get(f"{n}/syn_stats", np.array([0.0, np.nan]))
                 banks[n] = BankFit(n, out, n_in, rs, cs, data[f"{n}/a"], data[f"{n}/c"], data[f"{n}/c_ref"],
-                                   data[f"{n}/a_sd"], data[f"{n}/c_sd"], eq, float(data[f"{n}/rms_rel"]))
+                                   data[f"{n}/a_sd"], data[f"{n}/c_sd"], eq, float(data[f"{n}/rms_rel"]),
+                                   syn, data.get(f"{n}/syn_bias") if syn is not None else None,
+                                   float(stats[0]), float(stats[1]))
+                if syn is not None and (syn.shape != (out * rs, n_in * cs, 2, len(BITS))
+                                        or banks[n].syn_bias.shape != (out * rs, 2, len(BITS))):
+                    raise ValueError(f"bank {n}: synapse table of shape {syn.shape}")
             readouts = {o: data[f"readout/{o}"] for o in doc["outputs"]}
             sd = {o: data[f"readout_sd/{o}"] for o in doc["outputs"]}
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -187,16 +231,71 @@ class _Design:
         return w_unit * pre
 
 
+def slopes_of(meas: Measurements) -> EarlySlopes | None:
+    """The Early slopes the fit removes: the measurement's ``early_slopes`` [kn, kp], else its Kelvin sizing's."""
+    given = meas.meta.get("early_slopes")
+    if given is not None:
+        try:
+            kn, kp = (float(v) for v in given)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"fit-chip: meta early_slopes must be [kn, kp] (n·U_T/V_A, NMOS and PMOS), "
+                             f"got {given!r}") from exc
+        if not (np.isfinite([kn, kp]).all() and kn >= 0 and kp >= 0):
+            raise InputError(f"fit-chip: meta early_slopes must be finite and >= 0, got {given!r}")
+        return EarlySlopes(kn, kp)
+    sizing = meas.meta.get("sizing")
+    return EarlySlopes.of(sizing) if sizing in SIZINGS else None
+
+
+def synapse_spread(meas: Measurements) -> np.ndarray:
+    """Prior relative sd of each synapse's own current per bit (1, 2, 4 unit copies in parallel): the
+    measurement's ``synapse_sd`` [3], else its Kelvin sizing's Pelgrom spread of one copy,
+    √((σ_Vt/(n·U_T))² + σ_β²)/√m, else 5 %/√m."""
+    given = meas.meta.get("synapse_sd")
+    if given is not None:
+        sd = np.asarray(given, dtype=np.float64)
+        if sd.shape != (len(BITS),) or not np.all(np.isfinite(sd)) or np.any(sd <= 0):
+            raise InputError(f"fit-chip: meta synapse_sd must be 3 positive numbers (bits 1, 2, 4), got {given!r}")
+        return sd
+    m = np.sqrt(np.array(BITS, dtype=np.float64))
+    sizing = meas.meta.get("sizing")
+    if sizing not in SIZINGS:
+        return 0.05 / m
+    rep = CellSizing.preset(sizing).report()
+    n_ut = CellSizing.preset(sizing).card.subthreshold_n * U_T_V
+    return float(np.hypot(rep["sigma_dvt_unit_v"] / n_ut, rep["sigma_beta_unit"])) / m
+
+
+def nominal_drift(levels: np.ndarray, bias: np.ndarray, config: np.ndarray, x_in: np.ndarray, row_sides: int,
+                  w_unit: float, slopes: EarlySlopes, from_input: bool) -> np.ndarray:
+    """[P, rows]: the nominal chip's soma currents with the Early drift minus without, per probe."""
+    col_sides = x_in.shape[1] // levels.shape[2]
+    out = np.zeros((len(config), levels.shape[1] * row_sides))
+    for k in np.unique(config):
+        w = realized_levels(levels[k], row_sides, col_sides) * w_unit
+        b = realized_bias(bias[k], row_sides) * w_unit
+        pre, post = slopes.synapse_logs(w, from_input)
+        drifting = InstanceSynapseArray(w, b, rectify=True, pre_log=pre, post_log=post,
+                                        bias_post_log=slopes.bias_logs(b), soma_log=slopes.soma_log)
+        rows = config == k
+        xk = np.asarray(x_in[rows], np.float64)
+        out[rows] = drifting.ideal(xk) - SynapseArray(w, b, rectify=True).ideal(xk)
+    return out
+
+
 def fit_bank(name: str, levels: np.ndarray, bias: np.ndarray, config: np.ndarray, x_in: np.ndarray,
-             soma: np.ndarray, row_sides: int, w_unit: float) -> BankFit:
-    """MAP fit of one bank's factors from its somas' currents (single-bit levels, module docstring)."""
+             soma: np.ndarray, row_sides: int, w_unit: float, drift: np.ndarray | None = None,
+             synapse_sd: np.ndarray | None = None) -> BankFit:
+    """MAP fit of one bank's factors from its somas' currents (single-bit levels, module docstring);
+    ``drift`` [P, rows], the nominal Early drift to remove from each reading (`nominal_drift`);
+    ``synapse_sd`` [3], per bit: also refine every synapse (`refine_synapses`) with that prior spread."""
     k, out, n_in = levels.shape
     col_sides = x_in.shape[1] // n_in
     design = _Design.of(name, levels, bias, config, row_sides, col_sides)
     rows, cols = out * row_sides, n_in * col_sides
     active = np.isfinite(soma) & (np.nan_to_num(soma) > ACTIVE_UNITS)
     pi, ri = np.nonzero(active)
-    target = soma[pi, ri]
+    target = soma[pi, ri] - (0.0 if drift is None else drift[pi, ri])
     sigma = REL_ERR * np.abs(target) + ABS_ERR
     n_a, n_c = rows * 6, cols * 2
 
@@ -216,8 +315,68 @@ def fit_bank(name: str, levels: np.ndarray, bias: np.ndarray, config: np.ndarray
     a, c, cr = unpack(sol.x)
     pred = design.preactivation(a, c, cr, x_in, w_unit)[pi, ri]
     rms = float(np.sqrt(np.mean(((pred - target) / np.abs(target)) ** 2))) if len(pi) else float("nan")
-    return BankFit(name, out, n_in, row_sides, col_sides, a, c, cr, sd[:n_a].reshape(rows, 2, 3),
-                   sd[n_a:n_a + n_c].reshape(cols, 2), int(len(pi)), rms)
+    fit = BankFit(name, out, n_in, row_sides, col_sides, a, c, cr, sd[:n_a].reshape(rows, 2, 3),
+                  sd[n_a:n_a + n_c].reshape(cols, 2), int(len(pi)), rms)
+    if synapse_sd is None:
+        return fit
+    return refine_synapses(fit, design, x_in, w_unit, pi, ri, target,
+                           SYN_REL_ERR * np.abs(target) + SYN_ABS_ERR, synapse_sd)
+
+
+def refine_synapses(fit: BankFit, design: _Design, x_in: np.ndarray, w_unit: float, pi: np.ndarray, ri: np.ndarray,
+                    target: np.ndarray, sigma: np.ndarray, synapse_sd: np.ndarray) -> BankFit:
+    """Each synapse's own per-sign, per-bit current, row by row: the readings are linear in them, so
+    the posterior under a Gaussian prior around the factors' product c[j, s]·A[R, s, b] (relative sd
+    ``synapse_sd`` [3] per bit: a copy's own Pelgrom spread) is one ridge solve per row.
+
+    This is what the factor model averages away (module docstring): every copy transistor's own
+    error. With single-bit test levels each reading of row R is Σ_j sgn·|k|·x_j·V[R, j, s, b] plus
+    its bias synapse, so configurations that give every synapse each sign and bit, and a few more
+    operating points than columns per configuration, identify all of them.
+    """
+    rows, cols = fit.a.shape[0], fit.c.shape[0]
+    prior = fit.c[None, :, :, None] * fit.a[:, None, :, :]          # [R, C, 2, 3]
+    prior_b = fit.c_ref[None, :, None] * fit.a                       # [R, 2, 3]
+    n_syn = cols * 6
+    syn, syn_b = prior.copy(), prior_b.copy()
+    pinned = 0
+    col_idx = np.arange(cols)
+    for r in range(rows):
+        sel = ri == r
+        p = pi[sel]
+        theta0 = np.concatenate([prior[r].reshape(-1), prior_b[r].reshape(-1)])
+        psd = np.concatenate([(prior[r] * synapse_sd).reshape(-1), (prior_b[r] * synapse_sd).reshape(-1)])
+        if len(p):
+            x = np.zeros((len(p), n_syn + 6))
+            pos = (col_idx[None, :] * 6 + design.sidx[p, r] * 3 + design.bidx[p, r])
+            coef = w_unit * design.sgn[p, r] * design.mag[p, r] * x_in[p]
+            np.add.at(x, (np.repeat(np.arange(len(p)), cols), pos.reshape(-1)), coef.reshape(-1))
+            bpos = n_syn + design.bsidx[p, r] * 3 + design.bbidx[p, r]
+            x[np.arange(len(p)), bpos] += w_unit * design.bsgn[p, r] * design.bmag[p, r]
+            xw = x / sigma[sel][:, None]
+            prec = xw.T @ xw + np.diag(1.0 / psd**2)
+            rhs = xw.T @ (target[sel] / sigma[sel]) + theta0 / psd**2
+            theta = np.linalg.solve(prec, rhs)
+            post_sd = np.sqrt(np.clip(np.diag(np.linalg.inv(prec)), 0, None))
+            pinned += int(np.sum(post_sd[:n_syn] < 0.5 * psd[:n_syn]))
+        else:
+            theta = theta0
+        syn[r] = theta[:n_syn].reshape(cols, 2, 3)
+        syn_b[r] = theta[n_syn:].reshape(2, 3)
+    pred = _synapse_preactivation(design, syn, syn_b, x_in, w_unit)[pi, ri]
+    rms = float(np.sqrt(np.mean(((pred - target) / np.abs(target)) ** 2))) if len(pi) else float("nan")
+    return dataclasses.replace(fit, syn=syn, syn_bias=syn_b, syn_identified=pinned / (rows * n_syn), syn_rms_rel=rms)
+
+
+def _synapse_preactivation(design: _Design, syn: np.ndarray, syn_b: np.ndarray, x_in: np.ndarray,
+                           w_unit: float) -> np.ndarray:
+    """[P, R]: the soma input currents with per-synapse values (`refine_synapses`)."""
+    rows, cols = syn.shape[:2]
+    g = design.sgn * design.mag * syn[np.arange(rows)[None, :, None], np.arange(cols)[None, None, :], design.sidx,
+                                      design.bidx]
+    pre = np.einsum("prc,pc->pr", g, x_in)
+    pre += design.bsgn * design.bmag * syn_b[np.arange(rows)[None, :], design.bsidx, design.bbidx]
+    return w_unit * pre
 
 
 def preactivations(meas: Measurements, chip: MeasuredChip) -> dict[str, np.ndarray]:
@@ -235,6 +394,7 @@ def preactivations(meas: Measurements, chip: MeasuredChip) -> dict[str, np.ndarr
 def fit_chip(meas: Measurements) -> MeasuredChip:
     """Every bank's factors and every output's read-out pair, from one measurement file."""
     banks: dict[str, BankFit] = {}
+    slopes, spread = slopes_of(meas), synapse_spread(meas)
     for name in meas.banks:
         src = meas.inputs[name]
         x_in = meas.x if src == "x" else meas.soma[src]
@@ -249,17 +409,23 @@ def fit_chip(meas: Measurements) -> MeasuredChip:
         if x_in.shape[1] % meas.levels[name].shape[2]:
             raise InputError(f"fit-chip: bank {name!r}: its input has {x_in.shape[1]} columns for "
                              f"{meas.levels[name].shape[2]} synapse columns")
+        drift = None if slopes is None else nominal_drift(
+            meas.levels[name], meas.bias_levels[name], meas.config, x_in, row_sides, meas.w_unit, slopes, src == "x")
         banks[name] = fit_bank(name, meas.levels[name], meas.bias_levels[name], meas.config, x_in,
-                               meas.soma[name], row_sides, meas.w_unit)
+                               meas.soma[name], row_sides, meas.w_unit, drift, spread)
         log.info("fit-chip: bank %s: %d equations, RMS relative residual %.3f", name, banks[name].equations,
                  banks[name].rms_rel)
-    readouts, sds = _fit_readouts(meas, banks)
-    return MeasuredChip(banks, readouts, sds, {"probes": meas.probes, "source": meas.meta.get("source", ""),
-                                               "simulations": meas.meta.get("simulations", meas.probes)})
+    readouts, sds = _fit_readouts(meas, banks, slopes)
+    meta = {"probes": meas.probes, "source": meas.meta.get("source", ""),
+            "simulations": meas.meta.get("simulations", meas.probes)}
+    if slopes is not None:
+        meta["early_slopes"] = [slopes.kn, slopes.kp]
+    return MeasuredChip(banks, readouts, sds, meta)
 
 
-def _fit_readouts(meas: Measurements, banks: dict[str, BankFit]):
-    """y_o = m⁺·I_pos − m⁻·I_neg per output element, least squares with the same weak prior."""
+def _fit_readouts(meas: Measurements, banks: dict[str, BankFit], slopes: EarlySlopes | None):
+    """y_o = m⁺·I_pos − m⁻·I_neg per output element, least squares with the same weak prior (with
+    ``slopes``, each soma current carries its read-out branch's nominal drift, `InstanceSynapseArray`)."""
     outputs = meas.meta.get("outputs") or ["y"]
     if len(outputs) != 1:
         raise InputError(f"fit-chip: the measurement has {len(outputs)} graph outputs ({', '.join(outputs)}); "
@@ -277,7 +443,11 @@ def _fit_readouts(meas: Measurements, banks: dict[str, BankFit]):
     sd = np.zeros_like(m)
     for o in range(n_out):
         cols = [o] + ([fit.out + o] if fit.row_sides == 2 else [])
-        a = soma[:, cols] * np.array([1.0, -1.0][: len(cols)])
+        signs = np.array([1.0, -1.0][: len(cols)])
+        a = soma[:, cols] * signs
+        if slopes is not None:
+            branch = InstanceSynapseArray(np.diag(signs), None, pre_log=slopes.readout_logs(np.diag(signs)))
+            a = branch.ideal(np.asarray(soma[:, cols], np.float64)).astype(np.float64)
         sig = REL_ERR * np.abs(meas.y[:, o]) + ABS_ERR
         lhs = np.vstack([a / sig[:, None], np.eye(len(cols)) / PRIOR_SD])
         rhs = np.concatenate([meas.y[:, o] / sig, np.ones(len(cols)) / PRIOR_SD])

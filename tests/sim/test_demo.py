@@ -57,3 +57,16 @@ def test_demo_options_are_checked():
                      (DemoConfig(spice_samples=0), "--spice-samples")):
         with pytest.raises(ParameterError, match=msg):
             bad.check()
+
+
+def test_demo_measurement_plan_is_sparse_where_it_can_identify_synapses():
+    """Digits-wide banks get sparse configurations (about 10 synapses per row), narrow banks and
+    MNIST-sized networks (ngspice time) two dense ones; --quick halves the sparse configurations."""
+    from compiler.pipeline import compile_model
+    wide = compile_model(zoo.mlp((64, 16, 10), seed=0), "current")
+    plan = DemoConfig().plan(wide)
+    assert plan.density == pytest.approx(10 / 64) and plan.configs == 32 and plan.probes == 192
+    assert DemoConfig(quick=True).plan(wide).configs == 16
+    for shape in ((6, 5, 3), (196, 50, 10)):
+        dense = DemoConfig().plan(compile_model(zoo.mlp(shape, seed=0), "current"))
+        assert dense.density == 1.0 and dense.configs == 2, shape
