@@ -132,6 +132,17 @@ def _yield(path: Path, yields: dict[str, dict]) -> None:
     save_png(fig, path)
 
 
+def _rel(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f} %"
+
+
+def _plan(p: dict | None) -> str:
+    if not p:
+        return "n/a"
+    kind = "dense" if p["density"] >= 1 else f"sparse, {100 * p['density']:.0f} % of the synapses programmed in each"
+    return f"{p['configurations']} configurations × {p['probes_per_configuration']} operating points ({kind})"
+
+
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f} %"
 
@@ -148,11 +159,14 @@ def _sections(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
             ("measured model vs oracle model, RMS", f"{r['measured_vs_oracle_rms_pct_fs']:.2f} % of full scale")]),
         ("Measurement", [
             ("ngspice operating points", str(r["measurement_simulations"])),
+            ("plan", _plan(r.get("measurement_plan"))),
             ("wall time", f"{r['measurement_seconds']} s"),
-            *[(f"bank {b}: identified row / column factors",
-               f"{100 * v['row_identified_fraction']:.0f} % / {100 * v['column_identified_fraction']:.0f} % "
+            *[(f"bank {b}: identified row / column factors / synapse values",
+               f"{100 * v['row_identified_fraction']:.0f} % / {100 * v['column_identified_fraction']:.0f} % / "
+               f"{100 * v.get('synapse_identified_fraction', 0.0):.0f} % of {v.get('synapse_values', 0)} "
                f"(median sd {v['row_median_sd']:.3f} / {v['column_median_sd']:.3f}; {v['equations']} equations, "
-               f"residual {100 * v['rms_relative_residual']:.2f} %)")
+               f"residual {_rel(v['rms_relative_residual'])} factors, "
+               f"{_rel(v.get('synapse_rms_relative_residual'))} per synapse)")
               for b, v in r["measurement_identifiability"].items()]]),
         ("Speed and energy (ngspice transients)", [
             ("settling time (1 %)", f"{r.get('settling_time_s', float('nan')):.3g} s"),
