@@ -94,7 +94,7 @@ class DemoConfig:
         from sim.measure.lab import Plan, banks_of, sparse_density
         density = sparse_density(compiled)
         if density < 1.0 and sum(b.out * b.inputs for b in banks_of(compiled)) <= SPARSE_MAX_SYNAPSES:
-            return Plan(configs=16 if self.quick else 32, probes_per_config=6, seed=self.seed, density=density)
+            return Plan(configs=16 if self.quick else 48, probes_per_config=6, seed=self.seed, density=density)
         return Plan(configs=2, probes_per_config=8 if self.quick else 12, seed=self.seed)
 
     @property

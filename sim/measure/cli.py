@@ -20,7 +20,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--sizing", choices=SIZINGS, default="compact",
                    help="mirror sizing of the chip (default: compact, minimum-area mirrors)")
     p.add_argument("--scale", type=float, help="amperes per model unit (default: the target's)")
-    p.add_argument("--configs", type=int, default=32, help="test weight configurations (default: 32)")
+    p.add_argument("--configs", type=int, default=48, help="test weight configurations (default: 48)")
     p.add_argument("--probes", type=int, default=6,
                    help="operating points (DC simulations) per configuration (default: 6)")
     p.add_argument("--density", type=float,

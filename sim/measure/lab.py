@@ -16,10 +16,11 @@ two units (the operating range of trained networks), with a per-probe amplitude 
 Sparse configurations (``density`` < 1): each synapse is programmed in a fraction of the
 configurations and left at level 0 in the others. A reading then involves a handful of synapses
 per row instead of all of them, so it says far more about each one: on the digits chip (64-16-10,
-compact, chip 0; `kelvin measure` defaults) 32 configurations × 6 operating points at density 0.15
-bring the measured model to 1.3 % FS RMS of the draw-based model, where 8 dense configurations ×
-48 points (twice the simulations) reach 2.2 %, and the former 2 × 12 dense plan 3.2 % (naive
-weights, whole test set). Inputs are scaled up with the sparsity, so rows still sum to about two units.
+compact, naive weights, whole test set) 32 configurations × 6 operating points at density 0.15 bring
+the measured model to 1.3 % FS RMS of the draw-based model on chip 0 (2.2 % on chip 2; 48
+configurations, the `kelvin measure` default: 1.5 %), where 8 dense configurations × 48 points
+(384 simulations) reach 2.2 % and the former 2 × 12 dense plan 3.2 % on chip 0. Inputs are scaled
+up with the sparsity, so rows still sum to about two units.
 """
 
 from __future__ import annotations

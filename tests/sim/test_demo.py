@@ -65,7 +65,7 @@ def test_demo_measurement_plan_is_sparse_where_it_can_identify_synapses():
     from compiler.pipeline import compile_model
     wide = compile_model(zoo.mlp((64, 16, 10), seed=0), "current")
     plan = DemoConfig().plan(wide)
-    assert plan.density == pytest.approx(10 / 64) and plan.configs == 32 and plan.probes == 192
+    assert plan.density == pytest.approx(10 / 64) and plan.configs == 48 and plan.probes == 288
     assert DemoConfig(quick=True).plan(wide).configs == 16
     for shape in ((6, 5, 3), (196, 50, 10)):
         dense = DemoConfig().plan(compile_model(zoo.mlp(shape, seed=0), "current"))
