@@ -68,7 +68,10 @@ log = logging.getLogger(__name__)
 PRIOR_SD = 0.3
 REL_ERR, ABS_ERR = 0.01, 0.002  # the factor model's error: per-synapse copy errors it averages, plus noise
 SYN_REL_ERR, SYN_ABS_ERR = 0.003, 0.0006  # a reading's own error, once every synapse has its own value
-ACTIVE_UNITS = 0.2  # a soma carrying less is taken as rectified (off) and gives no equation
+# a soma carrying less is taken as off and gives no equation: near zero a subthreshold soma turns off
+# softly (ngspice, digits chip 0: the rectified-linear model misses readings of 0.02-0.06 units by
+# 40-140 % of their value), and those readings pulled the fitted gains off by several %
+ACTIVE_UNITS = 0.2
 FILE = "measured_chip.npz"
 
 

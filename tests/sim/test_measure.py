@@ -266,6 +266,11 @@ def test_fit_removes_the_nominal_early_drift(small):
     assert slopes_of(dataclasses.replace(meas, meta={"early_slopes": [0.002, 0.001]})) == EarlySlopes(0.002, 0.001)
     with pytest.raises(InputError, match="early_slopes"):
         slopes_of(dataclasses.replace(meas, meta={"early_slopes": [0.002]}))
+    from sim.measure.fit import synapse_spread
+    compact_sd = synapse_spread(meas)
+    assert compact_sd[0] == pytest.approx(2 * compact_sd[2]) and 0.03 < compact_sd[0] < 0.1  # one unit copy: 3-10 %
+    with pytest.raises(InputError, match="synapse_sd"):
+        synapse_spread(dataclasses.replace(meas, meta={"synapse_sd": [0.05, -1.0, 0.02]}))
 
 
 def test_unit_factors_with_drift_are_the_nominal_chip(small, tmp_path):
