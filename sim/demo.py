@@ -40,7 +40,6 @@ from compiler.pipeline import Compiled, compile_model
 log = logging.getLogger(__name__)
 
 MODELS = {"digits": "digits_mlp.onnx", "mnist": "mnist14_mlp.onnx"}
-SPARSE_MAX_SYNAPSES = 5000  # digits 64-16-10: 1,184 synapses; MNIST 196-50-10: 10,300
 PRODUCTS = frozenset({"report.json", "report.md", "report.html", "measurements.npz", "fits", "chip_aware",
                       "naive.onnx", "aware.onnx", "kelvin.json", "transfer.png", "gains.png", "accuracy.png",
                       "spice_vs_engine.png", "training.png", "yield.png"})
@@ -87,15 +86,9 @@ class DemoConfig:
         return self.dynamics_samples or (1 if self.quick else 3)
 
     def plan(self, compiled: Compiled):
-        """The measurement plan: sparse configurations (`sim.measure.lab.sparse_density`) that identify
-        every synapse (`sim.measure.fit.refine_synapses`), up to SPARSE_MAX_SYNAPSES synapses. Above,
-        where that plan would cost more ngspice time than the demo has (MNIST: some 7 s per operating
-        point), and for banks narrow enough that every row has few synapses anyway, two dense ones."""
-        from sim.measure.lab import Plan, banks_of, sparse_density
-        density = sparse_density(compiled)
-        if density < 1.0 and sum(b.out * b.inputs for b in banks_of(compiled)) <= SPARSE_MAX_SYNAPSES:
-            return Plan(configs=16 if self.quick else 48, probes_per_config=6, seed=self.seed, density=density)
-        return Plan(configs=2, probes_per_config=8 if self.quick else 12, seed=self.seed)
+        """The measurement plan (`sim.measure.lab.default_plan`)."""
+        from sim.measure.lab import default_plan
+        return default_plan(compiled, self.seed, self.quick)
 
     @property
     def n_chips(self) -> int:

@@ -131,7 +131,8 @@ class CellSizing:
         """Area and Pelgrom spread of this sizing (device card's A_vt, A_β; Pelgrom et al. 1989).
 
         σ(ΔVt) = A_vt/√(W·L·m), σ(Δβ/β) = A_β/√(W·L·m); a unit branch (m = 1) copying an m_diode
-        diode in weak inversion errs by σ(ln I) = √(σ²_unit + σ²_diode)/(n·U_T) (ΔVt only);
+        diode in weak inversion errs by σ(ln I) = √(σ²_unit + σ²_diode)/(n·U_T) (ΔVt only); the unit
+        copy's own share, ΔVt and β, is √((σ_unit/(n·U_T))² + σ²_β) (``sigma_copy_rel``);
         gate areas Σ W·L·m over each cell's transistors (`NeuronCircuit`, `SynapseCircuit`).
         """
         c, w, ln, md = self.card, self.w_unit_m, self.l_unit_m, self.m_diode
@@ -149,6 +150,7 @@ class CellSizing:
             "sigma_dvt_unit_v": s_unit, "sigma_dvt_diode_v": s_diode,
             "sigma_beta_unit": c.a_beta_m / float(np.sqrt(w * ln)),
             "sigma_branch_rel": float(np.hypot(s_unit, s_diode)) / n_ut,
+            "sigma_copy_rel": float(np.hypot(s_unit / n_ut, c.a_beta_m / np.sqrt(w * ln))),
             "i_spec_n_a": 2 * c.subthreshold_n * c.kp_n_a_v2 * U_T_V**2 * w / ln,
             "i_spec_p_a": 2 * c.subthreshold_n * c.kp_p_a_v2 * U_T_V**2 * w / ln,
             "early_n_v": c.early_voltage_v("n", ln), "early_p_v": c.early_voltage_v("p", ln),

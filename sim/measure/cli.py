@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 from circuits.spice.current_cells import SIZINGS
@@ -20,9 +21,11 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--sizing", choices=SIZINGS, default="compact",
                    help="mirror sizing of the chip (default: compact, minimum-area mirrors)")
     p.add_argument("--scale", type=float, help="amperes per model unit (default: the target's)")
-    p.add_argument("--configs", type=int, default=48, help="test weight configurations (default: 48)")
-    p.add_argument("--probes", type=int, default=6,
-                   help="operating points (DC simulations) per configuration (default: 6)")
+    p.add_argument("--configs", type=int,
+                   help="test weight configurations (default: 48 sparse ones, or 2 dense ones for narrow banks "
+                        "and networks above 5,000 synapses)")
+    p.add_argument("--probes", type=int,
+                   help="operating points (DC simulations) per configuration (default: 6 sparse, 12 dense)")
     p.add_argument("--density", type=float,
                    help="fraction of synapses programmed in each configuration (default: about 10 per row of "
                         "the widest bank; sparse configurations identify every synapse's own current, dense "
@@ -51,13 +54,15 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     from compiler.pipeline import compile_model
     from sim.measure.fit import fit_chip
-    from sim.measure.lab import Plan, measure_chip, sparse_density
+    from sim.measure.lab import default_plan, measure_chip
 
     compiled = compile_model(args.model, "current")
-    density = sparse_density(compiled) if args.density is None else args.density
+    plan = default_plan(compiled, args.seed)
+    given = {k: v for k, v in (("configs", args.configs), ("probes_per_config", args.probes),
+                               ("density", args.density)) if v is not None}
+    plan = dataclasses.replace(plan, **given)
     t0 = time.perf_counter()
-    meas = measure_chip(compiled, args.chip_seed, sizing=args.sizing, scale=args.scale,
-                        plan=Plan(args.configs, args.probes, args.seed, density=density), workers=args.workers,
+    meas = measure_chip(compiled, args.chip_seed, sizing=args.sizing, scale=args.scale, plan=plan, workers=args.workers,
                         timeout_s=args.timeout, progress=not args.quiet)
     seconds = time.perf_counter() - t0
     meas.save(args.output)

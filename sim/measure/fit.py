@@ -51,7 +51,7 @@ from scipy.optimize import least_squares
 
 from circuits.errors import InputError
 from circuits.files import staged_dir, write_json, write_npz
-from circuits.spice.current_cells import SIZINGS, U_T_V, CellSizing
+from circuits.spice.current_cells import SIZINGS, CellSizing
 from circuits.current import SynapseArray
 from sim.chip import EarlySlopes, InstanceSynapseArray
 from sim.engine.chip_map import (
@@ -97,14 +97,17 @@ class BankFit:
     syn_identified: float = 0.0          # fraction of synapse values the data pin (posterior sd < half the prior's)
     syn_rms_rel: float = float("nan")    # RMS relative residual with the refined synapses
 
+    def values(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-synapse [R, C, 2, 3] and bias-synapse [R, 2, 3] currents per unit level and bit: the
+        refined ones, else the factors' product."""
+        if self.syn is not None and self.syn_bias is not None:
+            return self.syn, self.syn_bias
+        return factor_values(self.a, self.c, self.c_ref)
+
     def table(self) -> ChipTable:
         """The bank as T[R, C, sign, level] and T_bias[R, sign, level] (see `sim.engine.chip_map`)."""
-        if self.syn is not None and self.syn_bias is not None:
-            return ChipTable(level_table(self.syn), level_table(self.syn_bias), self.out, self.inputs)
-        per_level = level_table(self.a)  # [R, 2, 8]
-        t = self.c[None, :, :, None] * per_level[:, None, :, :]
-        tb = self.c_ref[None, :, None] * per_level
-        return ChipTable(t, tb, self.out, self.inputs)
+        syn, syn_b = self.values()
+        return ChipTable(level_table(syn), level_table(syn_b), self.out, self.inputs)
 
     def identifiability(self) -> dict[str, float]:
         ident_a = 1 - self.a_sd / PRIOR_SD
@@ -225,13 +228,23 @@ class _Design:
 
     def preactivation(self, a: np.ndarray, c: np.ndarray, c_ref: np.ndarray, x_in: np.ndarray,
                       w_unit: float) -> np.ndarray:
-        """[P, R]: each soma's input current (model units) before its rectification."""
-        rows, cols = a.shape[0], c.shape[0]
-        g = self.sgn * self.mag * a[np.arange(rows)[None, :, None], self.sidx, self.bidx] * \
-            c[np.arange(cols)[None, None, :], self.sidx]
+        """[P, R]: each soma's input current (model units) before its rectification, from the factors."""
+        return self.synapse_preactivation(*factor_values(a, c, c_ref), x_in, w_unit)
+
+    def synapse_preactivation(self, syn: np.ndarray, syn_b: np.ndarray, x_in: np.ndarray,
+                              w_unit: float) -> np.ndarray:
+        """[P, R]: the same from every synapse's own per-sign, per-bit current (`refine_synapses`)."""
+        rows, cols = syn.shape[:2]
+        g = self.sgn * self.mag * syn[np.arange(rows)[None, :, None], np.arange(cols)[None, None, :], self.sidx,
+                                      self.bidx]
         pre = np.einsum("prc,pc->pr", g, x_in)
-        pre += self.bsgn * self.bmag * a[np.arange(rows)[None, :], self.bsidx, self.bbidx] * c_ref[self.bsidx]
+        pre += self.bsgn * self.bmag * syn_b[np.arange(rows)[None, :], self.bsidx, self.bbidx]
         return w_unit * pre
+
+
+def factor_values(a: np.ndarray, c: np.ndarray, c_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The factor model's per-synapse values: c[j, s]·A[R, s, b] [R, C, 2, 3] and c_ref[s]·A[R, s, b] [R, 2, 3]."""
+    return c[None, :, :, None] * a[:, None, :, :], c_ref[None, :, None] * a
 
 
 def slopes_of(meas: Measurements) -> EarlySlopes | None:
@@ -264,9 +277,7 @@ def synapse_spread(meas: Measurements) -> np.ndarray:
     sizing = meas.meta.get("sizing")
     if sizing not in SIZINGS:
         return 0.05 / m
-    rep = CellSizing.preset(sizing).report()
-    n_ut = CellSizing.preset(sizing).card.subthreshold_n * U_T_V
-    return float(np.hypot(rep["sigma_dvt_unit_v"] / n_ut, rep["sigma_beta_unit"])) / m
+    return CellSizing.preset(sizing).report()["sigma_copy_rel"] / m
 
 
 def nominal_drift(levels: np.ndarray, bias: np.ndarray, config: np.ndarray, x_in: np.ndarray, row_sides: int,
@@ -338,8 +349,7 @@ def refine_synapses(fit: BankFit, design: _Design, x_in: np.ndarray, w_unit: flo
     operating points than columns per configuration, identify all of them.
     """
     rows, cols = fit.a.shape[0], fit.c.shape[0]
-    prior = fit.c[None, :, :, None] * fit.a[:, None, :, :]          # [R, C, 2, 3]
-    prior_b = fit.c_ref[None, :, None] * fit.a                       # [R, 2, 3]
+    prior, prior_b = factor_values(fit.a, fit.c, fit.c_ref)
     n_syn = cols * 6
     syn, syn_b = prior.copy(), prior_b.copy()
     pinned = 0
@@ -359,27 +369,17 @@ def refine_synapses(fit: BankFit, design: _Design, x_in: np.ndarray, w_unit: flo
             xw = x / sigma[sel][:, None]
             prec = xw.T @ xw + np.diag(1.0 / psd**2)
             rhs = xw.T @ (target[sel] / sigma[sel]) + theta0 / psd**2
-            theta = np.linalg.solve(prec, rhs)
-            post_sd = np.sqrt(np.clip(np.diag(np.linalg.inv(prec)), 0, None))
+            cov = np.linalg.inv(prec)
+            theta = cov @ rhs
+            post_sd = np.sqrt(np.clip(np.diag(cov), 0, None))
             pinned += int(np.sum(post_sd[:n_syn] < 0.5 * psd[:n_syn]))
         else:
             theta = theta0
         syn[r] = theta[:n_syn].reshape(cols, 2, 3)
         syn_b[r] = theta[n_syn:].reshape(2, 3)
-    pred = _synapse_preactivation(design, syn, syn_b, x_in, w_unit)[pi, ri]
+    pred = design.synapse_preactivation(syn, syn_b, x_in, w_unit)[pi, ri]
     rms = float(np.sqrt(np.mean(((pred - target) / np.abs(target)) ** 2))) if len(pi) else float("nan")
     return dataclasses.replace(fit, syn=syn, syn_bias=syn_b, syn_identified=pinned / (rows * n_syn), syn_rms_rel=rms)
-
-
-def _synapse_preactivation(design: _Design, syn: np.ndarray, syn_b: np.ndarray, x_in: np.ndarray,
-                           w_unit: float) -> np.ndarray:
-    """[P, R]: the soma input currents with per-synapse values (`refine_synapses`)."""
-    rows, cols = syn.shape[:2]
-    g = design.sgn * design.mag * syn[np.arange(rows)[None, :, None], np.arange(cols)[None, None, :], design.sidx,
-                                      design.bidx]
-    pre = np.einsum("prc,pc->pr", g, x_in)
-    pre += design.bsgn * design.bmag * syn_b[np.arange(rows)[None, :], design.bsidx, design.bbidx]
-    return w_unit * pre
 
 
 def preactivations(meas: Measurements, chip: MeasuredChip) -> dict[str, np.ndarray]:
@@ -390,7 +390,7 @@ def preactivations(meas: Measurements, chip: MeasuredChip) -> dict[str, np.ndarr
         x_in = meas.x if src == "x" else meas.soma[src]
         design = _Design.of(name, meas.levels[name], meas.bias_levels[name], meas.config, fit.row_sides,
                             fit.col_sides)
-        out[name] = design.preactivation(fit.a, fit.c, fit.c_ref, x_in, meas.w_unit)
+        out[name] = design.synapse_preactivation(*fit.values(), x_in, meas.w_unit)
     return out
 
 

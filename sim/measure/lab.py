@@ -112,11 +112,25 @@ def banks_of(compiled: Compiled) -> list[Bank]:
 
 
 ACTIVE_PER_ROW = 10  # programmed synapses per row in a sparse configuration
+SPARSE_MAX_SYNAPSES = 5000  # digits 64-16-10: 1,184 synapses; MNIST 196-50-10: 10,300
 
 
 def sparse_density(compiled: Compiled) -> float:
     """The density that programs about ACTIVE_PER_ROW synapses per row of the widest bank (1: dense)."""
     return min(1.0, ACTIVE_PER_ROW / max(b.inputs for b in banks_of(compiled)))
+
+
+def default_plan(compiled: Compiled, seed: int = 0, quick: bool = False) -> Plan:
+    """Sparse configurations (`sparse_density`) that identify every synapse (`sim.measure.fit.
+    refine_synapses`): 48 × 6 operating points (``quick``: 16 × 6), up to SPARSE_MAX_SYNAPSES
+    synapses. Above, where that plan costs more ngspice time than it is worth (MNIST: some 7 s per
+    operating point, and 196-wide rows need more configurations still), and for banks narrow enough
+    that a dense configuration already involves few synapses per row, two dense configurations of
+    12 (``quick``: 8) operating points."""
+    density = sparse_density(compiled)
+    if density < 1.0 and sum(b.out * b.inputs for b in banks_of(compiled)) <= SPARSE_MAX_SYNAPSES:
+        return Plan(configs=16 if quick else 48, probes_per_config=6, seed=seed, density=density)
+    return Plan(configs=2, probes_per_config=8 if quick else 12, seed=seed)
 
 
 def design(compiled: Compiled, plan: Plan, w_unit: float = 0.25) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray,

@@ -29,6 +29,8 @@ def test_presets_report_area_and_pelgrom_sigma():
     for r in rep.values():
         assert r["sigma_dvt_unit_v"] == pytest.approx(card.a_vt_v_m / np.sqrt(r["w_unit_m"] * r["l_unit_m"]))
         assert r["sigma_dvt_diode_v"] == pytest.approx(r["sigma_dvt_unit_v"] / 2)  # m_diode = 4 units
+        n_ut = card.subthreshold_n * 0.025852
+        assert r["sigma_copy_rel"] == pytest.approx(np.hypot(r["sigma_dvt_unit_v"] / n_ut, r["sigma_beta_unit"]))
     assert d["sigma_dvt_unit_v"] == pytest.approx(1.167e-3, rel=1e-3)  # 3.3 mV·µm / √8 µm²
     assert c["unit_area_m2"] < d["unit_area_m2"] / 3 and c["synapse_area_m2"] < d["synapse_area_m2"] / 3
     assert c["sigma_dvt_unit_v"] > 1.9 * d["sigma_dvt_unit_v"]
