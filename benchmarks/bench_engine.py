@@ -1,6 +1,7 @@
 """Behavioral engine inference speed against onnxruntime, and hardware models against ideal.
 
-Cases (median of --repeats, interleaved so machine noise hits all alike, one thread each):
+Cases (median of --repeats rounds, each round timing every case once so machine noise hits all
+alike; ratios are medians of the per-round ratios; one thread each):
 - ResNet-18 (11.7 M parameters, 224×224) at batch 8, opamp target, ideal devices;
 - the same on the crossbar target with PCM devices (`pcm`: programming noise, drift and read noise,
   Joshi et al. 2020) at batch 8 (target: at most 4× onnxruntime's ideal time), and its output
@@ -38,6 +39,24 @@ def _median_time(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def _interleaved(fns: dict, repeats: int, inner: int = 1) -> tuple[dict, dict]:
+    """Median seconds per call of each function, timed round-robin (one round times every function
+    once, ``inner`` calls each) so that machine noise hits all alike; and per round, each time over
+    the first function's, whose medians are the ratios reported."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            times[k].append((time.perf_counter() - t0) / inner)
+    first = next(iter(fns))
+    ratios = {k: statistics.median(a / b for a, b in zip(times[k], times[first])) for k in fns if k != first}
+    return {k: statistics.median(v) for k, v in times.items()}, ratios
 
 
 def _ort(model, x_name: str, x):
@@ -98,28 +117,31 @@ def main() -> None:
         name = c.graph.inputs[0]
         x = rng.standard_normal((8, 3, 224, 224)).astype(np.float32)
         prog = build_program(c)
-        t_k = _median_time(lambda: prog.run({name: x}), args.repeats)
-        t_o = _median_time(_ort(model, model.graph.input[0].name, x), args.repeats)
-        out["resnet18_batch8"] = {"kelvin_s": t_k, "onnxruntime_s": t_o, "ratio": t_k / t_o, "target_ratio": 2.0}
+        med, ratio = _interleaved({"onnxruntime": _ort(model, model.graph.input[0].name, x),
+                                   "kelvin": lambda: prog.run({name: x})}, args.repeats)
+        t_o = med["onnxruntime"]
+        out["resnet18_batch8"] = {"kelvin_s": med["kelvin"], "onnxruntime_s": t_o, "ratio": ratio["kelvin"],
+                                  "target_ratio": 2.0}
         out["resnet18_pcm_batch8"] = _resnet_pcm(model, x, t_o, args.repeats)
     path = ROOT / "models/examples/digits_mlp.onnx"
     model = onnx.load(path)
     x = rng.uniform(0, 1, (4096, 64)).astype(np.float32)
-    t_o = _median_time(_ort(model, model.graph.input[0].name, x), args.repeats)
-    mlp: dict = {"onnxruntime_s": t_o}
-    for target, modes in (("opamp", ("ideal",)), ("current", ("ideal", "quantized", "chip")),
-                          ("crossbar", ("ideal", "quantized", "pcm"))):
+    fns = {"onnxruntime": _ort(model, model.graph.input[0].name, x)}
+    cases = (("opamp", ("ideal",)), ("current", ("ideal", "quantized", "chip")),
+             ("crossbar", ("ideal", "quantized", "pcm")))
+    for target, modes in cases:
         c = compile_model(str(path), target)
-        name = c.graph.inputs[0]
-        row = {}
         for mode in modes:
             prog = build_program(c, HardwareOptions(modes=(mode,), chip_seed=0 if mode == "chip" else None))
             gen = np.random.default_rng(0)
-            row[mode] = _median_time(lambda: prog.run({name: x}, rng=gen), args.repeats)
+            fns[f"{target}/{mode}"] = (lambda p=prog, n=c.graph.inputs[0], g=gen: p.run({n: x}, rng=g))
+    med, vs_ort = _interleaved(fns, args.repeats, inner=10)
+    mlp: dict = {"onnxruntime_s": med["onnxruntime"]}
+    for target, modes in cases:
         mlp[target] = {
-            "seconds": row,
-            "ideal_vs_onnxruntime": row["ideal"] / t_o,
-            "vs_ideal": {m: row[m] / row["ideal"] for m in modes if m != "ideal"},
+            "seconds": {m: med[f"{target}/{m}"] for m in modes},
+            "ideal_vs_onnxruntime": vs_ort[f"{target}/ideal"],
+            "vs_ideal": {m: vs_ort[f"{target}/{m}"] / vs_ort[f"{target}/ideal"] for m in modes if m != "ideal"},
         }
     out["digits_mlp_batch4096"] = mlp
     print(json.dumps(out, indent=2))

@@ -56,11 +56,12 @@ def im2col(inputs: Sequence[np.ndarray | None], attrs: Mapping[str, Any], versio
 
 @register("kelvin.ColToImage", [1])
 def col_to_image(inputs: Sequence[np.ndarray | None], attrs: Mapping[str, Any], version: int) -> list[np.ndarray]:
-    """(N, P, G, K/G) -> (N, K, *out_shape)."""
+    """(N, P, G, K/G) -> (N, K, *out_shape), as a view: the data stay position-major (NHWC in
+    memory), NumPy's elementwise ops keep that order, and the next Im2Col reads it in place."""
     x = inputs[0]
     n, p = x.shape[:2]
     y = x.reshape(n, p, -1)
-    return [np.ascontiguousarray(np.swapaxes(y, 1, 2)).reshape(n, -1, *attrs["out_shape"])]
+    return [np.swapaxes(y, 1, 2).reshape(n, -1, *attrs["out_shape"])]
 
 
 @register("kelvin.WindowMax", [1])

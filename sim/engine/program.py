@@ -14,6 +14,7 @@ netlist emitter or an ONNX exporter).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,6 +116,7 @@ class Program:
         missing = [n for n, s in zip(self.outputs, self.output_slots) if s < 0]
         if missing:
             raise ModelError(f"graph output(s) {', '.join(missing)} are not produced")
+        self._mark_fast_convolutions()
         last: dict[int, int] = {}
         for step in self.steps:
             for s in step.ins:
@@ -127,11 +129,20 @@ class Program:
                 frees.setdefault(i, []).append(s)
         for step in self.steps:
             step.free = tuple(frees.get(step.index, ()))
-        self._mark_fast_convolutions()
+        self._scratch = threading.local()  # per thread: one flat buffer the taps-first Im2Col reuses
         self.input_maps: dict[str, NodeMaps] = {}
         self.hardware = None
         if hardware is not None:
             self.bind(hardware)
+
+    def __getstate__(self) -> dict:  # a Program crosses process pools; its scratch stays behind
+        state = dict(self.__dict__)
+        del state["_scratch"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._scratch = threading.local()
 
     def _mark_fast_convolutions(self) -> None:
         """Im2Col feeding only a dense bank (ungrouped, 2-D windows): at inference the pair may run
@@ -151,6 +162,18 @@ class Program:
             if (len(users) == 1 and isinstance(users[0].kernel, DenseKernel) and users[0].ins[0] == step.outs[0]
                     and step.outs[0] not in self.output_slots):
                 step.taps_first = users[0]
+        # each such gather runs just before its bank (a valid order: its one input is ready earlier),
+        # so one scratch buffer can hold every gather in turn
+        gathers = {id(s.taps_first): s for s in self.steps if s.taps_first is not None}
+        order = []
+        for step in self.steps:
+            if step.taps_first is None:
+                if id(step) in gathers:
+                    order.append(gathers[id(step)])
+                order.append(step)
+        for i, step in enumerate(order):
+            step.index = i
+        self.steps = order
 
     # --------------------------------------------------------------------------- binding
     def bind(self, hardware: Any) -> None:
@@ -195,7 +218,9 @@ class Program:
             args = [env[s] if s >= 0 else None for s in step.ins]
             try:
                 if not train and step.taps_first is not None and args[0].shape[1] >= TAPS_FIRST_MIN_CHANNELS:
-                    results, saved = self._im2col_taps_first(step, args[0]), None
+                    # its one reader runs next and nothing else sees it: the scratch buffer may hold it
+                    reuse = step.taps_first.index == step.index + 1 and step.outs[0] not in extra_keep
+                    results, saved = self._im2col_taps_first(step, args[0], reuse), None
                     permuted[step.outs[0]] = (args[0].shape[1], *step.node.attrs["kernel"])
                 elif (not train and step.taps_view and args[0].shape[1] >= TAPS_FIRST_MIN_CHANNELS
                       and int(step.node.attrs["groups"]) == args[0].shape[1]):
@@ -232,11 +257,20 @@ class Program:
             raise InputError(f"no tensor named {name!r} in graph {self.graph.name!r}")
         return s
 
-    def _im2col_taps_first(self, step: Step, x: Array) -> list[Array]:
+    def _im2col_taps_first(self, step: Step, x: Array, reuse: bool = False) -> list[Array]:
+        """The taps-first gather; with ``reuse`` it is written into this thread's scratch buffer
+        (grown to the largest layer), which the next taps-first gather overwrites."""
         from compiler.ops._window import im2col_2d_taps_first
         from compiler.ops.kelvin_ops import window_from_attrs
         attrs = step.node.attrs
-        cols = im2col_2d_taps_first(x, window_from_attrs(attrs), attrs.get("fill", 0.0))
+        win = window_from_attrs(attrs)
+        scratch = None
+        if reuse:
+            n = x.shape[0] * int(np.prod(win.out_shape)) * int(np.prod(win.kernel)) * x.shape[1]
+            scratch = getattr(self._scratch, "buf", None)
+            if scratch is None or scratch.dtype != x.dtype or scratch.size < n:
+                scratch = self._scratch.buf = np.empty(n, dtype=x.dtype)
+        cols = im2col_2d_taps_first(x, win, attrs.get("fill", 0.0), scratch)
         return [cols.reshape(cols.shape[0], cols.shape[1], 1, cols.shape[2])]
 
     def _forward_step(self, step: Step, args: list, rng, train: bool,

@@ -41,6 +41,32 @@ def test_taps_first_convolution_equals_onnxruntime_and_the_training_path():
     assert np.abs(fast - slow).max() <= 1e-5 * scale
 
 
+def test_sibling_convolutions_share_the_scratch_buffer_safely():
+    """Two convolutions read one tensor: each gather runs just before its bank, so the one scratch buffer
+    they share never holds a gather its bank has not read yet (batch sizes change between runs)."""
+    c_in, rng = TAPS_FIRST_MIN_CHANNELS + 4, np.random.default_rng(0)
+    w1 = rng.standard_normal((12, c_in, 3, 3)).astype(np.float32)
+    w2 = rng.standard_normal((6, c_in, 1, 1)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["y1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["x", "w2"], ["y2"], strides=[2, 2])]
+    g = helper.make_graph(nodes, "siblings", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c_in, 8, 8])],
+                          [helper.make_tensor_value_info("y1", TensorProto.FLOAT, None),
+                           helper.make_tensor_value_info("y2", TensorProto.FLOAT, None)],
+                          [onnx.numpy_helper.from_array(w1, "w1"), onnx.numpy_helper.from_array(w2, "w2")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 10
+    m = onnx.shape_inference.infer_shapes(m)
+    prog = Program(compile_model(m, "opamp").graph)
+    gathers = [s for s in prog.steps if s.taps_first is not None]
+    assert len(gathers) == 2 and all(s.taps_first.index == s.index + 1 for s in gathers)
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    for n in (4, 2, 5):
+        x = rng.standard_normal((n, c_in, 8, 8)).astype(np.float32)
+        got = prog.run({"x": x})
+        for name, ref in zip(("y1", "y2"), sess.run(None, {"x": x})):
+            assert np.abs(got[name] - ref).max() <= 1e-5 * np.abs(ref).max(), (n, name)
+
+
 def test_named_parameters_round_trip_into_the_graph():
     c = compile_model("models/examples/digits_mlp.onnx", "opamp")
     prog = Program(c.graph)
