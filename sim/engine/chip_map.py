@@ -136,6 +136,7 @@ class ChipWeights(ParamMap):
     table: ChipTable
     w_unit: float
     ste = True
+    deterministic = True
 
     def forward(self, p, rng):
         t = self.table

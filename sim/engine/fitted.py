@@ -112,6 +112,7 @@ class ParamAffine(ParamMap):
 
     gain: dict = field(default_factory=dict)
     shift: dict = field(default_factory=dict)
+    deterministic: ClassVar[bool] = True
 
     def forward(self, p, rng):
         out = {}
@@ -132,6 +133,7 @@ class FittedLevels(ParamMap):
     params: np.ndarray  # (7,) or (out, in, 7)
     w_unit: float
     ste: ClassVar[bool] = True
+    deterministic: ClassVar[bool] = True
 
     def forward(self, p, rng):
         w = p["weights"]

@@ -102,6 +102,7 @@ class BinasLevels(ParamMap):
 
     w_unit: float
     ste: ClassVar[bool] = True
+    deterministic: ClassVar[bool] = True
 
     def forward(self, p, rng):
         from circuits.spice.current_cells import MAX_LEVEL
@@ -132,6 +133,7 @@ class ConductanceLevels(ParamMap):
     bits: int
     x_fs: float = 1.0
     ste: ClassVar[bool] = True
+    deterministic: ClassVar[bool] = True
 
     def forward(self, p, rng):
         levels = 2 ** self.bits - 1

@@ -19,6 +19,7 @@ import numpy as np
 from circuits import ideal
 from circuits.base import Primitive
 from circuits.errors import UnsupportedError
+from sim.engine.chip_loops import epilogue, xlnx
 
 Array = np.ndarray
 Grads = tuple[list[Array | None], dict[str, Array]]
@@ -254,7 +255,8 @@ class ChipSynapseKernel(Kernel):
         y  = rg∘i (read-out), or rg∘max(0, i)∘(1 + soma·(ln(G∘i) + ln i)) (a soma)
 
     with W_l = W/rg the weights in line units and ln a = 0 where a ≤ 0. The folded matrices are built
-    once per primitive and the two products with v share one GEMM. Inference only."""
+    once per primitive and the two products with v share one GEMM; the logarithms and everything after
+    the products run in `sim.engine.chip_loops`. Inference only."""
 
     def __init__(self) -> None:
         self._cache: dict[tuple[int, str], tuple] = {}
@@ -266,11 +268,10 @@ class ChipSynapseKernel(Kernel):
             rg = np.ones(w.shape[0]) if prim.row_gain is None else np.asarray(prim.row_gain, np.float64)
             wl = w / rg[:, None]
             bl = np.zeros(len(rg)) if prim.bias is None else np.asarray(prim.bias, np.float64) / rg
-            post = np.zeros_like(wl) if prim.post_log is None else wl * prim.post_log
             bq = np.zeros(len(rg)) if prim.bias_post_log is None else bl * prim.bias_post_log
-            pre = None if prim.pre_log is None else (wl * prim.pre_log).T.astype(dtype)
+            pre = None if prim.pre_log is None else np.ascontiguousarray(wl * prim.pre_log, dtype)
             g = np.ones(len(rg)) if prim.line_gain is None else np.asarray(prim.line_gain, np.float64)
-            both = np.vstack([wl, post]).T.astype(dtype)
+            both = np.ascontiguousarray(wl if prim.post_log is None else np.vstack([wl, wl * prim.post_log]), dtype)
             self._cache[key] = (both, pre, bl.astype(dtype), bq.astype(dtype), rg.astype(dtype),
                                 np.log(np.where(g > 0, g, 1.0)).astype(dtype), prim, len(rg))
         return self._cache[key]
@@ -278,27 +279,16 @@ class ChipSynapseKernel(Kernel):
     def forward(self, prim, p, xs, save):
         v = xs[0]
         both, pre, bl, bq, rg, log_g, _, rows = self._folded(prim, v.dtype)
-        a = v @ both
-        i0 = a[:, :rows] + bl
-        i = i0.copy()
-        if pre is not None:
-            i += (v * _log_pos(v)) @ pre
-        if prim.post_log is not None:
-            i += _log_pos(i0) * (a[:, rows:] + bq)
-        if not prim.rectify:
-            return i * rg, None
-        i = np.maximum(i, 0)
-        soma = v.dtype.type(prim.soma_log)
-        return i * rg * (1 + soma * (log_g + 2 * _log_pos(i)) * (i > 0)), None
+        lead, v2 = v.shape[:-1], v.reshape(-1, v.shape[-1])
+        a = both @ v2.T  # products with the batch along the last axis, which the loops run along
+        c = pre @ xlnx(v2).T if pre is not None else None
+        y = epilogue(a, c, bl, bq, rg, log_g, prim.soma_log if prim.rectify else 0.0, rows,
+                     prim.post_log is not None, bool(prim.rectify)).T
+        return y.reshape(*lead, rows), None
 
     def backward(self, prim, p, saved, gy):
         raise UnsupportedError("--hardware chip at inference includes the mirrors' Early-effect drift, which has no "
                                "gradient here; training for a chip uses the mismatch map (kelvin train --hardware chip)")
-
-
-def _log_pos(a: np.ndarray) -> np.ndarray:
-    """ln a where a > 0, else 0 (a zero current carries no drift)."""
-    return np.log(np.where(a > 0, a, 1))
 
 
 CHIP_SYNAPSES = ChipSynapseKernel()

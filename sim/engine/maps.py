@@ -36,6 +36,7 @@ class SignalMap:
 
 class ParamMap:
     ste: ClassVar[bool] = False
+    deterministic: ClassVar[bool] = False  # no random draw: at inference the engine may reuse its result
 
     def forward(self, p: Mapping[str, Array], rng: np.random.Generator | None) -> tuple[Params, Any]:
         raise NotImplementedError
@@ -80,6 +81,8 @@ class Rectify(SignalMap):
     """x → max(0, x): a current-mode input soma (currents cannot be negative). Derivative: 1[x > 0]."""
 
     def forward(self, x, rng):
+        if x.size and x.min() >= 0:  # already a current (one read, no copy); NaN fails the test
+            return x, x
         y = np.maximum(x, 0)
         return y, y
 
@@ -149,6 +152,7 @@ class FixedGain(ParamMap):
     Exact derivative: G."""
 
     gains: Mapping[str, Array]
+    deterministic: ClassVar[bool] = True
 
     def forward(self, p, rng):
         return {k: v * self.gains[k].astype(v.dtype, copy=False) if k in self.gains else v
