@@ -9,7 +9,9 @@ alike; ratios are medians of the per-round ratios; one thread each):
   (relative RMS change of the logits against the ideal network, and top-1 agreement);
 - the bundled digits MLP (64-16-10) at batch 4096 on each target;
 - the digits MLP with `quantized` (current), `chip` (current, seed 0) and `pcm` (crossbar)
-  against `ideal` on the same target.
+  against `ideal` on the same target. The chip with its mirrors' Early drift needs three products
+  per bank (the drift-free sum, the post- and the pre-synaptic drift) against ideal's one, plus a
+  logarithm of every line and soma: about 3× is its floor where the products dominate.
 Prints JSON with medians and ratios measured in the same run; never fails on a time.
 
     python benchmarks/bench_engine.py [--repeats 7] [--skip-resnet]
