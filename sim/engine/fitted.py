@@ -163,10 +163,10 @@ class Fitted(HardwareModel):
     name: ClassVar[str] = "fitted"
     applied: set = field(default_factory=set)
 
-    def _params(self, fit: Fit, step, shape: tuple[int, ...] = ()) -> np.ndarray:
+    def _params(self, fit: Fit, program, step, shape: tuple[int, ...] = ()) -> np.ndarray:
         if self.chip_seed is None:
             return np.broadcast_to(fit.nominal, (*shape, len(fit.names)))
-        rng = np.random.default_rng([self.chip_seed, step.index, len(self.applied)])
+        rng = np.random.default_rng([self.chip_seed, program.layer_key(step), len(self.applied)])
         return fit.draw(rng, shape)
 
     def node_maps(self, program, step):
@@ -179,40 +179,40 @@ class Fitted(HardwareModel):
         if family == "summer":
             out = prim.weights.shape[0]
             gains = [n for n in fit.names if n.startswith("gain_")]
-            p = self._params(fit, step, (out,))
+            p = self._params(fit, program, step, (out,))
             g = np.mean([fit.value(n, p) for n in gains], axis=0)  # a row's resistor-ratio error
             return NodeMaps(wmap=(ParamAffine(gain={"weights": g[:, None]}),),
                             post=(Affine(1.0, fit.value("offset", p)),))
         if family in ("rectifier", "current_neuron"):
-            p = self._params(fit, step)
+            p = self._params(fit, program, step)
             tail = fit.value("offset", p) if "offset" in fit.names else fit.value("leak", p)
             return NodeMaps(pre=(Affine(1.0, -fit.value("threshold", p)),), post=(Affine(fit.value("gain", p), tail),))
         if family == "diffpair":
-            p = self._params(fit, step)
+            p = self._params(fit, program, step)
             slope = fit.value("slope", p)
             return NodeMaps(pre=(Affine(slope, -slope * fit.value("input_offset", p)),),
                             post=(Affine(fit.value("gain", p), fit.value("offset", p)),))
         if family == "synapse":
             from sim.characterize.families_arrays import SynapseFamily
             syn = SynapseFamily(self.w_unit)
-            p = self._params(fit, step, prim.weights.shape) if self.chip_seed is not None else fit.nominal
+            p = self._params(fit, program, step, prim.weights.shape) if self.chip_seed is not None else fit.nominal
             maps = [FittedLevels(syn, p, self.w_unit)]
             neuron = self.fits.get("current_neuron")
             post: tuple = ()
             if neuron is not None and prim.rectify:
-                q = self._params(neuron, step, (prim.weights.shape[0],))
+                q = self._params(neuron, program, step, (prim.weights.shape[0],))
                 shift = {"bias": -neuron.value("threshold", q)} if prim.bias is not None else {}
                 maps.append(ParamAffine(shift=shift))
                 post = (Affine(neuron.value("gain", q), 0.0),)
             return NodeMaps(wmap=(BinasLevels(self.w_unit), *maps), post=post)
         if family == "crossbar":
             dws = [n for n in fit.names if n.startswith("dw_")]
-            p = self._params(fit, step, prim.weights.shape)
+            p = self._params(fit, program, step, prim.weights.shape)
             dw = np.mean([fit.value(n, p) for n in dws], axis=0) if self.chip_seed is None else fit.value(dws[0], p)
             w_max = np.abs(prim.weights).reshape(-1, prim.weights.shape[-1]).max(axis=1)
             shift = dw * w_max.reshape(*prim.weights.shape[:-1], 1)
             out_shape = prim.weights.shape[:-1]
-            q = self._params(fit, step, out_shape)
+            q = self._params(fit, program, step, out_shape)
             return NodeMaps(wmap=(ParamAffine(shift={"weights": shift}),), post=(Affine(1.0, fit.value("offset", q)),))
         return NodeMaps()
 

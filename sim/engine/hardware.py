@@ -364,7 +364,7 @@ class Pcm(HardwareModel):
     def node_maps(self, program, step):
         prim = getattr(step.node, "primitive", None)
         if isinstance(prim, CrossbarArray):
-            key = np.random.SeedSequence([self.seed, step.index])
+            key = np.random.SeedSequence([self.seed, program.layer_key(step)])
             return NodeMaps(wmap=(PcmDevices(self.t_s, self.compensate, key, prim.g_max_us),))
         return NodeMaps()
 

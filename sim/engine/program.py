@@ -188,6 +188,12 @@ class Program:
     def primitive_steps(self) -> list[Step]:
         return [s for s in self.steps if s.kernel is not None]
 
+    def layer_key(self, step: Step) -> int:
+        """``step``'s position among the graph's primitive nodes in topological order: what a hardware
+        model keys its random draws by (as the netlist emitters key a chip's cells), so that routing
+        steps and their execution order cannot re-roll a chip."""
+        return [s.node.name for s in self.primitive_steps()].index(step.node.name)
+
     # --------------------------------------------------------------------------- running
     def run(self, feeds: Mapping[str, Array], *, rng: np.random.Generator | None = None,
             outputs: list[str] | None = None) -> dict[str, Array]:

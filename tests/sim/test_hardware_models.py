@@ -388,3 +388,16 @@ def test_compile_reports_the_sizing_area_and_spread(tmp_path, capsys):
         docs[preset] = json.loads((tmp_path / preset / "graph.json").read_text())["sizing"]
     assert docs["compact"]["synapse_area_m2"] < docs["default"]["synapse_area_m2"]
     assert docs["compact"]["sigma_dvt_unit_v"] > docs["default"]["sigma_dvt_unit_v"]
+
+
+def test_pcm_draws_are_keyed_by_layer_not_by_step_order():
+    """A CNN's gathers are scheduled next to their banks (a change of execution order): each PCM layer's
+    draws stay keyed by (seed, its position among the primitive nodes), as a chip's cells are."""
+    from sim import zoo
+    c = compile_model(zoo.cnn(), "crossbar")
+    prog = build_program(c, HardwareOptions(modes=("pcm",), seed=5))
+    keyed = [(s, m) for s in prog.primitive_steps() for m in s.maps.wmap if isinstance(m, PcmDevices)]
+    assert len(keyed) >= 2
+    for s, m in keyed:
+        assert list(m.key.entropy) == [5, prog.layer_key(s)]
+    assert [prog.layer_key(s) for s in prog.primitive_steps()] == list(range(len(prog.primitive_steps())))
