@@ -23,7 +23,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=float, help="amperes per model unit (default: the target's)")
     p.add_argument("--configs", type=int,
                    help="test weight configurations (default: 48 sparse ones, or 2 dense ones for narrow banks "
-                        "and networks above 5,000 synapses)")
+                        "and networks above 20,000 synapses)")
     p.add_argument("--probes", type=int,
                    help="operating points (DC simulations) per configuration (default: 6 sparse, 12 dense)")
     p.add_argument("--density", type=float,

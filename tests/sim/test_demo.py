@@ -60,13 +60,16 @@ def test_demo_options_are_checked():
 
 
 def test_demo_measurement_plan_is_sparse_where_it_can_identify_synapses():
-    """Digits-wide banks get sparse configurations (about 10 synapses per row), narrow banks and
-    MNIST-sized networks (ngspice time) two dense ones; --quick halves the sparse configurations."""
+    """Digits- and MNIST-wide banks get sparse configurations (about 10 synapses per row of the widest
+    bank), narrow banks and networks above 20,000 synapses (the per-synapse fit's time) two dense ones;
+    --quick takes a third of the sparse configurations."""
     from compiler.pipeline import compile_model
     wide = compile_model(zoo.mlp((64, 16, 10), seed=0), "current")
     plan = DemoConfig().plan(wide)
     assert plan.density == pytest.approx(10 / 64) and plan.configs == 48 and plan.probes == 288
     assert DemoConfig(quick=True).plan(wide).configs == 16
-    for shape in ((6, 5, 3), (196, 50, 10)):
+    mnist = DemoConfig().plan(compile_model(zoo.mlp((196, 50, 10), seed=0), "current"))
+    assert mnist.density == pytest.approx(10 / 196) and mnist.configs == 48
+    for shape in ((6, 5, 3), (400, 50, 10)):
         dense = DemoConfig().plan(compile_model(zoo.mlp(shape, seed=0), "current"))
         assert dense.density == 1.0 and dense.configs == 2, shape
