@@ -247,6 +247,18 @@ def test_pcm_devices_follow_joshi_2020():
     comp = g_prog.sum(axis=1, keepdims=True) / g_now.sum(axis=1, keepdims=True)
     want = np.sign(w) * g_now / g_max * w_max * comp
     np.testing.assert_allclose(got["weights"], want, rtol=1e-10)
+    # the programmed state is kept between reads of the same weights: a second read is a fresh draw
+    # of read noise only, as a map made anew gives; new weights (an in-place step) are re-programmed
+    again, _ = m.forward({"weights": w}, np.random.default_rng(rn_seed))
+    np.testing.assert_array_equal(again["weights"], got["weights"])
+    other, _ = m.forward({"weights": w}, np.random.default_rng(rn_seed + 1))
+    assert not np.allclose(other["weights"], got["weights"])
+    w *= -0.5
+    stepped, gain = m.forward({"weights": w}, np.random.default_rng(rn_seed))
+    fresh, fresh_gain = PcmDevices(t, True, np.random.SeedSequence(9)).forward({"weights": w},
+                                                                              np.random.default_rng(rn_seed))
+    np.testing.assert_array_equal(stepped["weights"], fresh["weights"])
+    np.testing.assert_array_equal(gain, fresh_gain)
 
 
 def test_backend_prepare_takes_the_same_hardware_choices():
