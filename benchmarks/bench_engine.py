@@ -8,8 +8,9 @@ alike; ratios are medians of the per-round ratios; one thread each):
   drift from 20 s to a year after programming, with and without global drift compensation
   (relative RMS change of the logits against the ideal network, and top-1 agreement);
 - the bundled digits MLP (64-16-10) at batch 4096 on each target;
-- the digits MLP with `quantized` (current), `chip` (current, seed 0) and `pcm` (crossbar)
-  against `ideal` on the same target. The chip with its mirrors' Early drift needs three products
+- the digits MLP with `quantized` (current), `chip` (current, seed 0), `chip_map` (the same chip as
+  training runs it: mismatch without the Early drift) and `pcm` (crossbar) against `ideal` on the
+  same target. The chip with its mirrors' Early drift needs three products
   per bank (the drift-free sum, the post- and the pre-synaptic drift) against ideal's one, plus a
   logarithm of every line and soma: about 3× is its floor where the products dominate.
 Prints JSON with medians and ratios measured in the same run; never fails on a time.
@@ -129,12 +130,14 @@ def main() -> None:
     model = onnx.load(path)
     x = rng.uniform(0, 1, (4096, 64)).astype(np.float32)
     fns = {"onnxruntime": _ort(model, model.graph.input[0].name, x)}
-    cases = (("opamp", ("ideal",)), ("current", ("ideal", "quantized", "chip")),
+    cases = (("opamp", ("ideal",)), ("current", ("ideal", "quantized", "chip", "chip_map")),
              ("crossbar", ("ideal", "quantized", "pcm")))
     for target, modes in cases:
         c = compile_model(str(path), target)
         for mode in modes:
-            prog = build_program(c, HardwareOptions(modes=(mode,), chip_seed=0 if mode == "chip" else None))
+            chip = mode.startswith("chip")  # chip_map: the trainable chip (mismatch only), as training runs it
+            prog = build_program(c, HardwareOptions(modes=("chip",) if chip else (mode,), chip_seed=0 if chip else None),
+                                 trainable=mode == "chip_map")
             gen = np.random.default_rng(0)
             fns[f"{target}/{mode}"] = (lambda p=prog, n=c.graph.inputs[0], g=gen: p.run({n: x}, rng=g))
     med, vs_ort = _interleaved(fns, args.repeats, inner=10)
