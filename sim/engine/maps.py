@@ -13,7 +13,7 @@ zero almost everywhere (a quantizer) uses a straight-through estimator and says 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -43,6 +43,23 @@ class ParamMap:
 
     def backward(self, saved: Any, g: Mapping[str, Array]) -> Params:
         raise NotImplementedError
+
+
+@dataclass(eq=False)
+class ContentMemo:
+    """The last value computed from some parameter arrays, returned again while their content is
+    unchanged: optimizers update arrays in place, so equal content, not identity, is the test."""
+
+    _arrays: dict[str, Array] | None = None
+    _value: Any = None
+
+    def get(self, arrays: Mapping[str, Array | None], compute: Callable[[], Any]) -> Any:
+        kept, now = self._arrays, {k: v for k, v in arrays.items() if v is not None}
+        if kept is None or kept.keys() != now.keys() or not all(
+                kept[k].dtype == v.dtype and np.array_equal(kept[k], v) for k, v in now.items()):
+            self._value = compute()
+            self._arrays = {k: np.array(v, copy=True) for k, v in now.items()}
+        return self._value
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from compiler.pipeline import Compiled
 from sim.engine.hardware import (
     HardwareModel, IrDrop, Noise, Pcm, Population, Quantized, Stack, check_bits, check_target_modes, mode_list,
 )
-from sim.engine.maps import NodeMaps, Rectify
+from sim.engine.maps import NodeMaps, Rectify, chain
 from sim.engine.program import Program
 
 SPICE_MODES = frozenset({"ideal", "quantized", "chip"})
@@ -213,9 +213,7 @@ def _with_drift(program: Program, banks: set[str], readouts: set[str], slopes, d
     for step in program.primitive_steps():
         if step.node.name in banks:
             p = {fld: np.asarray(program.params[key], np.float64) for fld, key in step.params}
-            for m in step.maps.wmap:
-                p, _ = m.forward(p, None)
-            effective[step.node.name] = p
+            effective[step.node.name] = chain(step.maps.wmap, p, None, False)[0]
     for node in graph.nodes:
         if not (isinstance(node, Node) and isinstance(node.primitive, SynapseArray)):
             continue

@@ -25,7 +25,7 @@ from circuits.errors import InputError, KelvinError, ModelError, UnsupportedErro
 from compiler.ir import WIRING_OPS, Graph, Node, OpNode, PrimitiveNode
 from compiler.ops import lookup
 from sim.engine.kernels import DenseKernel, Kernel, kernel_for
-from sim.engine.maps import NodeMaps, chain, chain_back
+from sim.engine.maps import ContentMemo, NodeMaps, chain, chain_back
 from sim.engine.ops import NO_SIGNAL, Router, op_backward
 
 Array = np.ndarray
@@ -130,7 +130,7 @@ class Program:
         for step in self.steps:
             step.free = tuple(frees.get(step.index, ()))
         self._scratch = threading.local()  # per thread: one flat buffer the taps-first Im2Col reuses
-        self._memo: dict[int, tuple[dict[str, Array], dict[str, Array]]] = {}  # see _mapped_params
+        self._memo: dict[int, ContentMemo] = {}  # see _mapped_params
         self.input_maps: dict[str, NodeMaps] = {}
         self.hardware = None
         if hardware is not None:
@@ -226,9 +226,8 @@ class Program:
             args = [env[s] if s >= 0 else None for s in step.ins]
             try:
                 if not train and step.taps_first is not None and args[0].shape[1] >= TAPS_FIRST_MIN_CHANNELS:
-                    # its one reader runs next and nothing else sees it: the scratch buffer may hold it
-                    reuse = step.taps_first.index == step.index + 1 and step.outs[0] not in extra_keep
-                    results, saved = self._im2col_taps_first(step, args[0], reuse), None
+                    # its one reader runs next (_mark_fast_convolutions): the scratch buffer may hold it
+                    results, saved = self._im2col_taps_first(step, args[0], step.outs[0] not in extra_keep), None
                     permuted[step.outs[0]] = (args[0].shape[1], *step.node.attrs["kernel"])
                 elif (not train and step.taps_view and args[0].shape[1] >= TAPS_FIRST_MIN_CHANNELS
                       and int(step.node.attrs["groups"]) == args[0].shape[1]):
@@ -271,27 +270,24 @@ class Program:
         from compiler.ops._window import im2col_2d_taps_first
         from compiler.ops.kelvin_ops import window_from_attrs
         attrs = step.node.attrs
-        win = window_from_attrs(attrs)
-        scratch = None
-        if reuse:
-            n = x.shape[0] * int(np.prod(win.out_shape)) * int(np.prod(win.kernel)) * x.shape[1]
-            scratch = getattr(self._scratch, "buf", None)
-            if scratch is None or scratch.dtype != x.dtype or scratch.size < n:
-                scratch = self._scratch.buf = np.empty(n, dtype=x.dtype)
-        cols = im2col_2d_taps_first(x, win, attrs.get("fill", 0.0), scratch)
+        cols = im2col_2d_taps_first(x, window_from_attrs(attrs), attrs.get("fill", 0.0),
+                                    self._scratch_array if reuse else np.empty)
         return [cols.reshape(cols.shape[0], cols.shape[1], 1, cols.shape[2])]
+
+    def _scratch_array(self, shape: tuple[int, ...], dtype: np.dtype) -> Array:
+        """A view of this thread's scratch buffer, grown as needed; the next call overwrites it."""
+        n = int(np.prod(shape))
+        buf = getattr(self._scratch, "buf", None)
+        if buf is None or buf.dtype != dtype or buf.size < n:
+            buf = self._scratch.buf = np.empty(n, dtype=dtype)
+        return buf[:n].reshape(shape)
 
     def _mapped_params(self, step: Step, p: dict[str, Array]) -> dict[str, Array]:
         """Inference through deterministic weight maps (levels, a chip's fixed gains): the last result,
         while the stored parameters still equal the ones it was computed from (an optimizer updates
         them in place, so equality of content, not identity, is the test)."""
-        memo = self._memo.get(step.index)
-        if memo is not None and memo[0].keys() == p.keys() and all(
-                np.array_equal(memo[0][k], v) for k, v in p.items()):
-            return memo[1]
-        mapped, _ = chain(step.maps.wmap, p, None, False)
-        self._memo[step.index] = ({k: v.copy() for k, v in p.items()}, mapped)
-        return mapped
+        memo = self._memo.setdefault(step.index, ContentMemo())
+        return memo.get(p, lambda: chain(step.maps.wmap, p, None, False)[0])
 
     def _forward_step(self, step: Step, args: list, rng, train: bool,
                       taps_first: tuple[int, int, int] | None = None) -> tuple[list[Array], Any]:
