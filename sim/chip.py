@@ -115,6 +115,16 @@ class EarlySlopes:
         """Read-out branches drain at V_OUT: PMOS −kp·ln v; NMOS −kn·ln v behind the neg soma's M3 (−2kp·ln v)."""
         return np.where(m > 0, -self.kp, np.where(m < 0, -self.kn - 2 * self.kp, 0.0))
 
+    def bank(self, w: np.ndarray, b: np.ndarray | None, from_input: bool) -> InstanceSynapseArray:
+        """A rectifying bank with effective weights ``w`` (bias ``b``) and no mismatch: these slopes' drift alone."""
+        pre, post = self.synapse_logs(w, from_input)
+        return InstanceSynapseArray(w, b, rectify=True, pre_log=pre, post_log=post,
+                                    bias_post_log=None if b is None else self.bias_logs(b), soma_log=self.soma_log)
+
+    def readout(self, m: np.ndarray) -> InstanceSynapseArray:
+        """A read-out with matrix ``m`` and no mismatch: these slopes' drift alone."""
+        return InstanceSynapseArray(m, None, pre_log=self.readout_logs(m))
+
 
 CellDraw = CellRecord  # the name chip instances used for a placed cell before the emitters recorded them
 

@@ -207,7 +207,6 @@ def _with_drift(program: Program, banks: set[str], readouts: set[str], slopes, d
     `InstanceSynapseArray`s that carry the mirrors' nominal Early drift, and its read-outs likewise."""
     from circuits.current import SynapseArray
     from compiler.ir import PrimitiveNode as Node
-    from sim.chip import InstanceSynapseArray
     graph = program.graph.copy()
     effective = {}
     for step in program.primitive_steps():
@@ -221,13 +220,9 @@ def _with_drift(program: Program, banks: set[str], readouts: set[str], slopes, d
             w = np.asarray(effective[node.name]["weights"], np.float64)
             b = effective[node.name].get("bias")
             b = None if b is None else np.asarray(b, np.float64)
-            pre, post = slopes.synapse_logs(w, node.inputs[0] in graph.inputs)
-            node.primitive = InstanceSynapseArray(w, b, rectify=True, pre_log=pre, post_log=post,
-                                                  bias_post_log=None if b is None else slopes.bias_logs(b),
-                                                  soma_log=slopes.soma_log)
+            node.primitive = slopes.bank(w, b, node.inputs[0] in graph.inputs)
         elif node.outputs[0] in readouts:
-            m = np.asarray(node.primitive.weights, np.float64)
-            node.primitive = InstanceSynapseArray(m, None, pre_log=slopes.readout_logs(m))
+            node.primitive = slopes.readout(np.asarray(node.primitive.weights, np.float64))
     return Program(graph, dtype=dtype, hardware=_RectifyInputs())
 
 

@@ -53,7 +53,7 @@ from circuits.errors import InputError
 from circuits.files import staged_dir, write_json, write_npz
 from circuits.spice.current_cells import SIZINGS, CellSizing
 from circuits.current import SynapseArray
-from sim.chip import EarlySlopes, InstanceSynapseArray
+from sim.chip import EarlySlopes
 from sim.engine.chip_map import (
     BITS,
     ChipTable,
@@ -288,12 +288,9 @@ def nominal_drift(levels: np.ndarray, bias: np.ndarray, config: np.ndarray, x_in
     for k in np.unique(config):
         w = realized_levels(levels[k], row_sides, col_sides) * w_unit
         b = realized_bias(bias[k], row_sides) * w_unit
-        pre, post = slopes.synapse_logs(w, from_input)
-        drifting = InstanceSynapseArray(w, b, rectify=True, pre_log=pre, post_log=post,
-                                        bias_post_log=slopes.bias_logs(b), soma_log=slopes.soma_log)
         rows = config == k
         xk = np.asarray(x_in[rows], np.float64)
-        out[rows] = drifting.ideal(xk) - SynapseArray(w, b, rectify=True).ideal(xk)
+        out[rows] = slopes.bank(w, b, from_input).ideal(xk) - SynapseArray(w, b, rectify=True).ideal(xk)
     return out
 
 
@@ -327,14 +324,18 @@ def fit_bank(name: str, levels: np.ndarray, bias: np.ndarray, config: np.ndarray
     except np.linalg.LinAlgError:
         sd = np.full(len(theta0), PRIOR_SD)
     a, c, cr = unpack(sol.x)
-    pred = design.preactivation(a, c, cr, x_in, w_unit)[pi, ri]
-    rms = float(np.sqrt(np.mean(((pred - target) / np.abs(target)) ** 2))) if len(pi) else float("nan")
+    rms = _rms_rel(design.preactivation(a, c, cr, x_in, w_unit)[pi, ri], target)
     fit = BankFit(name, out, n_in, row_sides, col_sides, a, c, cr, sd[:n_a].reshape(rows, 2, 3),
                   sd[n_a:n_a + n_c].reshape(cols, 2), int(len(pi)), rms)
     if synapse_sd is None:
         return fit
     return refine_synapses(fit, design, x_in, w_unit, pi, ri, target,
                            SYN_REL_ERR * np.abs(target) + SYN_ABS_ERR, synapse_sd)
+
+
+def _rms_rel(pred: np.ndarray, target: np.ndarray) -> float:
+    """RMS relative residual of the active somas' readings (NaN with none)."""
+    return float(np.sqrt(np.mean(((pred - target) / np.abs(target)) ** 2))) if len(target) else float("nan")
 
 
 def refine_synapses(fit: BankFit, design: _Design, x_in: np.ndarray, w_unit: float, pi: np.ndarray, ri: np.ndarray,
@@ -377,8 +378,7 @@ def refine_synapses(fit: BankFit, design: _Design, x_in: np.ndarray, w_unit: flo
             theta = theta0
         syn[r] = theta[:n_syn].reshape(cols, 2, 3)
         syn_b[r] = theta[n_syn:].reshape(2, 3)
-    pred = design.synapse_preactivation(syn, syn_b, x_in, w_unit)[pi, ri]
-    rms = float(np.sqrt(np.mean(((pred - target) / np.abs(target)) ** 2))) if len(pi) else float("nan")
+    rms = _rms_rel(design.synapse_preactivation(syn, syn_b, x_in, w_unit)[pi, ri], target)
     return dataclasses.replace(fit, syn=syn, syn_bias=syn_b, syn_identified=pinned / (rows * n_syn), syn_rms_rel=rms)
 
 
@@ -449,8 +449,7 @@ def _fit_readouts(meas: Measurements, banks: dict[str, BankFit], slopes: EarlySl
         signs = np.array([1.0, -1.0][: len(cols)])
         a = soma[:, cols] * signs
         if slopes is not None:
-            branch = InstanceSynapseArray(np.diag(signs), None, pre_log=slopes.readout_logs(np.diag(signs)))
-            a = branch.ideal(np.asarray(soma[:, cols], np.float64)).astype(np.float64)
+            a = slopes.readout(np.diag(signs)).ideal(np.asarray(soma[:, cols], np.float64)).astype(np.float64)
         sig = REL_ERR * np.abs(meas.y[:, o]) + ABS_ERR
         lhs = np.vstack([a / sig[:, None], np.eye(len(cols)) / PRIOR_SD])
         rhs = np.concatenate([meas.y[:, o] / sig, np.ones(len(cols)) / PRIOR_SD])
