@@ -223,7 +223,8 @@ def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], s
             jobs.append(SimJob(deck.title.replace(" ", "_"), deck.render(), timeout_s * len(g)))
             planned.append(g)
         failed = []
-        for g, r in zip(planned, run_jobs(jobs, workers=workers, executor=executor, progress=progress)):
+        for g, r in zip(planned, run_jobs(jobs, workers=workers, executor=executor, progress=progress,
+                                                     retried=True)):
             try:
                 if r.ok:
                     points = [seeding.last_point(r.vectors)] if len(g) == 1 else seeding.batch_points(r.vectors, len(g))
@@ -242,13 +243,13 @@ def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], s
     groups = seeding.batches(n, workers or usable_cpus()) if tables is not None else [[i] for i in range(n)]
     pending = attempt(groups, True)
     while batched := [g for g in pending if len(g) > 1]:  # one bad step between two samples fails a batch:
-        log.warning("%d batched seeded simulation(s) failed (first: %s); rerunning them in halves",  # halve it
+        log.info("%d batched seeded simulation(s) failed (first: %s); rerunning them in halves",  # halve it
                     len(batched), results[batched[0][0]].error)
         pending = [g for g in pending if len(g) == 1] + attempt(
             [h for g in batched for h in (g[:len(g) // 2], g[len(g) // 2:])], True)
     failed = [i for g in pending for i in g]
     if failed and tables is not None:
-        log.warning("%d seeded sample simulation(s) failed (first: %s); rerunning them unseeded",
+        log.info("%d seeded sample simulation(s) failed (first: %s); rerunning them unseeded",
                     len(failed), results[failed[0]].error)
         failed = [i for g in attempt([[i] for i in failed], False) for i in g]
     nan = {name: np.full(shape, np.nan) for name, shape in nl.output_shapes.items()}

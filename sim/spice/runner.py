@@ -40,11 +40,13 @@ def run_jobs(
     executor: cf.Executor | None = None,
     progress: bool = False,
     timeout_s: float | None = None,
+    retried: bool = False,
 ) -> list[SimResult]:
     """Simulate every job and return the results in job order; failures come back as ok=False.
 
     `workers` (ignored with an executor) defaults to the usable CPUs; `timeout_s`, if given,
-    replaces each job's own limit.
+    replaces each job's own limit. Each failure is logged as a warning, or at debug level when
+    `retried` says the caller runs failed jobs again and reports what stays failed.
     A missing ngspice raises NgspiceMissingError instead of failing every job.
     """
     if workers is not None and workers < 1:
@@ -56,15 +58,16 @@ def run_jobs(
         return []
     timeouts = [timeout_s if timeout_s is not None else job.timeout_s for job in jobs]
     start = time.perf_counter()
+    level = logging.DEBUG if retried else logging.WARNING
     results: list[SimResult | None] = [None] * len(jobs)
     with tqdm(total=len(jobs), unit="sim", desc="ngspice", file=sys.stderr, disable=not progress) as bar:
         if executor is None:
             size = min(len(jobs), workers or usable_cpus())
             with IsolatedPool(size) as pool:
                 finished = pool.run(jobs, timeouts)
-                _collect(finished, results, bar)
+                _collect(finished, results, bar, level)
         else:
-            _collect(_run_on_executor(executor, jobs, timeouts), results, bar)
+            _collect(_run_on_executor(executor, jobs, timeouts), results, bar, level)
     missing = [jobs[i].name for i, r in enumerate(results) if r is None]
     if missing:  # the pool and the executor path yield every job once; this guards that promise
         raise SimulationError(f"run_jobs lost the results of jobs {missing}")
@@ -94,13 +97,14 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def _collect(finished: Iterable[tuple[int, SimResult]], results: list[SimResult | None], bar: tqdm) -> None:
+def _collect(finished: Iterable[tuple[int, SimResult]], results: list[SimResult | None], bar: tqdm,
+             level: int) -> None:
     """Store each (index, result) and report it."""
     for index, result in finished:
         results[index] = result
         bar.update(1)
         if not result.ok:
-            _log.warning("%s", result.error)
+            _log.log(level, "%s", result.error)
 
 
 def _run_on_executor(

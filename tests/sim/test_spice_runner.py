@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 import multiprocessing
 import os
 import subprocess
@@ -157,9 +158,14 @@ def test_netlist_errors_are_reported() -> None:
     assert run_inline(DIVIDER).ok  # the instance is still usable
 
 
-def test_non_convergence_fails_only_its_job() -> None:
+def test_non_convergence_fails_only_its_job(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="sim.spice.runner")
     results = run_jobs([DIVIDER, SOURCE_LOOP, RC], workers=2)
     assert [r.ok for r in results] == [True, False, True]
+    assert [r.levelno for r in caplog.records if "source_loop" in r.getMessage()] == [logging.WARNING]
+    caplog.clear()  # a caller that retries failed jobs reports them itself: the runner only logs at debug level
+    assert [r.ok for r in run_jobs([SOURCE_LOOP], workers=1, retried=True)] == [False]
+    assert [r.levelno for r in caplog.records if "source_loop" in r.getMessage()] == [logging.DEBUG]
     failed = results[1]
     assert failed.error_type == "ConvergenceError"
     assert "source_loop" in failed.error and "did not converge" in failed.error

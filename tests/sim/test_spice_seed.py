@@ -7,6 +7,8 @@ clamp at V(knob) = 0, i.e. the unmodified circuit, so outputs agree to ngspice's
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -85,9 +87,11 @@ def test_a_failing_seeded_run_is_rerun_unseeded(mlp, monkeypatch, caplog):
 
     plain = run_network_spice(mlp, {"x": X[:2]}, SCALE, workers=2, progress=False, seeded=False)["y"]
     monkeypatch.setattr(seeding, "seed_deck", broken)
+    caplog.set_level(logging.INFO)
     got = run_network_spice(mlp, {"x": X[:2]}, SCALE, workers=2, progress=False, seeded=True)["y"]
     np.testing.assert_array_equal(got, plain)
     assert "rerunning them unseeded" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # recovered: nothing to warn of
 
 
 @pytest.mark.ngspice
@@ -168,9 +172,11 @@ def test_a_failing_batch_is_rerun_in_halves_down_to_single_samples(mlp, monkeypa
         return deck
 
     monkeypatch.setattr(seeding, "batch_deck", broken)
+    caplog.set_level(logging.INFO)
     got = run_network_spice(mlp, {"x": X}, SCALE, workers=1, progress=False, seeded=True)["y"]
     np.testing.assert_allclose(got, plain, rtol=1e-5, atol=1e-6 * np.abs(plain).max())
     assert caplog.text.count("rerunning them in halves") == 2 and "unseeded" not in caplog.text  # 3 -> 1+2 -> 1+1
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # every sample recovered
 
 
 @pytest.mark.ngspice
