@@ -13,6 +13,7 @@ alike; ratios are medians of the per-round ratios; one thread each):
   same target. The chip with its mirrors' Early drift needs three products
   per bank (the drift-free sum, the post- and the pre-synaptic drift) against ideal's one, plus a
   logarithm of every line and soma: about 3× is its floor where the products dominate.
+  ``chip_products_only`` times those products alone, in the same rounds, to show that floor.
 Prints JSON with medians and ratios measured in the same run; never fails on a time.
 
     python benchmarks/bench_engine.py [--repeats 7] [--skip-resnet]
@@ -99,6 +100,29 @@ def _resnet_pcm(model, x, t_ort: float, repeats: int) -> dict:
             "drift": drift}
 
 
+def _chip_products(prog, x):
+    """The chip's matrix products alone, per bank [W_l; W_l∘post]·vᵀ and (W_l∘pre)·(v ln v)ᵀ, on the
+    inputs each bank sees (the digits MLP's banks form a chain; v ln v computed beforehand): what
+    `chip` cannot go below under its first-order drift model, whatever its element-wise work costs."""
+    from sim.engine.chip_loops import xlnx
+    from sim.engine.kernels import CHIP_SYNAPSES
+    banks, v = [], x
+    for step in prog.steps:
+        if step.kernel is CHIP_SYNAPSES:
+            prim = step.node.primitive
+            both, pre = CHIP_SYNAPSES._folded(prim, v.dtype)[:2]
+            banks.append((both, pre, v, xlnx(v)))
+            v = CHIP_SYNAPSES.forward(prim, {}, [v], False)[0]
+    assert len(banks) >= 2, "the chip program has no synapse banks to time"
+
+    def run():
+        for both, pre, v, vlnv in banks:
+            both @ v.T
+            if pre is not None:
+                pre @ vlnv.T
+    return run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
@@ -140,6 +164,8 @@ def main() -> None:
                                  trainable=mode == "chip_map")
             gen = np.random.default_rng(0)
             fns[f"{target}/{mode}"] = (lambda p=prog, n=c.graph.inputs[0], g=gen: p.run({n: x}, rng=g))
+            if mode == "chip":
+                fns["current/chip_products"] = _chip_products(prog, x)
     med, vs_ort = _interleaved(fns, args.repeats, inner=10)
     mlp: dict = {"onnxruntime_s": med["onnxruntime"]}
     for target, modes in cases:
@@ -148,6 +174,9 @@ def main() -> None:
             "ideal_vs_onnxruntime": vs_ort[f"{target}/ideal"],
             "vs_ideal": {m: vs_ort[f"{target}/{m}"] / vs_ort[f"{target}/ideal"] for m in modes if m != "ideal"},
         }
+    prod = "current/chip_products"  # the chip's products alone: its floor under the drift model
+    mlp["current"]["seconds"]["chip_products_only"] = med[prod]
+    mlp["current"]["vs_ideal"]["chip_products_only"] = vs_ort[prod] / vs_ort["current/ideal"]
     out["digits_mlp_batch4096"] = mlp
     print(json.dumps(out, indent=2))
 
