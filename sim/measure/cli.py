@@ -14,7 +14,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                        description="Compile MODEL to the current target, make chip instance --chip-seed and "
                                    "measure it as a lab would: program test weight configurations, drive inputs, "
                                    "read the outputs and soma currents (never the mismatch draws). Writes the "
-                                   "measurements (.npz, the format `kelvin fit-chip` reads) and, with --fits, "
+                                   "measurements (.npz or CSV, the formats `kelvin fit-chip` reads) and, with "
+                                   "--fits, "
                                    "the fitted chip model for `--hardware fitted --fits DIR`.")
     p.add_argument("model", help="ONNX model file (a dense MLP)")
     p.add_argument("--chip-seed", type=int, required=True, help="the chip instance to measure")
@@ -31,7 +32,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                         "the widest bank; sparse configurations identify every synapse's own current, dense "
                         "ones mostly row and column gains)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test configurations and inputs (default: 0)")
-    p.add_argument("-o", "--output", required=True, help="measurements file (.npz)")
+    p.add_argument("-o", "--output", required=True,
+                   help="measurements: a .npz file, or any other path for a directory of CSV files "
+                        "(kelvin.json, probes.csv, levels.csv; see sim/measure/csv_format.py)")
     p.add_argument("--fits", help="also fit the chip model into this directory")
     p.add_argument("--workers", type=int, help="ngspice worker processes (default: one per CPU)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per simulation (default: 600)")
@@ -40,11 +43,11 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("fit-chip", parents=[common], help="fit a chip model to measurements (ngspice or silicon)",
                        description="Fit the per-chip behavioral model (per-row gains per sign and bit, per-column "
                                    "gains, then every synapse's own current where the data pin it, read-out "
-                                   "ratios; the mirrors' nominal Early drift removed) to DATA, the .npz "
-                                   "`kelvin measure` writes or the same "
-                                   "format filled from silicon (see sim/measure/data.py). Writes FITS for "
+                                   "ratios; the mirrors' nominal Early drift removed) to DATA, the .npz or "
+                                   "CSV directory `kelvin measure` writes, or the same format filled from "
+                                   "silicon (see sim/measure/data.py and csv_format.py). Writes FITS for "
                                    "`kelvin train/evaluate --target current --hardware fitted --fits FITS`.")
-    p.add_argument("data", help="measurements (.npz)")
+    p.add_argument("data", help="measurements (.npz, or a directory of CSV files)")
     p.add_argument("-o", "--outdir", required=True, help="fits directory to write")
     p.set_defaults(func=cmd_fit_chip)
 

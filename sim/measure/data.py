@@ -24,7 +24,8 @@ names, e.g. ``fc1``):
                                              [3] the prior spread of one synapse's bit-1, 2, 4 copies}
 
 A lab with silicon fills the same arrays: program ``levels``, drive ``x``, read ``y`` (and the somas
-its test multiplexer exposes). Nothing here refers to transistors or mismatch draws.
+its test multiplexer exposes). Nothing here refers to transistors or mismatch draws. The same record
+also reads and writes as a directory of CSV files (`sim.measure.csv_format`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 from circuits.errors import InputError
 from circuits.files import write_npz
 from circuits.spice.current_cells import MAX_LEVEL
+from sim.measure import csv_format
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ class Measurements:
         return int(len(self.config))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the ``.npz`` atomically."""
+        """Write the ``.npz`` atomically, or the CSV directory (`sim.measure.csv_format`) when ``path``
+        does not end in ``.npz``."""
         arrays: dict[str, np.ndarray] = {"config": self.config, "x": self.x, "y": self.y}
         for b in self.banks:
             arrays[f"levels/{b}"] = self.levels[b].astype(np.int8)
@@ -71,18 +74,24 @@ class Measurements:
             arrays[f"soma/{b}"] = self.soma[b]
         meta = {**self.meta, "banks": list(self.banks), "inputs": self.inputs, "w_unit": self.w_unit,
                 "scale": self.scale}
+        if Path(path).suffix != ".npz":
+            return csv_format.write_dir(path, arrays, meta)
         arrays["meta"] = np.array(json.dumps(meta))
         return write_npz(path, **arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Measurements:
-        """Read and check a measurement file; any defect is one InputError naming the file and array."""
+        """Read and check a measurement ``.npz`` or CSV directory; any defect is one InputError naming
+        the file and array (and for CSV the line and column)."""
         p = Path(path)
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise InputError(f"{p}: not a readable measurement .npz ({exc})") from exc
+        if p.is_dir():
+            data = csv_format.read_dir(p)
+        else:
+            try:
+                with np.load(p, allow_pickle=False) as z:
+                    data = {k: z[k] for k in z.files}
+            except (OSError, ValueError, EOFError) as exc:
+                raise InputError(f"{p}: not a readable measurement .npz or CSV directory ({exc})") from exc
         for key in ("config", "x", "y", "meta"):
             if key not in data:
                 raise InputError(f"{p}: missing array {key!r} (see `kelvin fit-chip --help` for the format)")

@@ -111,6 +111,74 @@ def test_bad_measurement_files_get_one_clear_error(small, tmp_path, capsys):
     assert not (tmp_path / "f").exists()
 
 
+def test_csv_directory_holds_the_same_record_and_fit(small, tmp_path, capsys):
+    """The CSV layout a lab can write by hand: written and read back it is the .npz record exactly,
+    unexposed somas (NaN) included, and fit-chip gives the same fit from either."""
+    meas, _ = _synthetic(small, Plan(configs=3, probes_per_config=8))
+    meas.save(tmp_path / "m.npz")
+    meas.save(tmp_path / "m_csv")
+    assert sorted(p.name for p in (tmp_path / "m_csv").iterdir()) == ["kelvin.json", "levels.csv", "probes.csv"]
+    a, b = Measurements.load(tmp_path / "m.npz"), Measurements.load(tmp_path / "m_csv")
+    for field in ("config", "x", "y"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    for name in a.banks:
+        np.testing.assert_array_equal(a.levels[name], b.levels[name])
+        np.testing.assert_array_equal(a.bias_levels[name], b.bias_levels[name])
+        np.testing.assert_array_equal(a.soma[name], b.soma[name])
+    assert (a.banks, a.inputs, a.w_unit, a.scale, a.meta) == (b.banks, b.inputs, b.w_unit, b.scale, b.meta)
+    meas.soma["y"][:, 1] = np.nan  # a soma the chip does not expose: an empty cell
+    meas.save(tmp_path / "nan_csv")
+    assert ",," in (tmp_path / "nan_csv" / "probes.csv").read_text()
+    np.testing.assert_array_equal(Measurements.load(tmp_path / "nan_csv").soma["y"], meas.soma["y"])
+    docs = []
+    for data in ("m.npz", "m_csv"):
+        assert main(["fit-chip", str(tmp_path / data), "-o", str(tmp_path / f"fits_{data}"), "-q"]) == 0
+        docs.append(json.loads(capsys.readouterr().out)["banks"])
+    assert docs[0] == docs[1]
+    # hand-written: unprogrammed synapses left out, rows in any order, blank lines, a bias synapse
+    levels = (tmp_path / "m_csv" / "levels.csv").read_text().splitlines()
+    (tmp_path / "m_csv" / "levels.csv").write_text("\n".join([levels[0], ""] + levels[:0:-1]) + "\n")
+    c = Measurements.load(tmp_path / "m_csv")
+    np.testing.assert_array_equal(c.levels["fc0"], a.levels["fc0"])
+    assert any(",bias," in line for line in levels)
+
+
+def test_bad_csv_measurements_get_one_clear_error(small, tmp_path, capsys):
+    meas, _ = _synthetic(small, Plan(configs=1, probes_per_config=4))
+    good = meas.save(tmp_path / "good")
+    files = {p.name: p.read_text() for p in good.iterdir()}
+
+    def broken(name: str, file: str, text: str) -> str:
+        d = tmp_path / name
+        d.mkdir()
+        for f, t in files.items():
+            (d / f).write_text(text if f == file else t)
+        return str(d)
+
+    probes = files["probes.csv"].splitlines()
+    cells = probes[1].split(",")
+    cases = [
+        (broken("nan_text", "probes.csv", "\n".join([probes[0], ",".join(cells[:1] + ["abc"] + cells[2:])] + probes[2:])),
+         "probes.csv, line 2, column 'x:0': 'abc' is not a number"),
+        (broken("short_row", "probes.csv", "\n".join(probes[:2] + [probes[2].rsplit(",", 1)[0]])),
+         "probes.csv, line 3"),
+        (broken("gap", "probes.csv", "\n".join([probes[0].replace("x:1,", "x:9,")] + probes[1:])), "x:0"),
+        (broken("stray", "probes.csv", "\n".join([probes[0].replace("y:0", "z:0")] + probes[1:])), "'z:0'"),
+        (broken("bank", "levels.csv", files["levels.csv"] + "fc9,0,0,0,1\n"), "bank 'fc9'"),
+        (broken("outside", "levels.csv", files["levels.csv"] + "fc0,0,99,0,1\n"), "outside bank 'fc0'"),
+        (broken("level", "levels.csv", files["levels.csv"] + "fc0,0,0,0,9\n"), "levels beyond"),
+        (broken("header", "levels.csv", "bank,row\n"), "header must be"),
+        (broken("meta", "kelvin.json", "{}"), "'shapes'"),
+    ]
+    (tmp_path / "empty").mkdir()
+    cases.append((str(tmp_path / "empty"), "missing kelvin.json"))
+    for path, msg in cases:
+        assert main(["fit-chip", path, "-o", str(tmp_path / "f"), "-q"]) == 1, path
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and msg in err, (path, err)
+    assert not (tmp_path / "f").exists()
+
+
 def test_fit_chip_cli_then_train_on_the_fitted_chip(small, tmp_path, capsys):
     meas, _ = _synthetic(small, Plan(configs=2, probes_per_config=10))
     meas.save(tmp_path / "m.npz")
