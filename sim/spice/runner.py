@@ -1,7 +1,8 @@
 """Public entry point: run many SPICE jobs in parallel ngspice processes and get results in job order.
 
 Without an executor, jobs run in the runner's own spawned worker processes (`sim.spice.pool`),
-one ngspice each: a job past its timeout or a crashed ngspice fails only that job. With a
+one ngspice each, kept warm between calls: a job past its timeout or a crashed ngspice fails only
+that job, and its worker is replaced. With a
 `concurrent.futures.Executor` (a process pool, or dask via `dask_executor`) the runner submits
 `sim.spice.worker.simulate` per job; the executor's workers must be processes running one job
 at a time (ngspice is not thread-safe), and crash isolation is then the executor's: the runner
@@ -10,12 +11,15 @@ cannot kill a job, it only stops waiting once no job has finished for a whole ti
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import logging
 import os
 import sys
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from tqdm import tqdm
 
@@ -62,8 +66,7 @@ def run_jobs(
     results: list[SimResult | None] = [None] * len(jobs)
     with tqdm(total=len(jobs), unit="sim", desc="ngspice", file=sys.stderr, disable=not progress) as bar:
         if executor is None:
-            size = min(len(jobs), workers or usable_cpus())
-            with IsolatedPool(size) as pool:
+            with _warm_pool(workers or usable_cpus()) as pool:
                 finished = pool.run(jobs, timeouts)
                 _collect(finished, results, bar, level)
         else:
@@ -88,6 +91,48 @@ def dask_executor(address: str) -> cf.Executor:
         raise SimulationError(f"--dask {address}: dask.distributed is not installed "
                               "(pip install 'dask[distributed]')") from exc
     return connect(address)
+
+
+_WARM: dict[tuple[int, str, int], IsolatedPool] = {}
+_WARM_LOCK = threading.Lock()
+
+
+@contextmanager
+def _warm_pool(size: int) -> Iterator[IsolatedPool]:
+    """A pool of up to ``size`` workers kept between `run_jobs` calls.
+
+    Spawning a worker (a Python process that loads ngspice) costs about 0.3 s, and a chip
+    measurement calls `run_jobs` once per weight configuration (48 times). A pool is reused only
+    from the working directory and environment its workers were spawned with; a concurrent call
+    from another thread gets a private pool, and a run that raised closes the pool it used.
+    """
+    if not _WARM_LOCK.acquire(blocking=False):
+        with IsolatedPool(size) as pool:
+            yield pool
+        return
+    try:
+        key = (size, os.getcwd(), hash(frozenset(os.environ.items())))
+        for stale in [k for k in _WARM if k[1:] != key[1:]]:  # spawned elsewhere: not reusable any more
+            _WARM.pop(stale).close()
+        pool = _WARM.get(key)
+        if pool is None:
+            pool = _WARM[key] = IsolatedPool(size)
+        try:
+            yield pool
+        except BaseException:
+            _WARM.pop(key, None)
+            pool.close()
+            raise
+    finally:
+        _WARM_LOCK.release()
+
+
+@atexit.register
+def close_warm_pools() -> None:
+    """Stop the workers kept between calls (also run at interpreter exit)."""
+    with _WARM_LOCK:
+        while _WARM:
+            _WARM.popitem()[1].close()
 
 
 def usable_cpus() -> int:

@@ -194,6 +194,27 @@ def test_crash_fails_only_its_job(tmp_path: Path) -> None:
     assert [r.ok for r in parallel] == [True, False, True, True]
 
 
+def test_workers_stay_warm_between_calls_from_the_same_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spawning a worker costs ~0.3 s and a chip measurement calls run_jobs per configuration: the
+    second call runs on the same processes, while another working directory gets fresh ones."""
+    from sim.spice import runner
+
+    def pids() -> set[int]:
+        return {w.process.pid for pool in runner._WARM.values() for w in pool._workers}
+
+    assert [r.ok for r in run_jobs([DIVIDER, RC], workers=2)] == [True, True]
+    first = pids()
+    assert len(first) == 2
+    assert [r.ok for r in run_jobs([DC_SWEEP, DIVIDER], workers=2)] == [True, True]
+    assert pids() == first
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a deck's relative .include would resolve elsewhere now
+    assert run_jobs([DIVIDER], workers=2)[0].ok
+    assert pids().isdisjoint(first)
+    runner.close_warm_pools()
+    assert not runner._WARM
+
+
 def test_missing_library_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(locate.ENV_VAR, str(tmp_path / "libngspice.so"))
     with pytest.raises(NgspiceMissingError, match="libngspice0"):
