@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from circuits.current import SynapseArray
 from circuits.errors import ParameterError, UnsupportedError
@@ -207,14 +209,14 @@ def measure_chip(compiled: Compiled, chip_seed: int | None, *, sizing: str = "co
     levels, bias, config, x = design(compiled, plan, w_unit)
     soma = {b.name: np.full((plan.probes, b.rows), np.nan) for b in banks}
     y = []
-    for k in range(plan.configs):
+    for k in tqdm(range(plan.configs), desc="measure", unit="config", file=sys.stderr, disable=not progress):
         chip = programmed(compiled, levels, bias, k, w_unit)
         nl = emit_netlist(chip.graph, chip.target, netlist_options("current", scale, 10**9, chip_seed, sizing))
         probes = soma_probes(nl, banks)
         idx = np.flatnonzero(config == k)
         saves = [v for b in banks for v in probes[b.name]]
         outs, extra = run_network_spice_saving(chip, {compiled.graph.inputs[0]: x[idx]}, scale, extra_saves=saves,
-                                               workers=workers, timeout_s=timeout_s, progress=progress,
+                                               workers=workers, timeout_s=timeout_s, progress=False,
                                                chip_seed=chip_seed, sizing=sizing)
         y.append(np.concatenate([outs[o].reshape(len(idx), -1) for o in compiled.graph.outputs], axis=1))
         for b in banks:
