@@ -74,7 +74,7 @@ class Measurements:
             arrays[f"soma/{b}"] = self.soma[b]
         meta = {**self.meta, "banks": list(self.banks), "inputs": self.inputs, "w_unit": self.w_unit,
                 "scale": self.scale}
-        if Path(path).suffix != ".npz":
+        if Path(path).suffix.lower() != ".npz":
             return csv_format.write_dir(path, arrays, meta)
         arrays["meta"] = np.array(json.dumps(meta))
         return write_npz(path, **arrays)
