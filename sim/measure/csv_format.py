@@ -149,6 +149,9 @@ def read_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
         return np.array([[_number(p, n, header[c], row[c], blank_ok) for c in cols] for n, row in body],
                         np.float64).reshape(len(body), len(cols))
 
+    for prefix, what in (("x:", "driven inputs"), ("y:", "measured outputs")):
+        if not any(h.startswith(prefix) for h in header):
+            raise InputError(f"{p}: no {prefix}<i> columns (the {what})")
     prefixes = ("x:", "y:") + tuple(f"soma:{b}:" for b in banks)
     if unknown := [h for h in header[1:] if not h.startswith(prefixes)]:
         raise InputError(f"{p}: unknown column {unknown[0]!r} (expected config, x:i, y:i, soma:<bank>:i)")
@@ -177,7 +180,9 @@ def read_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
                              f"({out} rows x {inp} columns)")
         entries.append((n, bank, k, r, j, v))
     used = [int(config.max())] + [e[2] for e in entries]
-    count = int(meta.get("configurations", max(used) + 1))
+    count = meta.get("configurations", max(used) + 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise InputError(f"{root / META}: 'configurations' must be a positive integer, got {count!r}")
     for b, (out, inp) in shapes.items():
         data[f"levels/{b}"] = np.zeros((count, out, inp), np.int64)
         data[f"bias_levels/{b}"] = np.zeros((count, out), np.int64)

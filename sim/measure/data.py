@@ -105,9 +105,15 @@ class Measurements:
         config = np.asarray(data["config"])
         x, y = np.asarray(data["x"], np.float64), np.asarray(data["y"], np.float64)
         n = len(config)
-        if config.ndim != 1 or x.ndim != 2 or y.ndim != 2 or len(x) != n or len(y) != n or n == 0:
-            raise InputError(f"{p}: config [P], x [P, n_in] and y [P, n_out] must agree on P >= 1 probes "
-                             f"(got {config.shape}, {x.shape}, {y.shape})")
+        if config.ndim != 1 or x.ndim != 2 or y.ndim != 2 or len(x) != n or len(y) != n or n == 0 \
+                or 0 in x.shape[1:] + y.shape[1:]:
+            raise InputError(f"{p}: config [P], x [P, n_in] and y [P, n_out] must agree on P >= 1 probes, "
+                             f"with n_in, n_out >= 1 (got {config.shape}, {x.shape}, {y.shape})")
+        if not (np.isfinite(w_unit) and w_unit > 0 and np.isfinite(scale) and scale > 0):
+            raise InputError(f"{p}: meta 'w_unit' and 'scale' must be positive numbers, got {w_unit} and {scale}")
+        if config.dtype.kind not in "iu" and not (config.dtype.kind == "f" and np.isfinite(config).all()
+                                                  and np.array_equal(config, np.round(config))):
+            raise InputError(f"{p}: array 'config' must hold configuration indices (integers), got {config.dtype}")
         levels, bias, soma = {}, {}, {}
         for b in banks:
             for key in (f"levels/{b}", f"bias_levels/{b}", f"soma/{b}"):
@@ -116,6 +122,8 @@ class Measurements:
             levels[b] = np.asarray(data[f"levels/{b}"], np.int64)
             bias[b] = np.asarray(data[f"bias_levels/{b}"], np.int64)
             soma[b] = np.asarray(data[f"soma/{b}"], np.float64)
+            if np.isinf(soma[b]).any():
+                raise InputError(f"{p}: array 'soma/{b}' holds infinite values (NaN marks an unexposed soma)")
             k = len(levels[b])
             if levels[b].ndim != 3 or bias[b].shape != (k, levels[b].shape[1]) or soma[b].ndim != 2 \
                     or len(soma[b]) != n:

@@ -169,6 +169,14 @@ def test_bad_csv_measurements_get_one_clear_error(small, tmp_path, capsys):
         (broken("level", "levels.csv", files["levels.csv"] + "fc0,0,0,0,9\n"), "levels beyond"),
         (broken("header", "levels.csv", "bank,row\n"), "header must be"),
         (broken("meta", "kelvin.json", "{}"), "'shapes'"),
+        (broken("count", "kelvin.json", files["kelvin.json"].replace('"configurations": 1', '"configurations": "1"')),
+         "'configurations' must be a positive integer"),
+        (broken("scale", "kelvin.json", files["kelvin.json"].replace('"scale": 1e-08', '"scale": 0')),
+         "must be positive numbers"),
+        (broken("no_x", "probes.csv", "\n".join(",".join(c for c in row.split(",")[:1] + row.split(",")[7:])
+                                                for row in probes)), "no x:<i> columns"),
+        (broken("inf", "probes.csv", "\n".join(probes[:-1] + [probes[-1].rsplit(",", 1)[0] + ",inf"])),
+         "infinite values"),
     ]
     (tmp_path / "empty").mkdir()
     cases.append((str(tmp_path / "empty"), "missing kelvin.json"))
