@@ -136,6 +136,10 @@ class Measurements:
         for b, src in inputs.items():
             if b not in banks or (src != "x" and src not in banks):
                 raise InputError(f"{p}: meta 'inputs' maps {b!r} to {src!r}; need a bank fed by 'x' or a bank")
+        for i, b in enumerate(banks):  # the banks in order, each fed by the input or an earlier bank
+            if inputs.get(b) not in ("x", *banks[:i]):
+                raise InputError(f"{p}: meta 'inputs' must feed bank {b!r} from 'x' or a bank listed before it "
+                                 f"(got {inputs.get(b)!r}; banks in order: {list(banks)})")
         for name, arr in (("x", x), ("y", y)):
             if not np.isfinite(arr).all():
                 raise InputError(f"{p}: array {name!r} holds non-finite values")

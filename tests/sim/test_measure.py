@@ -104,7 +104,11 @@ def test_bad_measurement_files_get_one_clear_error(small, tmp_path, capsys):
     bad = dict(arrays, **{"levels/fc0": arrays["levels/fc0"] * 3})
     np.savez(tmp_path / "levels.npz", **bad)
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    for name, msg in (("missing.npz", "soma/fc0"), ("levels.npz", "levels beyond"), ("junk.npz", "not a readable")):
+    meta = json.loads(str(arrays["meta"]))
+    for name, inputs in (("unfed.npz", {"fc0": "x"}), ("cycle.npz", {"fc0": "y", "y": "fc0"})):
+        np.savez(tmp_path / name, **dict(arrays, meta=np.array(json.dumps(dict(meta, inputs=inputs)))))
+    for name, msg in (("missing.npz", "soma/fc0"), ("levels.npz", "levels beyond"), ("junk.npz", "not a readable"),
+                      ("unfed.npz", "feed bank 'y'"), ("cycle.npz", "feed bank 'fc0'")):
         assert main(["fit-chip", str(tmp_path / name), "-o", str(tmp_path / "f"), "-q"]) == 1
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and msg in err and name in err
