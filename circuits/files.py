@@ -120,6 +120,32 @@ def dir_lock(outdir: str | os.PathLike[str]) -> Iterator[Path]:
         os.close(fd)
 
 
+def check_output(path: str | os.PathLike[str], *, directory: bool) -> Path:
+    """Raise OutputError now if ``path`` could not take a result later (a long run checks first).
+
+    A file must not be a directory, and its parent must be creatable and writable. A directory
+    (`staged_dir`) must be a directory if it exists, and a non-empty one must hold ``kelvin.json``,
+    so ``-o .`` can never replace a user's files. Returns the path, a symlinked directory resolved.
+    """
+    out = Path(path)
+    if directory and out.is_symlink():
+        out = out.resolve()
+    if directory and out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a directory; choose another output directory")
+    if not directory and out.is_dir():
+        raise OutputError(f"{out}: is a directory; choose a file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create output directory ({exc.strerror or exc})") from exc
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: cannot write in its parent directory {out.parent}")
+    if directory and out.is_dir() and any(out.iterdir()) and not (out / "kelvin.json").is_file():
+        raise OutputError(f"{out}: exists, is not empty and was not written by kelvin (no kelvin.json); "
+                          "choose a new or empty output directory")
+    return out
+
+
 @contextmanager
 def staged_dir(outdir: str | os.PathLike[str], products: frozenset[str] = frozenset()) -> Iterator[Path]:
     """Yield an empty hidden sibling of ``outdir`` to fill; on success it replaces ``outdir`` whole.
@@ -129,20 +155,7 @@ def staged_dir(outdir: str | os.PathLike[str], products: frozenset[str] = frozen
     (a validate report, notes) are carried over as hard links. An existing non-empty directory
     with no ``kelvin.json`` is refused, so ``-o .`` can never replace a user's files.
     """
-    out = Path(outdir)
-    if out.is_symlink():
-        out = out.resolve()
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a directory; choose another output directory")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot create output directory ({exc.strerror or exc})") from exc
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{out}: cannot write in its parent directory {out.parent}")
-    if out.is_dir() and any(out.iterdir()) and not (out / "kelvin.json").is_file():
-        raise OutputError(f"{out}: exists, is not empty and was not written by kelvin (no kelvin.json); "
-                          "choose a new or empty output directory")
+    out = check_output(outdir, directory=True)
     with dir_lock(out):
         for stale in out.parent.glob(f".{out.name}.build-*"):  # a killed run's half-built sibling
             shutil.rmtree(stale, ignore_errors=True)

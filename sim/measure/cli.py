@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from pathlib import Path
 
 from circuits.spice.current_cells import SIZINGS
 
@@ -55,10 +56,14 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 def cmd_measure(args: argparse.Namespace) -> int:
     import time
 
+    from circuits.files import check_output
     from compiler.pipeline import compile_model
     from sim.measure.fit import fit_chip
     from sim.measure.lab import default_plan, measure_chip
 
+    check_output(args.output, directory=Path(args.output).suffix.lower() != ".npz")  # before minutes of ngspice
+    if args.fits:
+        check_output(args.fits, directory=True)
     compiled = compile_model(args.model, "current")
     plan = default_plan(compiled, args.seed)
     given = {k: v for k, v in (("configs", args.configs), ("probes_per_config", args.probes),

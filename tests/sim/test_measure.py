@@ -191,6 +191,26 @@ def test_bad_csv_measurements_get_one_clear_error(small, tmp_path, capsys):
     assert not (tmp_path / "f").exists()
 
 
+def test_measure_refuses_an_unusable_output_before_simulating(tmp_path, capsys, monkeypatch):
+    import sim.measure.lab as lab
+
+    def never(*args, **kwargs):
+        raise AssertionError("measured although the output could not be written")
+
+    monkeypatch.setattr(lab, "measure_chip", never)
+    model = tmp_path / "small.onnx"
+    model.write_bytes(zoo.mlp((6, 5, 3), seed=0).SerializeToString())
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("a user's file")
+    (tmp_path / "dir.npz").mkdir()
+    for out, extra, msg in (("mine", [], "not written by kelvin"), ("dir.npz", [], "is a directory"),
+                            ("m.npz", ["--fits", str(tmp_path / "mine")], "not written by kelvin")):
+        assert main(["measure", str(model), "--chip-seed", "0", "-o", str(tmp_path / out), *extra, "-q"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and msg in err, err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "a user's file"
+
+
 def test_fit_chip_cli_then_train_on_the_fitted_chip(small, tmp_path, capsys):
     meas, _ = _synthetic(small, Plan(configs=2, probes_per_config=10))
     meas.save(tmp_path / "m.npz")
