@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from pathlib import Path
 
 from circuits.spice.current_cells import SIZINGS
 
@@ -16,8 +15,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                                    "measure it as a lab would: program test weight configurations, drive inputs, "
                                    "read the outputs and soma currents (never the mismatch draws). Writes the "
                                    "measurements (.npz or CSV, the formats `kelvin fit-chip` reads) and, with "
-                                   "--fits, "
-                                   "the fitted chip model for `--hardware fitted --fits DIR`.")
+                                   "--fits, the fitted chip model for `--hardware fitted --fits DIR`.")
     p.add_argument("model", help="ONNX model file (a dense MLP)")
     p.add_argument("--chip-seed", type=int, required=True, help="the chip instance to measure")
     p.add_argument("--sizing", choices=SIZINGS, default="compact",
@@ -58,10 +56,11 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     from circuits.files import check_output
     from compiler.pipeline import compile_model
+    from sim.measure.data import is_csv_path
     from sim.measure.fit import fit_chip
     from sim.measure.lab import default_plan, measure_chip
 
-    check_output(args.output, directory=Path(args.output).suffix.lower() != ".npz")  # before minutes of ngspice
+    check_output(args.output, directory=is_csv_path(args.output))  # before minutes of ngspice
     if args.fits:
         check_output(args.fits, directory=True)
     compiled = compile_model(args.model, "current")

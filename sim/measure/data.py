@@ -44,6 +44,11 @@ from circuits.spice.current_cells import MAX_LEVEL
 from sim.measure import csv_format
 
 
+def is_csv_path(path: str | os.PathLike[str]) -> bool:
+    """Whether a measurement written to ``path`` is a CSV directory: any name not ending in ``.npz``."""
+    return Path(path).suffix.lower() != ".npz"
+
+
 @dataclass(frozen=True)
 class Measurements:
     """P probes over K configurations (module docstring for every field)."""
@@ -74,7 +79,7 @@ class Measurements:
             arrays[f"soma/{b}"] = self.soma[b]
         meta = {**self.meta, "banks": list(self.banks), "inputs": self.inputs, "w_unit": self.w_unit,
                 "scale": self.scale}
-        if Path(path).suffix.lower() != ".npz":
+        if is_csv_path(path):
             return csv_format.write_dir(path, arrays, meta)
         arrays["meta"] = np.array(json.dumps(meta))
         return write_npz(path, **arrays)
@@ -133,9 +138,8 @@ class Measurements:
                 raise InputError(f"{p}: bank {b!r}: levels beyond +-{MAX_LEVEL} (3 bits and a sign)")
             if config.min() < 0 or config.max() >= k:
                 raise InputError(f"{p}: config values must index the {k} configurations of bank {b!r}")
-        for b, src in inputs.items():
-            if b not in banks or (src != "x" and src not in banks):
-                raise InputError(f"{p}: meta 'inputs' maps {b!r} to {src!r}; need a bank fed by 'x' or a bank")
+        if unknown := sorted(set(inputs) - set(banks)):
+            raise InputError(f"{p}: meta 'inputs' names {unknown[0]!r}, which is not among the banks {list(banks)}")
         for i, b in enumerate(banks):  # the banks in order, each fed by the input or an earlier bank
             if inputs.get(b) not in ("x", *banks[:i]):
                 raise InputError(f"{p}: meta 'inputs' must feed bank {b!r} from 'x' or a bank listed before it "
