@@ -6,6 +6,8 @@ emitter; here it is one ModelError naming the node, the tensor and both shapes.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from circuits.errors import ModelError
@@ -23,6 +25,7 @@ def first_line(exc: BaseException) -> str:
 
 def check_node_shapes(graph: Graph, node: OpNode) -> None:
     """Weights and biases must fit the data they meet (shape inference checks only some)."""
+    _check_float_attrs(node)
     if node.op in SIGNAL_OPS:
         for t in node.inputs[1:]:
             if t in graph.constants and graph.constants[t].size == 0:
@@ -41,8 +44,47 @@ def check_node_shapes(graph: Graph, node: OpNode) -> None:
         _check_gemm_bias(graph, node)
     elif node.op == "Split":
         _check_split(graph, node)
-    elif node.op == "Conv" and len(node.inputs) > 2 and node.inputs[2]:
-        w, b = graph.shape(node.inputs[1]), graph.shape(node.inputs[2])
+    elif node.op == "Conv":
+        _check_conv(graph, node)
+    elif node.op == "BatchNormalization":
+        _check_batchnorm(graph, node)
+
+
+def _check_float_attrs(node: OpNode) -> None:
+    """Float attributes (Gemm's alpha, LeakyRelu's alpha, epsilons) must be numbers a circuit can take:
+    NaN never; ±Inf only as Clip's bounds (opset < 11 states them as attributes)."""
+    for key, value in node.attrs.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if isinstance(v, float) and (math.isnan(v) or (math.isinf(v) and node.op != "Clip")):
+                raise ModelError(f"node {node.name!r} ({node.op}): attribute {key!r} is {v}; give a finite number")
+
+
+def _check_batchnorm(graph: Graph, node: OpNode) -> None:
+    """y = γ(x − μ)/√(σ² + ε) + β needs σ² + ε > 0 in every channel (a constant variance)."""
+    eps = float(node.attrs.get("epsilon", 1e-5))
+    var = graph.constants.get(node.inputs[4]) if len(node.inputs) > 4 else None
+    if eps < 0:
+        raise ModelError(f"node {node.name!r} (BatchNormalization): epsilon {eps} is negative")
+    if var is not None and var.size and np.min(var.astype(np.float64) + eps) <= 0:
+        k = int(np.argmin(var.astype(np.float64).reshape(-1)))
+        raise ModelError(f"node {node.name!r} (BatchNormalization): variance {node.inputs[4]!r} is "
+                         f"{var.reshape(-1)[k]:g} at channel {k}; variance + epsilon must be positive")
+
+
+def _check_conv(graph: Graph, node: OpNode) -> None:
+    """Channels: x has group·w[1] of them and w[0] splits into ``group`` equal parts; a bias has w[0]."""
+    x, w = graph.shape(node.inputs[0]), graph.shape(node.inputs[1]) if len(node.inputs) > 1 else None
+    group = node.attrs.get("group", 1)
+    if not isinstance(group, (int, np.integer)) or group < 1:
+        raise ModelError(f"node {node.name!r} (Conv): group {group!r} must be a positive integer")
+    if x and w and len(x) >= 2 and len(w) >= 2 and all(isinstance(d, int) for d in (x[1], w[0], w[1])):
+        if x[1] != group * w[1] or w[0] % group:
+            raise ModelError(f"node {node.name!r} (Conv): input {node.inputs[0]!r} has {x[1]} channels and weight "
+                             f"{node.inputs[1]!r} has shape {list(w)} with group {group}; it needs group × "
+                             f"{w[1]} = {group * w[1]} input channels and output channels divisible by {group}")
+    if len(node.inputs) > 2 and node.inputs[2]:
+        b = graph.shape(node.inputs[2])
         if w and b is not None and isinstance(w[0], int) and tuple(b) != (w[0],):
             raise ModelError(f"node {node.name!r} (Conv): bias {node.inputs[2]!r} has shape {list(b)}, "
                              f"but the weight has {w[0]} output channels; the bias needs shape [{w[0]}]")

@@ -15,6 +15,7 @@ evaluated on arrays of net ids with the op's own kernel, which yields the permut
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 
 import logging
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from circuits.errors import InputError, ParameterError, UnsupportedError
+from circuits.errors import InputError, KelvinError, ModelError, ParameterError, UnsupportedError
 from circuits.spice.emit import GROUND, EmitContext, Supplies, adapters, emitter_for
 from circuits.spice.netlist import Deck, Element, NameTable, Subckt, bsource, indexed, instance, isource, vsource
 from circuits.targets import Target
@@ -167,6 +168,22 @@ def _drive(name: str, net: str, value: float) -> Element:
     return vsource(name, net, GROUND, value)
 
 
+@contextmanager
+def _per_sample(node: OpNode | PrimitiveNode, ins: list[np.ndarray | None]):
+    """A netlist holds one sample: the batch axis is gone from every net array. A node whose
+    operands do not fit that (e.g. a MatMul of x by its own transpose, which mixes the samples of a
+    batch) fails inside its emitter on the shapes; say so, naming the node and its operand shapes."""
+    try:
+        yield
+    except KelvinError:
+        raise
+    except (ValueError, IndexError) as exc:
+        shapes = ", ".join(str(list(x.shape)) if x is not None else "-" for x in ins)
+        raise UnsupportedError(f"node {node.name!r} ({getattr(node, 'kind', None) or node.op}): cannot build one "
+                               f"sample's circuit from operands of per-sample shape {shapes} ({exc}); "
+                               "a netlist computes each sample alone") from exc
+
+
 def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = None) -> Netlist:
     """Emit ``graph`` (already lowered for ``target``) as a network netlist for one sample."""
     opts = options or NetlistOptions()
@@ -178,12 +195,12 @@ def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = 
     adapt_in, adapt_out = adapters(opts.signal)
     nets: dict[str, np.ndarray] = {}
     input_ports, input_shapes = {}, {}
+    _check_size(graph, opts)
     for name in graph.inputs:
         shape = _sample_shape(graph, name)
         flat = [ports(f"in_{name}_{i}") for i in range(int(np.prod(shape, dtype=np.int64)))]
         input_ports[name], input_shapes[name] = flat, shape
         nets[name] = np.array([adapt_in(ctx, p) for p in flat], dtype=object).reshape(shape)
-    _check_size(graph, opts)
     position = 0  # a bank's position among primitive nodes: what keys its mismatch draws
     for node in graph.topo():
         ins = [_nets_of(graph, ctx, nets, t) if t else None for t in node.inputs]
@@ -192,10 +209,12 @@ def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = 
             ctx.node_index, ctx.node_name, position = position, node.name, position + 1
             emit = emitter_for(node.kind, node.name)
             n_elements, known = len(ctx.elements), set(ctx.subckts)
-            outs = [emit(node.primitive, ctx, [x for x in ins if x is not None])]
+            with _per_sample(node, ins):
+                outs = [emit(node.primitive, ctx, [x for x in ins if x is not None])]
             _check_realizable(node, ctx, n_elements, known, opts.force)
         elif node.placement == "wiring":
-            outs = _wire(graph, ctx, node, ins)
+            with _per_sample(node, ins):
+                outs = _wire(graph, ctx, node, ins)
         else:
             raise UnsupportedError(
                 f"node {node.name!r} ({node.kind}) runs in the digital periphery of target "
@@ -246,7 +265,8 @@ def _sample_shape(graph: Graph, tensor: str) -> tuple[int, ...]:
 
 
 def _check_size(graph: Graph, opts: NetlistOptions) -> None:
-    total = 0
+    """Before building anything: the primitives' devices, plus one source per input value."""
+    total = sum(int(np.prod(_sample_shape(graph, name), dtype=np.float64)) for name in graph.inputs)
     for node in graph.topo():
         if isinstance(node, PrimitiveNode) and node.primitive is not None:
             total += sum(node.primitive.devices(node.lanes).values()) * node.copies
@@ -263,6 +283,11 @@ def _nets_of(graph: Graph, ctx: EmitContext, nets: dict[str, np.ndarray], tensor
         return nets[tensor]
     if tensor in graph.constants:
         value = np.asarray(graph.constants[tensor], dtype=np.float64)
+        bad = ~np.isfinite(value)
+        if bad.any():
+            index = [int(i) for i in np.argwhere(bad)[0]]
+            raise ModelError(f"tensor {tensor!r} holds {value[tuple(index)]} at index {index}; a circuit's "
+                             "DC source needs a finite value")
         out = np.empty(value.shape, dtype=object)
         for idx, v in np.ndenumerate(value):
             net = ctx.net("const")

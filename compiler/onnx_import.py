@@ -160,6 +160,8 @@ def import_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> Gr
         check_node_shapes(graph, node)
         graph.add(node)
     graph.check()
+    if not graph.outputs:
+        raise ModelError(f"graph {graph.name!r} declares no outputs, so there is nothing to compute")
     log.info("imported %s: %d nodes, %d constants, opset %d", graph.name, len(graph),
              len(graph.constants), opset)
     return graph

@@ -93,6 +93,9 @@ def geometry(
                 o -= 1
         else:
             raise UnsupportedError(f"{op}: auto_pad={auto_pad!r} is not supported")
+        if op.endswith("Pool") and max(pb, pe) >= dk:  # as onnxruntime: a window of padding alone has no value
+            raise ModelError(f"{op}: pads ({pb}, {pe}) on spatial axis {i} must be smaller than the "
+                             f"{'dilated ' if d > 1 else ''}kernel {dk}; a window would cover only padding")
         if o < 1:
             raise ModelError(
                 f"{op}: dilated kernel {dk} does not fit spatial axis {i} of size {size} "

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from circuits.errors import KelvinError
 from compiler.ir import Graph, OpNode, TensorInfo
 from compiler.ops._window import geometry, tap_counts
 from compiler.ops.kelvin_ops import window_attrs
 from compiler.passes.linear import make_dense
+
+
+def _geometry(node: OpNode, spatial, kernel, ceil: bool = False):
+    """`geometry` for ``node``; a bad window names the node."""
+    try:
+        return geometry(node.op, spatial, kernel, node.attrs, ceil)
+    except KelvinError as exc:
+        raise type(exc)(f"node {node.name!r} ({node.op}): {str(exc).removeprefix(node.op + ': ')}") from None
 
 
 def _static_image(g: Graph, tensor: str) -> tuple[int, ...] | None:
@@ -47,7 +56,7 @@ class ConvToMatrix:
             b = g.constants[node.inputs[2]] if len(node.inputs) > 2 and node.inputs[2] else None
             groups = int(node.attrs.get("group", 1))
             kernel = node.attrs.get("kernel_shape") or w.shape[2:]
-            win = geometry("Conv", image[1:], kernel, node.attrs)
+            win = _geometry(node, image[1:], kernel)
             k, cg = w.shape[:2]
             taps = int(np.prod(win.kernel))
             positions = int(np.prod(win.out_shape))
@@ -96,7 +105,7 @@ class PoolToWindows:
             return False
         channels, spatial = image[0], image[1:]
         ceil = bool(node.attrs.get("ceil_mode", 0))
-        win = geometry(node.op, spatial, node.attrs["kernel_shape"], node.attrs, ceil)
+        win = _geometry(node, spatial, node.attrs["kernel_shape"], ceil)
         taps = int(np.prod(win.kernel))
         positions = int(np.prod(win.out_shape))
         is_max = node.op == "MaxPool"

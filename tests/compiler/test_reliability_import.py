@@ -71,3 +71,48 @@ def test_nan_weights_name_the_node_and_tensor():
         w = np.ones((4, 3))
         w[1, 2] = np.nan
         import_model(_gemm(["N", 4], w, np.zeros(3), ["N", 3]))
+
+
+def _one(node, inputs, outputs, inits=()):
+    graph = helper.make_graph([node] if node is not None else [], "t", inputs, outputs, list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_conv_channels_that_do_not_fit_the_groups():
+    """Issue found by probing: x with 2 channels against group 3 ended in an internal reshape error."""
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="cv", group=3)
+    model = _one(node, [fvi("x", [1, 2, 4, 4])], [fvi("y", ["a", "b", "c", "d"])], [init("w", np.ones((3, 1, 2, 2), np.float32))])
+    with pytest.raises(ModelError, match=r"'cv' \(Conv\): input 'x' has 2 channels.*group 3.*3 input channels"):
+        import_model(model)
+
+
+@pytest.mark.parametrize("op, attr, value", [("Gemm", "alpha", np.inf), ("Gemm", "beta", np.nan),
+                                             ("LeakyRelu", "alpha", np.nan)])
+def test_non_finite_attribute_names_the_node(op, attr, value):
+    inputs = ["x", "w"] if op == "Gemm" else ["x"]
+    node = helper.make_node(op, inputs, ["y"], name="n", **{attr: float(value)}, **({"transB": 1} if op == "Gemm" else {}))
+    inits = [init("w", np.ones((4, 4), np.float32))] if op == "Gemm" else []
+    with pytest.raises(ModelError, match=rf"'n' \({op}\): attribute '{attr}' is {value}"):
+        import_model(_one(node, [fvi("x", ["N", 4])], [fvi("y", ["N", 4])], inits))
+
+
+@pytest.mark.parametrize("eps, var, match", [(-1.0, 1.0, r"epsilon -1.0 is negative"),
+                                             (1e-5, -2.0, r"variance 'v' is -2 at channel 1")])
+def test_batchnorm_with_no_real_scale(eps, var, match):
+    node = helper.make_node("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"], name="bn", epsilon=eps)
+    inits = [init(k, np.ones(2, np.float32)) for k in "gbm"] + [init("v", np.array([1.0, var], np.float32))]
+    with pytest.raises(ModelError, match=rf"'bn' \(BatchNormalization\): {match}"):
+        import_model(_one(node, [fvi("x", ["N", 2, 3, 3])], [fvi("y", ["N", 2, 3, 3])], inits))
+
+
+def test_graph_without_outputs():
+    with pytest.raises(ModelError, match=r"declares no outputs"):
+        import_model(_one(helper.make_node("Relu", ["x"], ["y"], name="r"), [fvi("x", ["N", 4])], []))
+
+
+def test_pool_window_of_padding_alone_names_the_node():
+    node = helper.make_node("AveragePool", ["x"], ["y"], name="ap", kernel_shape=[2, 2], pads=[5, 5, 5, 5])
+    with pytest.raises(ModelError, match=r"'ap' \(AveragePool\): pads \(5, 5\).*smaller than the kernel 2"):
+        compile_model(_one(node, [fvi("x", [1, 1, 4, 4])], [fvi("y", [1, 1, 13, 13])]), "opamp")
