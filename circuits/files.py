@@ -15,6 +15,8 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,6 +86,29 @@ def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> Path:
     return write_bytes(path, buf.getvalue())
 
 
+def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, read now and never unpickled.
+
+    A hostile or damaged file raises ValueError saying what is wrong (a single ``.npy`` array
+    instead of an archive, a member that is not an array, a broken archive, an array larger than
+    memory), or OSError if it cannot be opened, so one ``except (OSError, ValueError)`` covers all.
+    """
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single .npy array, not an .npz archive of named arrays")
+        with z:
+            out = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise ValueError(f"a damaged archive: {exc}") from exc
+    except MemoryError as exc:
+        raise ValueError(f"an array in it is larger than this machine's memory ({exc})") from exc
+    for k, v in out.items():
+        if not isinstance(v, np.ndarray):  # NpzFile hands back a non-.npy member as raw bytes
+            raise ValueError(f"member {k!r} is not a NumPy array (.npy)")
+    return out
+
+
 @contextmanager
 def dir_lock(outdir: str | os.PathLike[str]) -> Iterator[Path]:
     """Hold ``.NAME.lock`` beside directory ``outdir`` (fails at once if another run holds it).
@@ -128,6 +153,10 @@ def check_output(path: str | os.PathLike[str], *, directory: bool) -> Path:
     so ``-o .`` can never replace a user's files. Returns the path, a symlinked directory resolved.
     """
     out = Path(path)
+    try:
+        out.exists()  # stat: a name too long, or a parent that is a file, fails here
+    except OSError as exc:
+        raise OutputError(f"{out}: not a usable output path ({exc.strerror or exc})") from exc
     if directory and out.is_symlink():
         out = out.resolve()
     if directory and out.exists() and not out.is_dir():

@@ -326,6 +326,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"kelvin {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file the user named that the system refuses (name too long, permissions, disk full)
+        if args.verbose:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"kelvin {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except MemoryError as exc:  # e.g. a model whose shapes or Expand/ConstantOfShape ask for terabytes
+        if args.verbose:
+            traceback.print_exc()
+        print(f"kelvin {args.command}: error: out of memory ({exc or 'no detail'}); the model's tensor "
+              "shapes or the data ask for more than this machine has", file=sys.stderr)
+        return EXIT_ERROR
     except Exception as exc:  # a bug: still one line unless -v
         if args.verbose:
             traceback.print_exc()

@@ -24,7 +24,7 @@ def hardware_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument("--no-drift-compensation", action="store_false", dest="drift_compensation", default=None,
                    help="pcm: no global drift compensation")
     for conv in ("weight", "dac", "adc"):
-        p.add_argument(f"--{conv}-bits", type=int, help=f"{conv} resolution in bits, 1-16 (crossbar DAC/ADC "
+        p.add_argument(f"--{conv}-bits", type=int, help=f"{conv} resolution in bits, 2-16 (crossbar DAC/ADC "
                                                         "default 8)" if conv != "weight" else
                        "weight resolution in bits, 1-16 (crossbar conductances, op-amp resistor ratios)")
     p.add_argument("--sizing", choices=SIZINGS, help="current-mode mirror sizing (default: default)")

@@ -7,12 +7,13 @@ the SPICE side can read inputs without importing the command layer.
 from __future__ import annotations
 
 import os
-import zipfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from circuits.errors import InputError
+from circuits.files import read_npz
 from compiler.ir import Graph
 
 
@@ -26,28 +27,40 @@ def load_inputs(path: str | os.PathLike[str], graph: Graph) -> dict[str, np.ndar
     suffix = p.suffix.lower()
     try:
         if suffix == ".npy":
-            arrays = {graph.inputs[0]: np.load(p, allow_pickle=False)} if len(graph.inputs) == 1 else None
+            arrays = {graph.inputs[0]: _load_npy(p)} if len(graph.inputs) == 1 else None
             if arrays is None:
                 raise InputError(f"{p}: the model has {len(graph.inputs)} inputs "
                                  f"({', '.join(graph.inputs)}); give an .npz keyed by those names")
         elif suffix == ".npz":
-            with np.load(p, allow_pickle=False) as data:
-                missing = [n for n in graph.inputs if n not in data]
-                if missing:
-                    raise InputError(f"{p}: no array named {', '.join(map(repr, missing))} (the file holds "
-                                     f"{', '.join(map(repr, data.files)) or 'nothing'}); key arrays by input name")
-                arrays = {n: data[n] for n in graph.inputs}
+            data = read_npz(p)
+            missing = [n for n in graph.inputs if n not in data]
+            if missing:
+                raise InputError(f"{p}: no array named {', '.join(map(repr, missing))} (the file holds "
+                                 f"{', '.join(map(repr, data)) or 'nothing'}); key arrays by input name")
+            arrays = {n: data[n] for n in graph.inputs}
         elif suffix == ".csv":
             if len(graph.inputs) != 1:
                 raise InputError(f"{p}: CSV input needs a single-input model")
-            arrays = {graph.inputs[0]: np.atleast_2d(np.loadtxt(p, delimiter=",", dtype=np.float64))}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "input contained no data": said below
+                rows = np.atleast_2d(np.loadtxt(p, delimiter=",", dtype=np.float64))
+            if rows.size == 0:
+                raise InputError(f"{p}: holds no numbers; give one sample per row")
+            arrays = {graph.inputs[0]: rows}
         else:
             raise InputError(f"{p}: unknown input format {suffix or '(none)'}; use .npy, .npz or .csv")
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError) as exc:
         raise InputError(f"{p}: cannot read input ({exc})") from exc
     for name, arr in arrays.items():
         check_values(p, name, arr)
     return arrays
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except MemoryError as exc:
+        raise ValueError(f"its array is larger than this machine's memory ({exc})") from exc
 
 
 def check_values(path: Path, name: str, arr: np.ndarray) -> None:

@@ -21,7 +21,6 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 
 from circuits.data import model_file
 from circuits.errors import InputError
-from circuits.files import ensure_dir, write_json, write_npz
+from circuits.files import ensure_dir, read_npz, write_json, write_npz
 from circuits.spice.devices import DeviceCard
 from sim.characterize.families import Family, family_class
 from sim.characterize.sweeps import NOMINAL, PlannedJob, Sweep, chunk_name
@@ -87,9 +86,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _read_npz(path: Path, what: str) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        return read_npz(path)
+    except (OSError, ValueError) as exc:
         raise CharacterizationDataError(f"{path}: unreadable or corrupt {what} ({type(exc).__name__}: {exc}); "
                                         "the file was kept - delete it to simulate it again") from exc
 

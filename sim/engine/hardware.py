@@ -47,8 +47,12 @@ TARGET_MODES = {
 
 
 def check_bits(name: str, bits: int | None) -> None:
+    """Bit widths are integers in 1..16; a converter (DAC, ADC) needs 2: a symmetric mid-tread one
+    has 2^(bits−1) − 1 levels each side of zero, none at 1 bit (`Quantize`, the netlist's `Quantizer`)."""
     if bits is not None and not (isinstance(bits, int) and 1 <= bits <= 16):
         raise ParameterError(f"{name}: bit widths are integers in 1..16, got {bits}")
+    if bits == 1 and ("dac" in name or "adc" in name):
+        raise ParameterError(f"{name}: a symmetric converter needs at least 2 bits (levels -1, 0, +1), got 1")
 
 
 class HardwareModel:

@@ -61,8 +61,8 @@ class HardwareOptions:
             raise ParameterError(f"--chip-seed: a non-negative integer, got {self.chip_seed}")
         if not (math.isfinite(self.pcm_time_s) and self.pcm_time_s >= 0):
             raise ParameterError(f"--pcm-time: seconds after programming, ≥ 0, got {self.pcm_time_s}")
-        if not (math.isfinite(self.noise) and self.noise >= 0):
-            raise ParameterError(f"--noise: a relative standard deviation ≥ 0, got {self.noise}")
+        if not (math.isfinite(self.noise) and 0 <= self.noise <= 1):
+            raise ParameterError(f"--noise: a relative standard deviation in [0, 1] (0.001 is 0.1 %), got {self.noise}")
         for n in ("weight_bits", "dac_bits", "adc_bits"):
             check_bits(f"--{n.replace('_', '-')}", getattr(self, n))
         if "irdrop" in self.modes and self.wire_ohm is None:

@@ -212,7 +212,7 @@ class Program:
                 raise InputError(f"missing value for graph input {name!r}")
             x = np.asarray(feeds[name])
             if x.dtype.kind == "f" and x.dtype != self.dtype:
-                x = x.astype(self.dtype)
+                x = _cast_checked(name, x, self.dtype)
             m = self.input_maps.get(name)
             if m is not None and m.pre:
                 x, input_saved[name] = chain(m.pre, x, rng, train)
@@ -446,6 +446,19 @@ class Program:
             if new:
                 node.primitive = node.primitive.with_parameters(**new)
         return g
+
+
+def _cast_checked(name: str, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``x`` in the program's dtype; a finite value beyond that dtype's range (1e300 into float32)
+    would become Inf and every output NaN, so it is an input error naming the tensor and index."""
+    top = np.finfo(dtype).max
+    if np.finfo(x.dtype).max > top:
+        big = np.abs(x) > top
+        if big.any():
+            index = [int(i) for i in np.argwhere(big)[0]]
+            raise InputError(f"input {name!r} holds {x[tuple(index)]:g} at index {index}, beyond the "
+                             f"engine's {np.dtype(dtype).name} range (±{top:.3g}); rescale the input")
+    return x.astype(dtype)
 
 
 def check_unsupported_grad(program: Program) -> list[str]:

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from circuits.errors import InputError
-from circuits.files import write_npz
+from circuits.files import read_npz, write_npz
 from circuits.spice.current_cells import MAX_LEVEL
 from sim.measure import csv_format
 
@@ -93,9 +93,8 @@ class Measurements:
             data = csv_format.read_dir(p)
         else:
             try:
-                with np.load(p, allow_pickle=False) as z:
-                    data = {k: z[k] for k in z.files}
-            except (OSError, ValueError, EOFError) as exc:
+                data = read_npz(p)
+            except (OSError, ValueError) as exc:
                 raise InputError(f"{p}: not a readable measurement .npz or CSV directory ({exc})") from exc
         for key in ("config", "x", "y", "meta"):
             if key not in data:

@@ -50,7 +50,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from circuits.errors import InputError
-from circuits.files import staged_dir, write_json, write_npz
+from circuits.files import read_npz, staged_dir, write_json, write_npz
 from circuits.spice.current_cells import SIZINGS, CellSizing
 from circuits.current import SynapseArray
 from sim.chip import EarlySlopes
@@ -171,8 +171,7 @@ class MeasuredChip:
         d = Path(directory)
         try:
             doc = json.loads((d / "kelvin.json").read_text())
-            with np.load(d / FILE, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
+            data = read_npz(d / FILE)
             banks = {}
             for n in doc["banks"]:
                 out, n_in, rs, cs, eq = (int(v) for v in data[f"{n}/shape"])

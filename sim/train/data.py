@@ -17,13 +17,13 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import math
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from circuits.errors import InputError
+from circuits.files import read_npz
 
 BUILTIN = ("digits", "iris", "mnist")
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -140,14 +140,14 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise InputError(f"{path}: no such data file; give an .npz (x_train, y_train, x_test, y_test) "
                          f"or one of {', '.join(BUILTIN)}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in KEYS if k not in data.files]
-            if missing:
-                raise InputError(f"{path}: missing array(s) {', '.join(missing)} (the file holds "
-                                 f"{', '.join(data.files) or 'nothing'}); an .npz needs {', '.join(KEYS)}")
-            return {k: np.asarray(data[k]) for k in KEYS}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        data = read_npz(path)
+    except (ValueError, OSError) as exc:
         raise InputError(f"{path}: not a readable .npz file ({exc})") from exc
+    missing = [k for k in KEYS if k not in data]
+    if missing:
+        raise InputError(f"{path}: missing array(s) {', '.join(missing)} (the file holds "
+                         f"{', '.join(data) or 'nothing'}); an .npz needs {', '.join(KEYS)}")
+    return {k: data[k] for k in KEYS}
 
 
 def _features(shape: tuple) -> int | None:
@@ -165,9 +165,7 @@ def _checked(name: str, arrays: dict[str, np.ndarray], input_shape: tuple | None
             raise InputError(f"{name}: {k} has dtype {a.dtype}; inputs must be real numbers")
         if a.ndim < 1 or len(a) == 0:
             raise InputError(f"{name}: {k} is empty")
-        if not np.all(np.isfinite(a)):
-            bad = np.argwhere(~np.isfinite(a))[0]
-            raise InputError(f"{name}: {k} holds a non-finite value at index {tuple(int(i) for i in bad)}")
+        _check_float32(name, k, a)
     for xk, yk in (("x_train", "y_train"), ("x_test", "y_test")):
         if len(arrays[xk]) != len(arrays[yk]):
             raise InputError(f"{name}: {xk} has {len(arrays[xk])} samples but {yk} has {len(arrays[yk])}")
@@ -180,13 +178,25 @@ def _checked(name: str, arrays: dict[str, np.ndarray], input_shape: tuple | None
         if lo < 0:
             raise InputError(f"{name}: labels must be ≥ 0, found {lo}")
         classes = int(max(y_tr.max(), y_te.max())) + 1
-    elif y_tr.dtype.kind != "f":
-        raise InputError(f"{name}: y_train has dtype {y_tr.dtype}; use integer labels or float targets")
+    else:
+        for k, y in (("y_train", y_tr), ("y_test", y_te)):
+            if y.dtype.kind not in "fiu":
+                raise InputError(f"{name}: {k} has dtype {y.dtype}; use integer labels or float targets")
+            _check_float32(name, k, y)
     x_tr, x_te = x_tr.astype(np.float32), x_te.astype(np.float32)
     if input_shape is not None:
         x_tr, x_te = (_reshape(name, k, a, input_shape) for k, a in (("x_train", x_tr), ("x_test", x_te)))
     return Dataset(name, x_tr, y_tr if classification else y_tr.astype(np.float32), x_te,
                    y_te if classification else y_te.astype(np.float32), classes)
+
+
+def _check_float32(name: str, key: str, a: np.ndarray) -> None:
+    """Finite, and within float32's range: the engine trains in float32, where 1e300 is Inf."""
+    bad = ~np.isfinite(a) | (np.abs(a) > np.finfo(np.float32).max) if a.dtype.kind == "f" else None
+    if bad is not None and bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputError(f"{name}: {key} holds {a[index]:g} at index {index}; values must be finite and "
+                         "within float32's range (±3.4e38)")
 
 
 def _reshape(name: str, key: str, a: np.ndarray, shape: tuple) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from circuits.errors import InputError, KelvinError
-from circuits.files import write_npz
+from circuits.files import read_npz, write_npz
 from sim.engine.program import Program
 from sim.train.data import Dataset
 from sim.train.loss import accuracy, loss_and_grad
@@ -178,8 +178,7 @@ def _save_checkpoint(path: Path, program, opt, rng_data, rng_hw, ident, epoch, r
 
 def _load_checkpoint(path: Path, program, opt, rng_data, rng_hw, ident, result) -> int:
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+        arrays = read_npz(path)
         meta = json.loads(str(arrays.pop("meta")))
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
         raise TrainingError(f"{path}: not a readable Kelvin checkpoint ({exc})") from exc

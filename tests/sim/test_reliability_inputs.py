@@ -144,3 +144,75 @@ def test_zero_size_input_compiles_without_a_netlist(tmp_path, capsys):
     assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "o"), "-q"]) == 0
     reason = json.loads((tmp_path / "o" / "graph.json").read_text())["netlist"]["reason"]
     assert "'x'" in reason and "zero-size" in reason
+
+
+def _hostile_files(tmp_path):
+    """Files a probe of the CLI turned up that ended in internal errors or NaN outputs."""
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "member.npz", "w") as z:  # an .npz member that is not an .npy
+        z.writestr("x.npy", b"not npy")
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (8000000000,), }"
+    header += " " * (63 - len(header) % 64) + "\n"  # an .npy header promising 30 GiB
+    (tmp_path / "huge.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little")
+                                        + header.encode() + b"\0" * 64)
+    np.save(tmp_path / "f64.npy", np.full((2, 4), 1e300))  # finite, but Inf in the engine's float32
+    (tmp_path / "blank.csv").write_text("\n\n")
+    np.save(tmp_path / "single.npy", np.ones((2, 4)))  # an .npy where an .npz data set is due
+    return {"member.npz": r"member 'x' is not a NumPy array", "huge.npy": r"larger than this machine's memory",
+            "f64.npy": r"'x' holds 1e\+300 at index \[0, 0\], beyond the engine's float32 range",
+            "blank.csv": r"blank.csv: holds no numbers"}
+
+
+def test_hostile_input_files_are_one_line(tmp_path, model, capsys):
+    for name, pattern in _hostile_files(tmp_path).items():
+        line = _line(capsys, main(["run", model, "-i", str(tmp_path / name), "-q"]))
+        assert re.search(pattern, line), (name, line)
+    line = _line(capsys, main(["evaluate", model, "--data", str(tmp_path / "single.npy"), "-q"]))
+    assert "single .npy array, not an .npz archive" in line, line
+
+
+def test_training_data_beyond_float32_or_nan_targets(tmp_path, model, capsys):
+    base = {"x_train": np.ones((4, 4)), "y_train": np.zeros((4, 3)), "x_test": np.ones((2, 4)),
+            "y_test": np.zeros((2, 3))}
+    for key, bad, pattern in (("x_test", np.full((2, 4), 1e300), r"x_test holds 1e\+300 at index \(0, 0\)"),
+                              ("y_train", np.full((4, 3), np.nan), r"y_train holds nan at index \(0, 0\)")):
+        np.savez(tmp_path / "d.npz", **{**base, key: bad})
+        line = _line(capsys, main(["evaluate", model, "--data", str(tmp_path / "d.npz"), "--loss", "mse", "-q"]))
+        assert re.search(pattern, line), line
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--target", "crossbar", "--hardware", "quantized", "--dac-bits", "1"], r"--dac-bits: .*at least 2 bits"),
+    (["--target", "crossbar", "--hardware", "quantized", "--adc-bits", "1"], r"--adc-bits: .*at least 2 bits"),
+    (["--hardware", "noise", "--noise", "1e300"], r"--noise: .*in \[0, 1\]")])
+def test_options_that_made_nan_or_divided_by_zero(tmp_path, model, capsys, argv, pattern):
+    np.save(tmp_path / "x.npy", np.ones((2, 4), np.float32))
+    line = _line(capsys, main(["run", model, "-i", str(tmp_path / "x.npy"), *argv, "-q"]))
+    assert re.search(pattern, line), line
+
+
+def test_output_name_too_long(tmp_path, model, capsys):
+    line = _line(capsys, main(["compile", model, "-o", str(tmp_path / ("a" * 300)), "-q"]))
+    assert "not a usable output path" in line and "too long" in line, line
+
+
+def test_netlist_refusals_keep_the_compile(tmp_path, capsys):
+    """A MatMul of x by its own transpose mixes a batch's samples: no netlist, said why, graph.json
+    written. A 10¹²-feature input is refused by the size check before any port is built (it hung)."""
+    import json
+    mm = [helper.make_node("Transpose", ["x"], ["xt"], name="t"), helper.make_node("MatMul", ["x", "xt"], ["y"], name="mm")]
+    relu = [helper.make_node("Relu", ["x"], ["y"], name="r")]
+    for name, nodes, x, y, reason in (("mm", mm, [2, 4], ["a", "b"], r"'mm' \(opamp.matmul\): cannot build one sample"),
+                                      ("big", relu, ["N", 10**12], ["N", 10**12], r"about [\d,]+ devices")):
+        onnx.save(make_model(nodes, [fvi("x", x)], [fvi("y", y)]), tmp_path / f"{name}.onnx")
+        assert main(["compile", str(tmp_path / f"{name}.onnx"), "-o", str(tmp_path / name), "-q"]) == 0
+        doc = json.loads((tmp_path / name / "graph.json").read_text())
+        assert not doc["netlist"]["written"] and re.search(reason, doc["netlist"]["reason"]), doc["netlist"]
+
+
+def test_infinite_constant_signal_names_the_tensor(tmp_path, capsys):
+    node = helper.make_node("Mul", ["x", "c"], ["y"], name="mu")
+    onnx.save(make_model([node], [fvi("x", ["N", 4])], [fvi("y", ["N", 4])],
+                         [init("c", np.array([np.inf, 1, 1, 1], np.float32))]), tmp_path / "m.onnx")
+    line = _line(capsys, main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "o"), "-q"]))
+    assert "tensor 'c' holds inf at index [0]" in line, line
