@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
 
+from circuits.files import json_safe
 from circuits.spice.current_cells import SIZINGS
+
+log = logging.getLogger(__name__)
 
 HARDWARE_HELP = ("hardware model(s), comma-separated: ideal, quantized, noise, population, pcm, irdrop, chip, fitted "
                  "(default: ideal; chip when --chip-seed is given)")
@@ -123,5 +128,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                         spice={"scale": args.scale, "workers": args.workers, "timeout_s": args.timeout},
                         output=args.output, progress=not args.quiet)
     keys = ("test_accuracy", "test_loss", "mean", "std", "p5", "worst", "samples", "chips")
-    print(json.dumps({k: doc[k] for k in keys if k in doc}))
+    loss = doc.get("test_loss")
+    if isinstance(loss, float) and not math.isfinite(loss):
+        log.warning("%s: the model's outputs on the test set are not finite (loss %s; written as null)",
+                    args.model, loss)
+    print(json.dumps(json_safe({k: doc[k] for k in keys if k in doc})))
     return 0

@@ -216,3 +216,19 @@ def test_infinite_constant_signal_names_the_tensor(tmp_path, capsys):
                          [init("c", np.array([np.inf, 1, 1, 1], np.float32))]), tmp_path / "m.onnx")
     line = _line(capsys, main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "o"), "-q"]))
     assert "tensor 'c' holds inf at index [0]" in line, line
+
+
+def test_nan_outputs_give_strict_json(tmp_path, capsys, caplog):
+    """Log of negative inputs is NaN, as onnxruntime says; the metrics stay strict JSON (null) and a
+    warning says why, where `allow_nan=False` used to end in an internal ValueError."""
+    import json
+    onnx.save(make_model([helper.make_node("Log", ["x"], ["y"], name="l")], [fvi("x", ["N", 4])],
+                         [fvi("y", ["N", 4])]), tmp_path / "log.onnx")
+    np.savez(tmp_path / "d.npz", x_train=-np.ones((4, 4)), y_train=np.zeros((4, 4)), x_test=-np.ones((2, 4)),
+             y_test=np.zeros((2, 4)))
+    out = tmp_path / "e.json"
+    assert main(["evaluate", str(tmp_path / "log.onnx"), "--data", str(tmp_path / "d.npz"), "--loss", "mse",
+                 "-o", str(out), "-q"]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out.strip())["test_loss"] is None and "not finite" in caplog.text
+    assert json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c))["test_loss"] is None
