@@ -387,14 +387,23 @@ class Program:
                 if fld in gp:
                     pgrads[key] = pgrads[key] + gp[fld] if key in pgrads else gp[fld]
             if update is not None and any(fld in gp for fld, _ in step.params):
-                moved = dict(p)
+                before = {}
                 for fld, key in step.params:
                     if fld in gp:
-                        before = self.params[key].copy()
-                        # with no weight map p[fld] is the stored array itself, which update moves in place
-                        base = before if np.shares_memory(p[fld], self.params[key]) else p[fld]
+                        before[fld] = self.params[key].copy()
                         update(key, gp[fld])
-                        moved[fld] = base + (self.params[key] - before)
+                if maps.wmap and all(m.deterministic for m in maps.wmap):
+                    # a fixed map (levels, one chip, a measured chip) of the moved parameters, exactly;
+                    # a chip's map may also reshape them (a signed row into its two somas)
+                    raw = {fld: self.params[key] for fld, key in step.params}
+                    moved = chain(maps.wmap, {**raw, **(step.const or {})}, None, False)[0]
+                else:  # a fresh draw (noise, population) keeps this step's draw, moved by the update
+                    moved = dict(p)
+                    for fld, key in step.params:
+                        if fld in before:
+                            # with no weight map p[fld] is the stored array itself, which update moved in place
+                            base = before[fld] if np.shares_memory(p[fld], self.params[key]) else p[fld]
+                            moved[fld] = base + (self.params[key] - before[fld])
                 gxs, _ = step.kernel.backward(step.node.primitive, moved, ksaved, gy)
             if maps.pre and gxs and gxs[0] is not None:
                 gxs = [chain_back(maps.pre, pre_saved, gxs[0]), *gxs[1:]]

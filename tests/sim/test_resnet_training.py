@@ -83,3 +83,23 @@ def test_pipelined_error_uses_weights_moved_by_one_step(modes):
     gw = gy.T @ x
     np.testing.assert_allclose(prog.params[wkey], w0 - eta * gw, rtol=1e-12)
     np.testing.assert_allclose(grads["input:x"], gy @ (w0 - eta * gw), rtol=1e-12)
+
+
+@pytest.mark.parametrize("target, modes", [("current", ("chip",)), ("current", ("quantized",))])
+def test_pipelined_error_through_a_fixed_weight_map(target, modes):
+    """A chip's map turns a signed row into its two somas (the mapped weights have another shape than the
+    stored ones), which the pipelined update used to add its step to (a broadcast error): with a fixed map
+    the error path now maps the moved weights again, so it equals a plain backward after the update."""
+    c = compile_model(mlp((4, 3), seed=0), target)
+    prog = build_program(c, HardwareOptions(modes=modes, chip_seed=1), trainable=True, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    x, gy = rng.uniform(0.2, 1, size=(5, 4)), rng.normal(size=(5, 3))
+
+    def update(key, g):
+        prog.params[key] -= 1e-4 * g
+
+    _, tape = prog.forward({"x": x}, train=True)
+    piped = prog.backward(tape, {"y": gy}, input_grads=True, update=update)["input:x"]
+    _, tape = prog.forward({"x": x}, train=True)  # the moved weights, read afresh
+    plain = prog.backward(tape, {"y": gy}, input_grads=True)["input:x"]
+    np.testing.assert_allclose(piped, plain, rtol=1e-9, atol=1e-12)
