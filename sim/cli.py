@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -326,6 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"kelvin {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `kelvin run … | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141
     except OSError as exc:  # a file the user named that the system refuses (name too long, permissions, disk full)
         if args.verbose:
             traceback.print_exc()

@@ -67,7 +67,7 @@ def load_fits(directory: str | Path) -> dict[str, Fit]:
     for path in sorted(d.glob("*.json")):
         try:
             doc = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise InputError(f"{path}: not a readable fit file ({exc})") from exc
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise InputError(f"{path}: not a Kelvin fit (format {doc.get('format') if isinstance(doc, dict) else '?'!r}, "
@@ -83,8 +83,11 @@ def load_fits(directory: str | Path) -> dict[str, Fit]:
             fits[doc["family"]] = Fit(path, doc["kind"], doc["family"], names, nominal, mean, cov)
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{path}: field {exc} is missing or malformed") from exc
-        if mean.shape != (len(names),) or cov.shape != (len(names), len(names)):
+        if mean.shape != (len(names),) or cov.shape != (len(names), len(names)) or nominal.shape != (len(names),):
             raise InputError(f"{path}: population mean/cov do not match its {len(names)} parameters")
+        for key, arr in (("nominal", nominal), ("population.mean", mean), ("population.cov", cov)):
+            if not np.isfinite(arr).all():
+                raise InputError(f"{path}: field {key!r} holds non-finite values")
     if not fits:
         raise InputError(f"--fits {d}: no fit files (*.json) in it; run kelvin characterize and kelvin fit")
     return fits

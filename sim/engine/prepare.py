@@ -187,6 +187,9 @@ def _measured_chip_program(compiled: Compiled, opts: HardwareOptions, models: li
     missing = sorted(set(banks) - set(chip.banks))
     if missing:
         raise InputError(f"--fits {opts.fits}: no measurement of bank(s) {', '.join(missing)} of this model")
+    if other := sorted(set(chip.readouts) - set(compiled.graph.outputs)):
+        raise InputError(f"--fits {opts.fits}: a read-out of {other[0]!r}, which is not an output of this model "
+                         f"({', '.join(compiled.graph.outputs)})")
     for node in graph.nodes:
         if isinstance(node, Node) and node.outputs[0] in chip.readouts and node.name not in banks:
             m = chip.readouts[node.outputs[0]]

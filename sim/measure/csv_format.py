@@ -99,9 +99,12 @@ def _number(path: Path, n: int, col: str, cell: str, blank_ok: bool = False) -> 
 
 def _integer(path: Path, n: int, col: str, cell: str) -> int:
     try:
-        return int(cell.strip())
+        value = int(cell.strip())
     except ValueError:
         raise InputError(f"{path}, line {n}, column {col!r}: {cell!r} is not an integer") from None
+    if abs(value) >= 2 ** 31:  # indices and levels are small; this also keeps NumPy's int64 from overflowing
+        raise InputError(f"{path}, line {n}, column {col!r}: {value} is out of range")
+    return value
 
 
 def _indexed(path: Path, header: list[str], prefix: str) -> list[int]:
@@ -129,11 +132,11 @@ def read_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         meta = json.loads((root / META).read_text(encoding="utf-8"))
         banks = [str(b) for b in meta["banks"]]
-        shapes = {b: tuple(int(v) for v in meta["shapes"][b]) for b in banks}
+        shapes = {b: tuple(meta["shapes"][b]) for b in banks}
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{root / META}: not the expected JSON; it needs 'banks' and 'shapes' ({exc})") from exc
     for b, shape in shapes.items():
-        if len(shape) != 2 or min(shape) < 1:
+        if len(shape) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
             raise InputError(f"{root / META}: 'shapes' of bank {b!r} must be [out, in] >= 1, got {list(shape)}")
 
     p = root / PROBES
@@ -167,17 +170,21 @@ def read_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
     header, body = _rows(q)
     if header != LEVEL_HEADER:
         raise InputError(f"{q}: the header must be {','.join(LEVEL_HEADER)}")
-    entries = []
+    entries, seen = [], {}
     for n, (bank, k, r, j, level) in body:
         bank = bank.strip()
         if bank not in shapes:
             raise InputError(f"{q}, line {n}: bank {bank!r} is not among {META}'s banks {banks}")
         k, r, v = _integer(q, n, "config", k), _integer(q, n, "row", r), _integer(q, n, "level", level)
-        j = -1 if j.strip() == "bias" else _integer(q, n, "column", j)
+        bias = j.strip() == "bias"
+        j = -1 if bias else _integer(q, n, "column", j)
         out, inp = shapes[bank]
-        if not (0 <= r < out and -1 <= j < inp and k >= 0):
-            raise InputError(f"{q}, line {n}: config {k}, row {r}, column {j} is outside bank {bank!r} "
-                             f"({out} rows x {inp} columns)")
+        if not (0 <= r < out and (bias or 0 <= j < inp) and k >= 0):  # a literal -1 is no synonym for bias
+            raise InputError(f"{q}, line {n}: config {k}, row {r}, column {'bias' if bias else j} is outside "
+                             f"bank {bank!r} ({out} rows x {inp} columns, or 'bias')")
+        if (first := seen.setdefault((bank, k, r, j), n)) != n:
+            raise InputError(f"{q}, line {n}: bank {bank!r} config {k} row {r} column {'bias' if bias else j} "
+                             f"is listed again (first on line {first})")
         entries.append((n, bank, k, r, j, v))
     used = [int(config.max())] + [e[2] for e in entries]
     count = meta.get("configurations", max(used) + 1)

@@ -15,7 +15,7 @@ names, e.g. ``fc1``):
                                             (positive somas, then their negated twins); NaN where the
                                             chip does not expose a soma
     meta                str   (JSON)        {"banks": [in order], "inputs": {bank: "x" | other bank},
-                                             "outputs": [bank whose somas the read-out pairs use],
+                                             "outputs": [the network's output name: the read-out],
                                              "w_unit": level step in model units, "scale": A per unit,
                                              "sizing": ..., "source": free text,
                                              optional "early_slopes": [kn, kp] (n·U_T/V_A of the NMOS
@@ -47,6 +47,34 @@ from sim.measure import csv_format
 def is_csv_path(path: str | os.PathLike[str]) -> bool:
     """Whether a measurement written to ``path`` is a CSV directory: any name not ending in ``.npz``."""
     return Path(path).suffix.lower() != ".npz"
+
+
+LARGEST = 1e15
+"""Largest |reading| accepted, in model units (a soma current of 10 nA per unit is 1 A at 1e8):
+beyond it a record is corrupt, and squares in the fit would overflow."""
+
+
+def _reals(p: Path, data: dict, key: str) -> np.ndarray:
+    a = np.asarray(data[key])
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{p}: array {key!r} has dtype {a.dtype}; measurements are numbers")
+    a = a.astype(np.float64)
+    big = np.isfinite(a) & (np.abs(a) > LARGEST)  # NaN (an unexposed soma) and Inf are judged below
+    if big.any():
+        index = [int(i) for i in np.argwhere(big)[0]]
+        raise InputError(f"{p}: array {key!r} holds {a[tuple(index)]:g} at index {index}, beyond "
+                         f"±{LARGEST:g} model units; no chip reads that")
+    return a
+
+
+def _integers(p: Path, data: dict, key: str) -> np.ndarray:
+    a = np.asarray(data[key])
+    if a.dtype.kind == "f" and np.isfinite(a).all() and np.array_equal(a, np.round(a)):
+        a = a.astype(np.int64)
+    if a.dtype.kind not in "biu":
+        raise InputError(f"{p}: array {key!r} must hold integer levels, got {a.dtype}"
+                         + (" with fractions" if a.dtype.kind == "f" else ""))
+    return a.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -107,7 +135,7 @@ class Measurements:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"{p}: array 'meta' is not the expected JSON ({exc})") from exc
         config = np.asarray(data["config"])
-        x, y = np.asarray(data["x"], np.float64), np.asarray(data["y"], np.float64)
+        x, y = _reals(p, data, "x"), _reals(p, data, "y")
         n = len(config)
         if config.ndim != 1 or x.ndim != 2 or y.ndim != 2 or len(x) != n or len(y) != n or n == 0 \
                 or 0 in x.shape[1:] + y.shape[1:]:
@@ -123,9 +151,9 @@ class Measurements:
             for key in (f"levels/{b}", f"bias_levels/{b}", f"soma/{b}"):
                 if key not in data:
                     raise InputError(f"{p}: missing array {key!r} for bank {b!r}")
-            levels[b] = np.asarray(data[f"levels/{b}"], np.int64)
-            bias[b] = np.asarray(data[f"bias_levels/{b}"], np.int64)
-            soma[b] = np.asarray(data[f"soma/{b}"], np.float64)
+            levels[b] = _integers(p, data, f"levels/{b}")
+            bias[b] = _integers(p, data, f"bias_levels/{b}")
+            soma[b] = _reals(p, data, f"soma/{b}")
             if np.isinf(soma[b]).any():
                 raise InputError(f"{p}: array 'soma/{b}' holds infinite values (NaN marks an unexposed soma)")
             k = len(levels[b])
@@ -146,4 +174,7 @@ class Measurements:
         for name, arr in (("x", x), ("y", y)):
             if not np.isfinite(arr).all():
                 raise InputError(f"{p}: array {name!r} holds non-finite values")
+        outputs = meta.get("outputs", [])
+        if not isinstance(outputs, list) or not all(isinstance(o, str) and o for o in outputs):
+            raise InputError(f"{p}: meta 'outputs' must list the network's output names, got {outputs!r}")
         return cls(config.astype(np.int64), x, y, levels, bias, soma, banks, inputs, w_unit, scale, meta)

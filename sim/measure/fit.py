@@ -97,6 +97,19 @@ class BankFit:
     syn_identified: float = 0.0          # fraction of synapse values the data pin (posterior sd < half the prior's)
     syn_rms_rel: float = float("nan")    # RMS relative residual with the refined synapses
 
+    def check(self) -> None:
+        """Raise ValueError naming the array if a table has another shape than the bank's or is not finite."""
+        r, c, k = self.out * self.row_sides, self.inputs * self.col_sides, len(BITS)
+        want = {"a": (self.a, (r, 2, k)), "a_sd": (self.a_sd, (r, 2, k)), "c": (self.c, (c, 2)),
+                "c_sd": (self.c_sd, (c, 2)), "c_ref": (self.c_ref, (2,))}
+        if self.syn is not None:
+            want.update(syn=(self.syn, (r, c, 2, k)), syn_bias=(self.syn_bias, (r, 2, k)))
+        for key, (arr, shape) in want.items():
+            if arr is None or np.shape(arr) != shape:
+                raise ValueError(f"bank {self.name}: {key} has shape {np.shape(arr)}, the bank needs {shape}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"bank {self.name}: {key} holds non-finite values")
+
     def values(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-synapse [R, C, 2, 3] and bias-synapse [R, 2, 3] currents per unit level and bit: the
         refined ones, else the factors' product."""
@@ -181,11 +194,12 @@ class MeasuredChip:
                                    data[f"{n}/a_sd"], data[f"{n}/c_sd"], eq, float(data[f"{n}/rms_rel"]),
                                    syn, data.get(f"{n}/syn_bias") if syn is not None else None,
                                    float(stats[0]), float(stats[1]))
-                if syn is not None and (syn.shape != (out * rs, n_in * cs, 2, len(BITS))
-                                        or banks[n].syn_bias.shape != (out * rs, 2, len(BITS))):
-                    raise ValueError(f"bank {n}: synapse table of shape {syn.shape}")
+                banks[n].check()
             readouts = {o: data[f"readout/{o}"] for o in doc["outputs"]}
             sd = {o: data[f"readout_sd/{o}"] for o in doc["outputs"]}
+            for o, m in readouts.items():
+                if m.ndim != 2 or sd[o].shape != m.shape or not (np.isfinite(m).all() and np.isfinite(sd[o]).all()):
+                    raise ValueError(f"read-out {o}: arrays of shape {m.shape} and {sd[o].shape}, or not finite")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InputError(f"--fits {d}: not a measured-chip directory written by `kelvin fit-chip` ({exc})") from exc
         return cls(banks, readouts, sd, {k: v for k, v in doc.get("report", {}).items() if k not in ("banks", "readouts")})
@@ -415,6 +429,11 @@ def fit_chip(meas: Measurements) -> MeasuredChip:
             meas.levels[name], meas.bias_levels[name], meas.config, x_in, row_sides, meas.w_unit, slopes, src == "x")
         banks[name] = fit_bank(name, meas.levels[name], meas.bias_levels[name], meas.config, x_in,
                                meas.soma[name], row_sides, meas.w_unit, drift, spread)
+        try:
+            banks[name].check()
+        except ValueError as exc:  # e.g. readings so far apart that the least squares overflow
+            raise InputError(f"fit-chip: the fit of bank {name!r} is not finite ({exc}); check the "
+                             "measurement's soma and input readings") from exc
         log.info("fit-chip: bank %s: %d equations, RMS relative residual %.3f", name, banks[name].equations,
                  banks[name].rms_rel)
     readouts, sds = _fit_readouts(meas, banks, slopes)

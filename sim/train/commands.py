@@ -99,7 +99,7 @@ def train_file(model: str, data: str, output: str, *, metrics: str | None = None
     dataset = load_for(compiled, data)
     config = dataclasses.replace(config, loss=loss_for(compiled, config.loss))
     if val_split:
-        dataset, _ = dataset.split_validation(val_split, config.seed)
+        _, dataset = dataset.split_validation(val_split, config.seed)  # the held-out part is the test split
     result = train(program, dataset, config, hardware=hardware_doc(hardware), checkpoint_dir=checkpoint,
                    resume=resume, progress=progress)
     banks = programmed_params(program)
@@ -118,6 +118,7 @@ def train_file(model: str, data: str, output: str, *, metrics: str | None = None
         "model": str(model), "output": str(output), "data": str(data), "target": target,
         "hardware": hardware_doc(hardware), "eval_hardware": hardware_doc(final_hw),
         "seed": config.seed, "epochs": config.epochs, "config": dataclasses.asdict(config),
+        "train_samples": len(dataset.x_train), "test_samples": len(dataset.x_test),
         "test_accuracy": test_acc, "test_loss": test_loss,
         "train_accuracy": last.get("train_accuracy"), "train_loss": last.get("train_loss"),
         "samples_per_s": result.samples_per_s, "seconds": result.seconds,

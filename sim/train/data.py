@@ -51,6 +51,9 @@ class Dataset:
         n = len(self.x_train)
         order = np.random.default_rng(seed).permutation(n)
         k = int(round(n * fraction))
+        if fraction > 0 and not 0 < k < n:
+            raise InputError(f"--val-split {fraction}: holds out {k} of {n} training samples; both parts need at "
+                             "least one")
         val, tr = order[:k], order[k:]
         return (Dataset(self.name, self.x_train[tr], self.y_train[tr], self.x_test, self.y_test, self.classes),
                 Dataset(f"{self.name}:val", self.x_train[tr], self.y_train[tr], self.x_train[val], self.y_train[val],

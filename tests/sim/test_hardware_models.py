@@ -370,6 +370,13 @@ def test_bad_fits_directories_are_one_clear_error(tmp_path):
     (tmp_path / "summer.json").write_text(json.dumps({k: v for k, v in doc.items() if k != "nominal"}))
     with pytest.raises(KelvinError, match="nominal"):
         load_fits(tmp_path)
+    nan = {**doc, "nominal": {k: float("nan") for k in doc["nominal"]}}  # used to give NaN outputs, exit 0
+    (tmp_path / "summer.json").write_text(json.dumps(nan))
+    with pytest.raises(KelvinError, match="summer.json: field 'nominal' holds non-finite values"):
+        load_fits(tmp_path)
+    (tmp_path / "summer.json").write_bytes(b"\xa7\x00binary")  # used to be an internal UnicodeDecodeError
+    with pytest.raises(KelvinError, match="summer.json: not a readable fit file"):
+        load_fits(tmp_path)
     (tmp_path / "summer.json").write_text(json.dumps(doc))
     c = compile_model(MLP, "current")
     with pytest.raises(KelvinError, match="no fit for this model's primitives"):

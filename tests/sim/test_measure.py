@@ -91,6 +91,23 @@ def test_fits_directory_roundtrip_and_engine_uses_it(small, tmp_path):
     other = compile_model(zoo.mlp((6, 4, 3), seed=0), "current")
     with pytest.raises(InputError, match="bank 'fc0'"):
         build_program(other, HardwareOptions.parse("fitted", fits=str(tmp_path / "fits")))
+    # a directory edited by hand: a table of another shape, a NaN, a read-out of an output the model lacks
+    import shutil
+    with np.load(tmp_path / "fits/measured_chip.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    doc = json.loads((tmp_path / "fits/kelvin.json").read_text())
+    for name, change, msg in (("shape", {"fc0/a": np.ones((9, 2, 3))}, r"fc0: a has shape \(9, 2, 3\)"),
+                              ("nan", {"fc0/c": arrays["fc0/c"] * np.nan}, "fc0: c holds non-finite values"),
+                              ("readout", None, "a read-out of 'zz', which is not an output")):
+        d = tmp_path / name
+        shutil.copytree(tmp_path / "fits", d)
+        if change is None:
+            (d / "kelvin.json").write_text(json.dumps(dict(doc, outputs=["zz"])))
+            np.savez(d / "measured_chip.npz", **{k.replace("/y", "/zz"): v for k, v in arrays.items()})
+        else:
+            np.savez(d / "measured_chip.npz", **dict(arrays, **change))
+        with pytest.raises(InputError, match=msg):
+            build_program(small, HardwareOptions.parse("fitted", fits=str(d), sizing="compact"))
 
 
 def test_bad_measurement_files_get_one_clear_error(small, tmp_path, capsys):
@@ -107,8 +124,15 @@ def test_bad_measurement_files_get_one_clear_error(small, tmp_path, capsys):
     meta = json.loads(str(arrays["meta"]))
     for name, inputs in (("unfed.npz", {"fc0": "x"}), ("cycle.npz", {"fc0": "y", "y": "fc0"})):
         np.savez(tmp_path / name, **dict(arrays, meta=np.array(json.dumps(dict(meta, inputs=inputs)))))
+    hostile = {"huge.npz": {"soma/fc0": np.full_like(arrays["soma/fc0"], -1e300)},  # used to fit into NaN tables
+               "text.npz": {"x": np.full(arrays["x"].shape, "a")},                    # an internal ValueError
+               "fraction.npz": {"levels/fc0": arrays["levels/fc0"] + 0.5}}            # silently truncated
+    for name, change in hostile.items():
+        np.savez(tmp_path / name, **dict(arrays, **change))
     for name, msg in (("missing.npz", "soma/fc0"), ("levels.npz", "levels beyond"), ("junk.npz", "not a readable"),
-                      ("unfed.npz", "feed bank 'y'"), ("cycle.npz", "feed bank 'fc0'")):
+                      ("unfed.npz", "feed bank 'y'"), ("cycle.npz", "feed bank 'fc0'"),
+                      ("huge.npz", "'soma/fc0' holds -1e+300 at index [0, 0]"), ("text.npz", "'x' has dtype <U1"),
+                      ("fraction.npz", "'levels/fc0' must hold integer levels, got float64 with fractions")):
         assert main(["fit-chip", str(tmp_path / name), "-o", str(tmp_path / "f"), "-q"]) == 1
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and msg in err and name in err
@@ -159,7 +183,7 @@ def test_bad_csv_measurements_get_one_clear_error(small, tmp_path, capsys):
             (d / f).write_text(text if f == file else t)
         return str(d)
 
-    probes = files["probes.csv"].splitlines()
+    probes, levels = files["probes.csv"].splitlines(), files["levels.csv"].splitlines()
     cells = probes[1].split(",")
     cases = [
         (broken("nan_text", "probes.csv", "\n".join([probes[0], ",".join(cells[:1] + ["abc"] + cells[2:])] + probes[2:])),
@@ -170,7 +194,10 @@ def test_bad_csv_measurements_get_one_clear_error(small, tmp_path, capsys):
         (broken("stray", "probes.csv", "\n".join([probes[0].replace("y:0", "z:0")] + probes[1:])), "'z:0'"),
         (broken("bank", "levels.csv", files["levels.csv"] + "fc9,0,0,0,1\n"), "bank 'fc9'"),
         (broken("outside", "levels.csv", files["levels.csv"] + "fc0,0,99,0,1\n"), "outside bank 'fc0'"),
-        (broken("level", "levels.csv", files["levels.csv"] + "fc0,0,0,0,9\n"), "levels beyond"),
+        (broken("level", "levels.csv", "\n".join(levels[:1] + [",".join(levels[1].split(",")[:4] + ["9"])]
+                                                   + levels[2:]) + "\n"), "levels beyond"),
+        (broken("again", "levels.csv", files["levels.csv"] + levels[1] + "\n"), "listed again (first on line 2)"),
+        (broken("minus", "levels.csv", files["levels.csv"] + "fc0,0,1,-1,1\n"), "column -1 is outside"),
         (broken("header", "levels.csv", "bank,row\n"), "header must be"),
         (broken("meta", "kelvin.json", "{}"), "'shapes'"),
         (broken("count", "kelvin.json", files["kelvin.json"].replace('"configurations": 1', '"configurations": "1"')),

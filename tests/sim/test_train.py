@@ -16,6 +16,7 @@ import onnxruntime as ort
 import pytest
 
 from circuits.current import SynapseArray
+from circuits.errors import InputError
 from circuits.spice.emit_current import quantized_synapse_array
 from compiler.pipeline import compile_model
 from sim.cli import main
@@ -197,3 +198,18 @@ def test_a_softmax_head_trains_on_its_probabilities():
         q = p.copy()
         q[i, j] += eps
         assert (loss_and_grad("nll", q, y)[0] - value) / eps == pytest.approx(g[i, j], rel=1e-4, abs=1e-6)
+
+
+def test_val_split_tests_on_the_held_out_part(mlp32, tmp_path):
+    """--val-split F holds out F of the training set as the test split (it used to train on the rest and
+    still test on the data set's own test split, discarding the held-out part); a fraction that leaves
+    either part empty is one clear error."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (50, 64))
+    _npz(tmp_path / "d.npz", x_train=x, y_train=rng.integers(0, 10, 50), x_test=x[:7], y_test=np.zeros(7, np.int64))
+    doc = train_file(mlp32, str(tmp_path / "d.npz"), str(tmp_path / "v.onnx"), config=TrainConfig(epochs=1),
+                     val_split=0.2, progress=False)
+    assert (doc["train_samples"], doc["test_samples"]) == (40, 10)
+    with pytest.raises(InputError, match=r"--val-split 0.999: holds out 50 of 50"):
+        train_file(mlp32, str(tmp_path / "d.npz"), str(tmp_path / "w.onnx"), config=TrainConfig(epochs=1),
+                   val_split=0.999, progress=False)
