@@ -48,6 +48,11 @@ def check_node_shapes(graph: Graph, node: OpNode) -> None:
         _check_conv(graph, node)
     elif node.op == "BatchNormalization":
         _check_batchnorm(graph, node)
+    elif node.op == "Div" and node.inputs[1] in graph.constants and node.inputs[0] not in graph.constants:
+        zero = np.asarray(graph.constants[node.inputs[1]]) == 0
+        if zero.any():  # a signal times 1/0: no gain a circuit (or a float) can hold
+            index = [int(i) for i in np.argwhere(zero)[0]] if zero.ndim else []
+            raise ModelError(f"node {node.name!r} (Div): divisor {node.inputs[1]!r} is 0 at index {index}")
 
 
 def _check_float_attrs(node: OpNode) -> None:

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 
+from circuits.errors import InputError
 from circuits.files import json_safe
 from circuits.spice.current_cells import SIZINGS
 
@@ -35,8 +36,24 @@ def hardware_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument("--sizing", choices=SIZINGS, help="current-mode mirror sizing (default: default)")
 
 
+def _check_used(args: argparse.Namespace) -> None:
+    """An option for a hardware mode nobody asked for is a mistake to say, not to ignore."""
+    from sim.engine.hardware import mode_list
+    modes = set()
+    for spec in (args.hardware, getattr(args, "eval_hardware", None)):
+        modes |= set(mode_list(spec)) if spec else set()
+    if args.fits and "fitted" not in modes:
+        raise InputError("--fits applies to --hardware fitted (or --eval-hardware fitted); add it or drop --fits")
+    if (args.pcm_time_s is not None or args.drift_compensation is False) and "pcm" not in modes:
+        option = "--pcm-time" if args.pcm_time_s is not None else "--no-drift-compensation"
+        raise InputError(f"{option} applies to --hardware pcm (crossbar target); add it or drop {option}")
+
+
 def hardware_from_args(args: argparse.Namespace, spec: str | None = None, chip_seed: int | None = None):
     from sim.engine.prepare import HardwareOptions
+
+    if spec is None:
+        _check_used(args)
 
     return HardwareOptions.parse(spec if spec is not None else args.hardware, noise=args.noise,
                                  chip_seed=chip_seed if chip_seed is not None else args.chip_seed, fits=args.fits,

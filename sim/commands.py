@@ -168,6 +168,9 @@ def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str]
     compiled = compile_with_progress(model, target, progress)
     graph = compiled.graph
     feeds = reshape_rows(graph, load_inputs(inputs, graph))
+    for name, arr in feeds.items():
+        if arr.ndim and len(arr) == 0:
+            raise InputError(f"{inputs}: input {name!r} holds no samples (shape {list(arr.shape)})")
     opts = dict(spice or {})
     chip_seed = opts.pop("chip_seed", None)
     from sim.engine.prepare import HardwareOptions, build_program, check_spice_modes, run_program
@@ -191,11 +194,25 @@ def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str]
             raise BatchError(f"{exc}; wrote the other samples to {output} (failed rows are NaN)",
                              exc.outputs, exc.failed) from exc
     else:  # behavioral (alias: ideal): the NumPy engine with the chosen hardware model
-        result = run_program(build_program(compiled, hw), feeds, batch_size, progress, seed=hw.seed)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # judged once, just below
+            result = run_program(build_program(compiled, hw), feeds, batch_size, progress, seed=hw.seed)
+        _check_finite(inputs, result)
     if output is None:
         return result, None
     _write_outputs(output, result)
     return result, output
+
+
+def _check_finite(inputs, result: dict[str, np.ndarray]) -> None:
+    """A circuit's outputs are finite currents or voltages: NaN or Inf means the model's math failed on these
+    inputs (Log or Sqrt of a negative value, a float32 overflow), which no netlist would reproduce."""
+    for name, y in result.items():
+        bad = ~np.isfinite(y)
+        if bad.any():
+            index = [int(i) for i in np.argwhere(bad)[0]]
+            raise InputError(f"{inputs}: output {name!r} is {y[tuple(index)]} at index {index} ({int(bad.sum())} "
+                             "values not finite); the model's math fails on these inputs (Log or Sqrt of a "
+                             "negative value, or an overflow)")
 
 
 def _write_outputs(output: str, result: dict[str, np.ndarray]) -> None:

@@ -68,6 +68,15 @@ class Sweep:
     jobs: tuple[PlannedJob, ...]
 
 
+def _points_needed(kind: str, n_params: int, seed: int, points: int) -> int:
+    """The smallest sweep that holds in n_params + 2 points and holds out one (the rule `plan` checks)."""
+    for n in range(max(points, 2) + 1, max(points, 2) + 1000):
+        bench = bench_for(kind, n, np.random.default_rng(np.random.SeedSequence([int(seed), POINTS_KEY])))
+        if np.count_nonzero(~bench.held_out) >= n_params + 2 and np.any(bench.held_out):
+            return n
+    return 2 * (n_params + 2)
+
+
 def plan(kind: str, *, instances: int, points: int, seed: int, timeout_s: float = DEFAULT_TIMEOUT_S) -> Sweep:
     """Build the bench and the nominal + Monte Carlo jobs of ``kind``."""
     if not (isinstance(instances, int) and instances >= 1):
@@ -79,7 +88,8 @@ def plan(kind: str, *, instances: int, points: int, seed: int, timeout_s: float 
     held_in = int(np.count_nonzero(~bench.held_out))
     if held_in < n_params + 2 or not np.any(bench.held_out):
         raise ParameterError(f"points: {points} sweep points give {held_in} held-in points for the {n_params} "
-                             f"parameters of family {bench.family().name} ({kind}); use more points")
+                             f"parameters of family {bench.family().name} ({kind}); use at least "
+                             f"{_points_needed(kind, n_params, seed, points)} points")
     jobs = []
     for i in (NOMINAL, *range(instances)):
         s = None if i == NOMINAL else instance_seed(int(seed), i)

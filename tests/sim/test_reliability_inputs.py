@@ -76,6 +76,8 @@ def test_spice_engine_batch_and_scalar_checks(tmp_path, model, capsys):
     (["characterize", "opamp.summer", "-o", "O", "--points", "-1"], "--points"),
     (["characterize", "opamp.summer", "-o", "O", "--seed", "-1"], "--seed"),
     (["characterize", "opamp.summer", "-o", "O", "--max-jobs", "-1"], "--max-jobs"),
+    (["characterize", "opamp.summer", "-o", "O", "--instances", "0"], "--instances"),
+    (["evaluate", "M", "--data", "digits", "--chips", "0"], "--chips"),
 ])
 def test_out_of_range_options(tmp_path, capsys, argv, option):
     argv = [str(tmp_path / a) if a in ("M", "O", "X") else a for a in argv]
@@ -232,3 +234,34 @@ def test_nan_outputs_give_strict_json(tmp_path, capsys, caplog):
     printed = capsys.readouterr()
     assert json.loads(printed.out.strip())["test_loss"] is None and "not finite" in caplog.text
     assert json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c))["test_loss"] is None
+
+
+def test_run_refuses_non_finite_outputs_and_empty_batches(tmp_path, capsys):
+    """Log of a negative input is NaN (as onnxruntime says), a float32 overflow is Inf: no circuit outputs
+    either, so `run` says which output and where instead of writing them with exit 0; a divisor that is a
+    constant 0 is refused at import; an input file without samples is refused."""
+    log = make_model([helper.make_node("Log", ["x"], ["y"], name="l")], [fvi("x", ["N", 4])], [fvi("y", ["N", 4])])
+    onnx.save(log, tmp_path / "log.onnx")
+    div = make_model([helper.make_node("Div", ["x", "c"], ["y"], name="dv")], [fvi("x", ["N", 4])],
+                     [fvi("y", ["N", 4])], [init("c", np.array([1, 0, 1, 1], np.float32))])
+    onnx.save(div, tmp_path / "div.onnx")
+    np.save(tmp_path / "neg.npy", -np.ones((2, 4), np.float32))
+    np.save(tmp_path / "none.npy", np.ones((0, 4), np.float32))
+    out = tmp_path / "y.npy"
+    line = _line(capsys, main(["run", str(tmp_path / "log.onnx"), "-i", str(tmp_path / "neg.npy"), "-o", str(out), "-q"]))
+    assert "output 'y' is nan at index [0, 0] (8 values not finite)" in line and not out.exists(), line
+    line = _line(capsys, main(["run", str(tmp_path / "div.onnx"), "-i", str(tmp_path / "neg.npy"), "-q"]))
+    assert "node 'dv' (Div): divisor 'c' is 0 at index [1]" in line, line
+    line = _line(capsys, main(["run", str(tmp_path / "log.onnx"), "-i", str(tmp_path / "none.npy"), "-q"]))
+    assert "input 'x' holds no samples" in line, line
+
+
+@pytest.mark.parametrize("extra, needle", [(["--fits", "F"], "--fits applies to --hardware fitted"),
+                                           (["--pcm-time", "5"], "--pcm-time applies to --hardware pcm"),
+                                           (["--no-drift-compensation"], "--no-drift-compensation applies")])
+def test_options_for_a_mode_not_asked_for(tmp_path, model, capsys, extra, needle):
+    """They used to be ignored without a word (e.g. --fits without --hardware fitted ran the ideal model)."""
+    np.save(tmp_path / "x.npy", np.ones((2, 4), np.float32))
+    extra = [str(tmp_path) if a == "F" else a for a in extra]
+    line = _line(capsys, main(["run", model, "-i", str(tmp_path / "x.npy"), *extra, "-q"]))
+    assert needle in line, line
