@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,9 @@ def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str]
             from sim.cost_plot import cost_chart
 
             doc["cost"] = cost_report(compiled, costs)
+            if not _all_finite(doc["cost"]):  # each constant is finite; their products can still overflow
+                raise InputError(f"--cost-model {cost_model}: its constants make the cost totals overflow (not "
+                                 "finite); give values in the units the README's table states")
             cost_chart(doc["cost"], out / "cost.png")
             doc["cost"]["plot"] = "cost.png"
         write_json(out / "graph.json", doc)
@@ -201,6 +205,16 @@ def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str]
         return result, None
     _write_outputs(output, result)
     return result, output
+
+
+def _all_finite(obj: Any) -> bool:
+    if isinstance(obj, float):
+        return math.isfinite(obj)
+    if isinstance(obj, dict):
+        return all(_all_finite(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return all(_all_finite(v) for v in obj)
+    return True
 
 
 def _check_finite(inputs, result: dict[str, np.ndarray]) -> None:

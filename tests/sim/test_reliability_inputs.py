@@ -265,3 +265,12 @@ def test_options_for_a_mode_not_asked_for(tmp_path, model, capsys, extra, needle
     extra = [str(tmp_path) if a == "F" else a for a in extra]
     line = _line(capsys, main(["run", model, "-i", str(tmp_path / "x.npy"), *extra, "-q"]))
     assert needle in line, line
+
+
+def test_cost_model_constants_that_overflow(tmp_path, model, capsys):
+    """1e308 J per conversion is finite, but the totals are not: one line, and no output directory."""
+    (tmp_path / "cm.json").write_text('{"e_adc_j": {"value": 1e308}}')
+    out = tmp_path / "o"
+    line = _line(capsys, main(["compile", model, "-o", str(out), "--target", "crossbar", "--cost-model",
+                               str(tmp_path / "cm.json"), "-q"]))
+    assert "cm.json: its constants make the cost totals overflow" in line and not out.exists(), line
