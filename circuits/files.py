@@ -113,6 +113,11 @@ def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             out = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise ValueError(f"a damaged archive: {exc}") from exc
+    except ValueError as exc:
+        if "pickle" in str(exc):  # numpy's text suggests allow_pickle: Kelvin never unpickles a file
+            raise ValueError("it holds pickled Python objects, or is not an .npz at all; Kelvin reads plain "
+                             "arrays only (numpy.savez)") from exc
+        raise
     except MemoryError as exc:
         raise ValueError(f"an array in it is larger than this machine's memory ({exc})") from exc
     for k, v in out.items():

@@ -175,8 +175,11 @@ def _per_sample(node: OpNode | PrimitiveNode, ins: list[np.ndarray | None]):
     batch) fails inside its emitter on the shapes; say so, naming the node and its operand shapes."""
     try:
         yield
-    except KelvinError:
-        raise
+    except KelvinError as exc:
+        if str(exc).startswith(("node ", "tensor ")):
+            raise
+        # a block's own check (ClipperBlock.low > high) knows no node: name it
+        raise type(exc)(f"node {node.name!r} ({getattr(node, 'kind', None) or node.op}): {exc}") from exc
     except (ValueError, IndexError) as exc:
         shapes = ", ".join(str(list(x.shape)) if x is not None else "-" for x in ins)
         raise UnsupportedError(f"node {node.name!r} ({getattr(node, 'kind', None) or node.op}): cannot build one "

@@ -103,11 +103,12 @@ def model_opset(model: onnx.ModelProto) -> int:
 def import_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> Graph:
     """Build the IR of an ONNX model: every node an OpNode, every initializer a constant."""
     model = load_model(source)
+    where = "" if isinstance(source, (bytes, onnx.ModelProto)) else f"{source}: "
     opset = model_opset(model)
     try:  # strict: a declared shape that contradicts a weight (input 4, W 3x5) is an error here
         model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except (onnx.shape_inference.InferenceError, RuntimeError) as exc:
-        raise ModelError(f"shape inference failed: {_first_line(exc)}; fix the model's shapes "
+        raise ModelError(f"{where}shape inference failed: {_first_line(exc)}; fix the model's shapes "
                          "or attributes") from exc
     gp = model.graph
     graph = Graph(name=gp.name or "model", opset=opset)

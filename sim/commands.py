@@ -171,7 +171,11 @@ def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str]
         ensure_dir(out_path.parent if str(out_path.parent) else ".")
     compiled = compile_with_progress(model, target, progress)
     graph = compiled.graph
-    feeds = reshape_rows(graph, load_inputs(inputs, graph))
+    try:
+        feeds = reshape_rows(graph, load_inputs(inputs, graph))
+    except InputError as exc:
+        text = str(exc)
+        raise InputError(text if text.startswith(str(inputs)) else f"{inputs}: {text}") from None
     for name, arr in feeds.items():
         if arr.ndim and len(arr) == 0:
             raise InputError(f"{inputs}: input {name!r} holds no samples (shape {list(arr.shape)})")

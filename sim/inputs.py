@@ -24,6 +24,8 @@ def load_inputs(path: str | os.PathLike[str], graph: Graph) -> dict[str, np.ndar
         raise InputError(f"{p}: is a directory; give an input file (.npy, .npz or .csv)")
     if not p.is_file():
         raise InputError(f"{p}: no such input file")
+    if not graph.inputs:
+        raise InputError(f"{p}: the model has no inputs (its outputs are constants); there is nothing to drive")
     suffix = p.suffix.lower()
     try:
         if suffix == ".npy":
@@ -61,6 +63,11 @@ def _load_npy(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except MemoryError as exc:
         raise ValueError(f"its array is larger than this machine's memory ({exc})") from exc
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise ValueError("it holds pickled Python objects, or is not an .npy at all; Kelvin reads plain "
+                             "arrays only (numpy.save)") from exc
+        raise
 
 
 def check_values(path: Path, name: str, arr: np.ndarray) -> None:

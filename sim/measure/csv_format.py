@@ -135,6 +135,8 @@ def read_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
         shapes = {b: tuple(meta["shapes"][b]) for b in banks}
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{root / META}: not the expected JSON; it needs 'banks' and 'shapes' ({exc})") from exc
+    if len(set(banks)) != len(banks):
+        raise InputError(f"{root / META}: 'banks' must name each bank once, got {banks}")
     for b, shape in shapes.items():
         if len(shape) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
             raise InputError(f"{root / META}: 'shapes' of bank {b!r} must be [out, in] >= 1, got {list(shape)}")

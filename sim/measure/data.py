@@ -133,7 +133,10 @@ class Measurements:
             inputs = {str(k): str(v) for k, v in meta["inputs"].items()}
             w_unit, scale = float(meta["w_unit"]), float(meta["scale"])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise InputError(f"{p}: array 'meta' is not the expected JSON ({exc})") from exc
+            raise InputError(f"{p}: array 'meta' is not the expected JSON object with banks, inputs, w_unit "
+                             f"and scale ({type(exc).__name__}: {exc})") from exc
+        if len(set(banks)) != len(banks) or not banks:
+            raise InputError(f"{p}: meta 'banks' must name each bank once, got {list(banks)}")
         config = np.asarray(data["config"])
         x, y = _reals(p, data, "x"), _reals(p, data, "y")
         n = len(config)

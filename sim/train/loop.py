@@ -106,6 +106,8 @@ def train(program: Program, data: Dataset, cfg: TrainConfig, *, hardware: dict |
     result = TrainResult()
     start_epoch = 0
     ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    if ckpt is not None and ckpt.parent.exists() and not ckpt.parent.is_dir():
+        raise TrainingError(f"--checkpoint {checkpoint_dir}: exists and is not a directory")
     if resume:
         if ckpt is None or not ckpt.is_file():
             raise TrainingError(f"--resume: no checkpoint in {checkpoint_dir or '(no --checkpoint DIR given)'}; "

@@ -55,7 +55,7 @@ def test_spice_engine_batch_and_scalar_checks(tmp_path, model, capsys):
     np.save(tmp_path / "empty.npy", np.ones((0, 4), np.float32))
     np.save(tmp_path / "scalar.npy", np.float32(1))
     np.save(tmp_path / "huge.npy", np.full((2, 4), 1e30, np.float32))
-    assert "batch is empty" in _line(capsys, main(["run", model, "-i", str(tmp_path / "empty.npy"),
+    assert "holds no samples" in _line(capsys, main(["run", model, "-i", str(tmp_path / "empty.npy"),
                                                     "--engine", "spice", "-q"]))
     for engine in ("ideal", "spice"):  # the same shape check in front of both engines
         assert "'x': expected shape [?, 4], got []" in _line(
@@ -274,3 +274,27 @@ def test_cost_model_constants_that_overflow(tmp_path, model, capsys):
     line = _line(capsys, main(["compile", model, "-o", str(out), "--target", "crossbar", "--cost-model",
                                str(tmp_path / "cm.json"), "-q"]))
     assert "cm.json: its constants make the cost totals overflow" in line and not out.exists(), line
+
+
+def test_messages_name_the_node_file_or_option(tmp_path, model, capsys):
+    """Errors a probe found correct but unplaced: each now names where the problem is."""
+    clip = make_model([helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="cl")], [fvi("x", ["N", 4])],
+                      [fvi("y", ["N", 4])], [init("lo", np.array(1.0, np.float32)), init("hi", np.array(-1.0, np.float32))])
+    onnx.save(clip, tmp_path / "clip.onnx")
+    const = make_model([helper.make_node("Constant", [], ["y"], name="c", value=onnx.numpy_helper.from_array(
+        np.ones(2, np.float32)))], [], [fvi("y", [2])])
+    onnx.save(const, tmp_path / "const.onnx")
+    np.save(tmp_path / "x5.npy", np.ones((3, 5), np.float32))
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "afile").write_text("")
+    cases = [
+        (["compile", str(tmp_path / "clip.onnx"), "-o", str(tmp_path / "o")], "node 'cl' (opamp.clipper): ClipperBlock"),
+        (["run", model, "-i", str(tmp_path / "x5.npy")], f"{tmp_path / 'x5.npy'}: input 'x': expected shape [?, 4]"),
+        (["run", model, "-i", str(tmp_path / "obj.npy")], "pickled Python objects"),
+        (["run", str(tmp_path / "const.onnx"), "-i", str(tmp_path / "x5.npy")], "the model has no inputs"),
+        (["train", model, "--data", "iris", "-o", str(tmp_path / "t.onnx"), "--checkpoint", str(tmp_path / "afile")],
+         "--checkpoint"),
+    ]
+    for argv, needle in cases:
+        line = _line(capsys, main([*argv, "-q"]))
+        assert needle in line and "allow_pickle" not in line, (argv, line)
