@@ -11,13 +11,12 @@ Files ``kelvin compile`` writes next to graph.json (all atomically):
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import json
 import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import Executor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +151,12 @@ def write_stimulus(outdir: str | os.PathLike[str], inputs: str | os.PathLike[str
         raise InputError(f"{inputs}: row {row} is out of range (the file has {n} samples)")
     nl = emit_netlist(compiled.graph, compiled.target,
                       netlist_options(info["target"], info["scale"], 10**9, info["chip_seed"], info["sizing"]))
+    try:
+        written = {k: v["ports"] for k, v in json.loads((out / "netlist.json").read_text())["inputs"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{out / 'netlist.json'}: missing or unreadable ({exc}); compile again") from exc
+    if written != {k: list(v) for k, v in nl.input_ports.items()}:  # a model.onnx swapped after the compile
+        raise InputError(f"{out}: netlist.cir's input ports are not those of {out / 'model.onnx'}; compile again")
     sample = {k: v[row] for k, v in feeds.items()}
     check_in_rails(nl, {k: v[None] for k, v in sample.items()})
     with dir_lock(out):  # not while a compile swaps the directory

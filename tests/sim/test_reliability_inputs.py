@@ -298,3 +298,14 @@ def test_messages_name_the_node_file_or_option(tmp_path, model, capsys):
     for argv, needle in cases:
         line = _line(capsys, main([*argv, "-q"]))
         assert needle in line and "allow_pickle" not in line, (argv, line)
+
+
+def test_stimulus_refuses_a_model_swapped_after_compile(tmp_path, model, capsys):
+    import shutil
+    assert main(["compile", model, "-o", str(tmp_path / "o"), "-q"]) == 0
+    other = make_model([helper.make_node("Relu", ["x"], ["y"], name="r")], [fvi("x", ["N", 6])], [fvi("y", ["N", 6])])
+    onnx.save(other, tmp_path / "other.onnx")
+    shutil.copy(tmp_path / "other.onnx", tmp_path / "o" / "model.onnx")
+    np.save(tmp_path / "x6.npy", np.ones((1, 6), np.float32))
+    line = _line(capsys, main(["stimulus", str(tmp_path / "o"), "-i", str(tmp_path / "x6.npy"), "-q"]))
+    assert "input ports are not those of" in line, line
