@@ -162,12 +162,33 @@ def dir_lock(outdir: str | os.PathLike[str]) -> Iterator[Path]:
         os.close(fd)
 
 
-def check_output(path: str | os.PathLike[str], *, directory: bool) -> Path:
+def output_kind(directory: str | os.PathLike[str]) -> str | None:
+    """Which Kelvin output a directory holds, from its ``kelvin.json``: the "kind" it records, or for
+    directories written before kinds were recorded, what its keys show; None if it has no kelvin.json."""
+    meta = Path(directory) / "kelvin.json"
+    if not meta.is_file():
+        return None
+    try:
+        doc = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "unreadable"
+    if not isinstance(doc, dict):
+        return "unreadable"
+    if isinstance(doc.get("kind"), str):
+        return doc["kind"]
+    if "shapes" in doc:
+        return "measurement"
+    return "compile" if "target" in doc and "source" in doc else "unknown"
+
+
+def check_output(path: str | os.PathLike[str], *, directory: bool, kind: str | None = None) -> Path:
     """Raise OutputError now if ``path`` could not take a result later (a long run checks first).
 
     A file must not be a directory, and its parent must be creatable and writable. A directory
-    (`staged_dir`) must be a directory if it exists, and a non-empty one must hold ``kelvin.json``,
-    so ``-o .`` can never replace a user's files. Returns the path, a symlinked directory resolved.
+    (`staged_dir`) must be a directory if it exists, and a non-empty one must hold ``kelvin.json``
+    of the same ``kind`` (compile, measurement, measured_chip, demo), so ``-o .`` can never replace
+    a user's files, nor one Kelvin output (a lab's CSV measurement) another. Returns the path, a
+    symlinked directory resolved.
     """
     out = Path(path)
     try:
@@ -186,14 +207,20 @@ def check_output(path: str | os.PathLike[str], *, directory: bool) -> Path:
         raise OutputError(f"{out}: cannot create output directory ({exc.strerror or exc})") from exc
     if not os.access(out.parent, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: cannot write in its parent directory {out.parent}")
-    if directory and out.is_dir() and any(out.iterdir()) and not (out / "kelvin.json").is_file():
-        raise OutputError(f"{out}: exists, is not empty and was not written by kelvin (no kelvin.json); "
-                          "choose a new or empty output directory")
+    if directory and out.is_dir() and any(out.iterdir()):
+        found = output_kind(out)
+        if found is None:
+            raise OutputError(f"{out}: exists, is not empty and was not written by kelvin (no kelvin.json); "
+                              "choose a new or empty output directory")
+        if kind is not None and found != kind:
+            raise OutputError(f"{out}: holds a Kelvin {found} output, not a {kind} one; choose another output "
+                              "directory (replacing it would lose that output)")
     return out
 
 
 @contextmanager
-def staged_dir(outdir: str | os.PathLike[str], products: frozenset[str] = frozenset()) -> Iterator[Path]:
+def staged_dir(outdir: str | os.PathLike[str], products: frozenset[str] = frozenset(),
+               kind: str | None = None) -> Iterator[Path]:
     """Yield an empty hidden sibling of ``outdir`` to fill; on success it replaces ``outdir`` whole.
 
     On an error (or a kill) ``outdir`` keeps every file of the previous run, and the next run
@@ -201,7 +228,7 @@ def staged_dir(outdir: str | os.PathLike[str], products: frozenset[str] = frozen
     (a validate report, notes) are carried over as hard links. An existing non-empty directory
     with no ``kelvin.json`` is refused, so ``-o .`` can never replace a user's files.
     """
-    out = check_output(outdir, directory=True)
+    out = check_output(outdir, directory=True, kind=kind)
     with dir_lock(out):
         for stale in out.parent.glob(f".{out.name}.build-*"):  # a killed run's half-built sibling
             shutil.rmtree(stale, ignore_errors=True)

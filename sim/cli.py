@@ -17,7 +17,7 @@ from pathlib import Path
 from circuits.errors import KelvinError
 from circuits.spice.current_cells import SIZINGS
 from circuits.targets import TARGETS
-from sim.cli_checks import check_options
+from sim.cli_checks import check_options, check_paths
 from sim.cli_engine import add_parsers, hardware_from_args, hardware_options
 from sim.measure.cli import add_parsers as add_measure_parsers
 
@@ -318,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         check_options(args)
+        check_paths(args)
         return int(args.func(args) or 0)
     except KelvinError as exc:
         if args.verbose:

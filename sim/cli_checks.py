@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 
 from circuits.errors import InputError
@@ -44,3 +45,45 @@ def check_options(args: argparse.Namespace) -> None:
             continue
         if not ok(value):
             raise InputError(f"{option} must be {must}, got {value:g}")
+
+
+# command -> (attributes naming files it reads, attributes naming files or directories it writes)
+_FILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "run": (("model", "input", "fits"), ("output",)),
+    "evaluate": (("model", "data", "fits"), ("output",)),
+    "train": (("model", "data", "fits", "checkpoint"), ("output", "metrics", "metrics.png")),
+    "measure": (("model",), ("output", "fits")),
+    "fit-chip": (("data",), ("outdir",)),
+    "demo": (("model", "data"), ("outdir",)),
+    "compile": (("model", "cost_model"), ("outdir",)),
+}
+
+
+def _path(args: argparse.Namespace, attr: str) -> str | None:
+    if attr == "metrics.png":  # train's curves go beside its metrics
+        metrics = getattr(args, "metrics", None)
+        return os.path.splitext(metrics)[0] + ".png" if metrics else None
+    value = getattr(args, attr, None)
+    return value if isinstance(value, str) and value else None
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Raise InputError if an output would overwrite an input of the same command, or another output
+    (``evaluate m.onnx -o m.onnx``, ``train --metrics data.npz``): each was exit 0 with the file gone.
+    Inputs that are not files (``--data digits``) are left alone."""
+    reads, writes = _FILES.get(getattr(args, "command", ""), ((), ()))
+    seen: dict[str, str] = {}
+    for attr in reads:
+        p = _path(args, attr)
+        if p is not None and os.path.exists(p):
+            seen.setdefault(os.path.realpath(p), f"{attr.replace('_', '-')} {p}")
+    for attr in writes:
+        p = _path(args, attr)
+        if p is None:
+            continue
+        real = os.path.realpath(p)
+        clash = seen.get(real)
+        if clash is not None:
+            name = {"output": "-o", "outdir": "-o"}.get(attr, f"--{attr.replace('_', '-')}")
+            raise InputError(f"{name} {p}: would overwrite {clash}; choose another path")
+        seen[real] = f"output {p}"

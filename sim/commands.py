@@ -67,7 +67,7 @@ def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str]
             raise ParameterError(f"--tile: tiles are crossbars; it applies to --target crossbar, not {target!r}")
     report_cost = report_cost or cost_model is not None  # constants given: the report is wanted
     costs = CostModel.from_json(cost_model) if cost_model else CostModel()
-    with staged_dir(outdir, COMPILE_FILES) as out:  # fails before the work if outdir is unusable
+    with staged_dir(outdir, COMPILE_FILES, kind="compile") as out:  # fails before the work if outdir is unusable
         compiled = compile_with_progress(model, target, progress)
         if tile is not None:
             retile(compiled, tile)

@@ -100,7 +100,7 @@ def run_demo(outdir: str | os.PathLike[str] = "out/demo", config: DemoConfig | N
     """Run every step into OUTDIR (replaced whole on success); return report.json's content."""
     cfg = config or DemoConfig()
     cfg.check()
-    with staged_dir(outdir, PRODUCTS) as stage:
+    with staged_dir(outdir, PRODUCTS, kind="demo") as stage:
         write_json(stage / "kelvin.json", {"kind": "demo", **dataclasses.asdict(cfg)})
         report = _run(stage, Path(outdir), cfg, progress)
     return report

@@ -108,7 +108,7 @@ def save_compile_inputs(outdir: Path, model: str | os.PathLike[str], target: str
         except (OSError, ValueError) as exc:
             raise OutputError(f"{model}: cannot inline its external tensor data into model.onnx ({exc})") from exc
     write_bytes(outdir / "model.onnx", data)
-    write_json(outdir / "kelvin.json", {"source": str(model), "target": target, "scale": scale,
+    write_json(outdir / "kelvin.json", {"kind": "compile", "source": str(model), "target": target, "scale": scale,
                                         "chip_seed": chip_seed, "sizing": sizing, "tile": tile})
 
 
@@ -300,6 +300,11 @@ def check_in_rails(nl: Netlist, feeds: dict[str, np.ndarray]) -> None:
     else:
         limit, unit = max((abs(v) for v in nl.supplies.volts), default=0.0), "V"
     for name, v in feeds.items():
+        if nl.signal == "current" and np.size(v) and np.min(v) < 0:
+            index = [int(i) for i in np.unravel_index(int(np.argmin(v)), np.shape(v))]
+            log.warning("input %r at index %s is %g: current-mode input somas carry only positive currents, so "
+                        "the netlist computes max(0, x) (as --hardware quantized models; ideal does not)",
+                        name, index, float(np.min(v)))
         level = np.abs(np.asarray(v, np.float64)) * nl.scale
         if level.size and level.max() > limit:
             index = [int(i) for i in np.unravel_index(int(np.argmax(level)), level.shape)]

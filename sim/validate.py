@@ -222,7 +222,9 @@ def realized_graph(compiled):
 
 def validate_network(compiled, inputs: str, info: dict, *, workers: int | None, executor: Executor | None,
                      timeout_s: float, progress: bool) -> dict:
-    """The whole netlist in ngspice against the ideal engine on the samples of an input file."""
+    """The whole netlist in ngspice against the engine on the samples of an input file: the realized
+    (quantized) network, or for a chip instance (``compile --chip-seed``) that chip's engine model, the
+    same mismatch draws the netlist holds."""
     from sim.inputs import load_inputs, reshape_rows
     from sim.engine import execute
     from sim.spice_commands import run_network_spice
@@ -230,7 +232,13 @@ def validate_network(compiled, inputs: str, info: dict, *, workers: int | None, 
     feeds = reshape_rows(compiled.graph, load_inputs(inputs, compiled.graph))
     spice = run_network_spice(compiled, feeds, info["scale"], workers=workers, executor=executor,
                               timeout_s=timeout_s, progress=progress, chip_seed=info.get("chip_seed"))
-    ideal = execute(realized_graph(compiled), {k: v.astype(np.float32) for k, v in feeds.items()})
+    if info.get("chip_seed") is not None:
+        from sim.engine.prepare import HardwareOptions, build_program
+        hw = HardwareOptions(modes=("chip",), chip_seed=int(info["chip_seed"]), sizing=info.get("sizing", "default"),
+                             scale=info["scale"])
+        ideal = build_program(compiled, hw).run({k: v.astype(np.float32) for k, v in feeds.items()})
+    else:
+        ideal = execute(realized_graph(compiled), {k: v.astype(np.float32) for k, v in feeds.items()})
     name = next(iter(spice))
     got, want = spice[name].astype(np.float64), ideal[name].astype(np.float64)
     full_scale = float(np.max(np.abs(want))) or 1.0

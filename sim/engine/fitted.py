@@ -51,8 +51,13 @@ class Fit:
     cov: np.ndarray
 
     def draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-        """``shape`` draws from the population, (*shape, parameters)."""
-        return rng.multivariate_normal(self.mean, self.cov, size=shape, method="cholesky")
+        """``shape`` draws from the population, (*shape, parameters). A covariance from fewer chips than
+        parameters is singular (rank chips − 1): Cholesky fails on it, the eigen-decomposition does not
+        (the draws then stay in the span those chips show)."""
+        try:
+            return rng.multivariate_normal(self.mean, self.cov, size=shape, method="cholesky")
+        except np.linalg.LinAlgError:
+            return rng.multivariate_normal(self.mean, self.cov, size=shape, method="eigh")
 
     def value(self, name: str, params: np.ndarray) -> np.ndarray:
         return params[..., self.names.index(name)]

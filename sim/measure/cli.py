@@ -60,9 +60,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from sim.measure.fit import fit_chip
     from sim.measure.lab import default_plan, measure_chip
 
-    check_output(args.output, directory=is_csv_path(args.output))  # before minutes of ngspice
+    csv = is_csv_path(args.output)
+    check_output(args.output, directory=csv, kind="measurement" if csv else None)  # before minutes of ngspice
     if args.fits:
-        check_output(args.fits, directory=True)
+        check_output(args.fits, directory=True, kind="measured_chip")
     compiled = compile_model(args.model, "current")
     plan = default_plan(compiled, args.seed)
     given = {k: v for k, v in (("configs", args.configs), ("probes_per_config", args.probes),

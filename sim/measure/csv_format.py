@@ -64,8 +64,8 @@ def write_dir(path: str | os.PathLike[str], arrays: dict[str, np.ndarray], meta:
             out.writerow([b, k, r, j, int(lev[k, r, j])])
         for k, r in zip(*np.nonzero(bias)):
             out.writerow([b, k, r, "bias", int(bias[k, r])])
-    doc = {**meta, "shapes": shapes, "configurations": int(len(arrays[f"levels/{banks[0]}"])) if banks else 0}
-    with staged_dir(path) as stage:
+    doc = {**meta, "kind": "measurement", "shapes": shapes, "configurations": int(len(arrays[f"levels/{banks[0]}"])) if banks else 0}
+    with staged_dir(path, kind="measurement") as stage:
         write_text(stage / PROBES, probes.getvalue())
         write_text(stage / LEVELS, levels.getvalue())
         write_text(stage / META, json.dumps(doc, indent=1) + "\n")
@@ -202,5 +202,5 @@ def read_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
             data[f"bias_levels/{bank}"][k, r] = v
         else:
             data[f"levels/{bank}"][k, r, j] = v
-    data["meta"] = json.dumps({k: v for k, v in meta.items() if k not in ("shapes", "configurations")})
+    data["meta"] = json.dumps({k: v for k, v in meta.items() if k not in ("kind", "shapes", "configurations")})
     return data

@@ -172,7 +172,7 @@ class MeasuredChip:
                 arrays[f"{n}/syn_stats"] = np.array([b.syn_identified, b.syn_rms_rel])
         for o, m in self.readouts.items():
             arrays[f"readout/{o}"], arrays[f"readout_sd/{o}"] = m, self.readout_sd[o]
-        with staged_dir(outdir, frozenset({FILE, "kelvin.json"})) as stage:
+        with staged_dir(outdir, frozenset({FILE, "kelvin.json"}), kind="measured_chip") as stage:
             write_npz(stage / FILE, **arrays)
             write_json(stage / "kelvin.json", {"kind": "measured_chip", "banks": list(self.banks),
                                               "outputs": list(self.readouts), "report": self.report()})

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from circuits.errors import InputError, OutputError, UnsupportedError
-from circuits.files import ensure_dir, write_json
+from circuits.errors import InputError, KelvinError, OutputError, UnsupportedError
+from circuits.files import check_output, write_json
 from compiler.pipeline import Compiled, compile_model
 from sim.engine.hardware import BinasLevels, ConductanceLevels
 from sim.engine.prepare import HardwareOptions, build_program
@@ -92,8 +92,15 @@ def train_file(model: str, data: str, output: str, *, metrics: str | None = None
     config.check()
     if not str(output).endswith(".onnx"):
         raise OutputError(f"{output}: the trained model is written as an .onnx file (-o TRAINED.onnx)")
-    ensure_dir(Path(output).parent if str(Path(output).parent) else ".")
+    check_output(output, directory=False)
+    if metrics:
+        check_output(metrics, directory=False)
     compiled = compile_model(model, target)
+    if eval_hardware is not None:  # before the training: a bad choice here used to be found after it
+        try:
+            build_program(compiled, eval_hardware)
+        except KelvinError as exc:
+            raise type(exc)(f"--eval-hardware: {exc}") from exc
     program = build_program(compiled, hardware, trainable=True)
     check_unsupported_grad(program)
     dataset = load_for(compiled, data)
@@ -108,7 +115,6 @@ def train_file(model: str, data: str, output: str, *, metrics: str | None = None
             "kelvin.trained.target": target, "kelvin.trained.data": str(data)}
     exported = export_trained(model, banks, meta)
     _check_export(exported, compiled, banks, dataset)
-    write_model(output, exported)
     final_hw = eval_hardware or hardware
     trained = with_banks(compiled, banks)
     eval_program = build_program(trained, final_hw) if eval_hardware or "chip" in hardware.modes else program
@@ -125,8 +131,8 @@ def train_file(model: str, data: str, output: str, *, metrics: str | None = None
         "resumed_from_epoch": result.resumed_from, "history": result.history,
         "kelvin_version": kelvin_version(),
     }
+    write_model(output, exported)  # after everything that can fail: a failed run leaves the old file
     if metrics:
-        ensure_dir(Path(metrics).parent if str(Path(metrics).parent) else ".")
         write_json(metrics, doc)
         doc["plot"] = str(training_curves(result.history, Path(metrics).with_suffix(".png"),
                                           f"{Path(model).name} on {data}, {doc['hardware']['mode']}"))

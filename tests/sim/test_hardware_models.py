@@ -420,3 +420,16 @@ def test_pcm_draws_are_keyed_by_layer_not_by_step_order():
     for s, m in keyed:
         assert list(m.key.entropy) == [5, prog.layer_key(s)]
     assert [prog.layer_key(s) for s in prog.primitive_steps()] == list(range(len(prog.primitive_steps())))
+
+
+def test_population_fit_from_fewer_chips_than_parameters_still_draws():
+    """Two characterized chips give a covariance of rank one: Cholesky refused it (an internal
+    LinAlgError on `--chip-seed`); the draw now factors it by eigenvalues and stays in its span."""
+    from sim.engine.fitted import Fit
+    d = np.array([1.0, -2.0, 0.5])
+    fit = Fit(Path_("x.json"), "k", "f", ("a", "b", "c"), np.zeros(3), np.ones(3), np.outer(d, d) * 1e-4)
+    draws = fit.draw(np.random.default_rng(0), (500,))
+    assert draws.shape == (500, 3) and np.isfinite(draws).all()
+    resid = (draws - 1.0) - np.outer((draws - 1.0) @ d / (d @ d), d)
+    assert np.abs(resid).max() < 1e-6 and np.std((draws - 1.0) @ d / np.linalg.norm(d)) > 1e-3
+    np.testing.assert_array_equal(draws, fit.draw(np.random.default_rng(0), (500,)))  # seeded

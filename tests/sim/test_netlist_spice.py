@@ -159,6 +159,19 @@ def test_validate_whole_network_on_inputs(tmp_path, capsys):
     assert "whole network on 4 input(s)" in capsys.readouterr().out
 
 
+def test_validate_a_chip_compile_against_that_chip(tmp_path, capsys):
+    """A `compile --chip-seed` netlist holds one chip's mismatch: validate --input compares it with that
+    chip's engine model (it compared with the nominal network and reported FAIL on every chip)."""
+    out = tmp_path / "c"
+    assert main(["compile", DIGITS, "-o", str(out), "--target", "current", "--chip-seed", "3", "-q"]) == 0
+    np.save(tmp_path / "x.npy", np.load(model_file("examples", "digits_test.npz"))["X"][:3])
+    report = tmp_path / "r.json"
+    assert main(["validate", str(out), "--blocks", "1", "-i", str(tmp_path / "x.npy"), "--report", str(report),
+                 "-q"]) == 0
+    net = json.loads(report.read_text())["network"]
+    assert net["chip_seed"] == 3 and net["passed"] and net["rms_error_pct_fs"] < 2.0
+
+
 def test_validate_fails_when_tolerance_exceeded(tmp_path, capsys, monkeypatch):
     out = tmp_path / "d"
     assert main(["compile", DIGITS, "-o", str(out), "-q"]) == 0

@@ -148,3 +148,52 @@ def test_two_concurrent_cli_compiles_never_mix(tmp_path, capsys):
     assert json.loads((out / "graph.json").read_text())["target"]["name"] == target
     assert f"target {target}" in (out / "netlist.cir").read_text().splitlines()[0]
     _no_leftovers(tmp_path)
+
+
+def test_outputs_of_one_kind_never_replace_another(tmp_path, capsys):
+    """A CSV measurement (maybe silicon data that cannot be taken again), a fits directory, a compile and a
+    demo all hold a kelvin.json; each command now refuses a directory of another kind instead of replacing
+    or merging into it (compile -o MEASUREMENT kept probes.csv beside a new kelvin.json)."""
+    import json
+
+    from sim.cli import main
+    from tests.helpers import fvi, init, make_model
+    node = onnx.helper.make_node("Gemm", ["x", "W"], ["y"], name="fc")
+    onnx.save(make_model([node], [fvi("x", ["N", 4])], [fvi("y", ["N", 3])], [init("W", np.eye(4, 3, dtype=np.float32))]),
+              tmp_path / "m.onnx")
+    meas = tmp_path / "meas"
+    meas.mkdir()
+    (meas / "kelvin.json").write_text(json.dumps({"kind": "measurement", "banks": [], "shapes": {}}))
+    (meas / "probes.csv").write_text("config\n")
+    before = {p.name: p.read_bytes() for p in meas.iterdir()}
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(meas), "-q"]) == 1
+    assert "holds a Kelvin measurement output, not a compile one" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in meas.iterdir()} == before
+    legacy = tmp_path / "legacy"  # a measurement written before kinds were recorded: known by its shapes
+    legacy.mkdir()
+    (legacy / "kelvin.json").write_text(json.dumps({"banks": [], "shapes": {}}))
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(legacy), "-q"]) == 1
+    assert "measurement output" in capsys.readouterr().err
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "c"), "-q"]) == 0
+    assert json.loads((tmp_path / "c" / "kelvin.json").read_text())["kind"] == "compile"
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "c"), "-q"]) == 0  # same kind: replaced
+
+
+def test_an_output_never_overwrites_an_input(tmp_path, capsys):
+    from sim.cli import main
+    from tests.helpers import fvi, init, make_model
+    node = onnx.helper.make_node("Gemm", ["x", "W"], ["y"], name="fc")
+    model = tmp_path / "m.onnx"
+    onnx.save(make_model([node], [fvi("x", ["N", 4])], [fvi("y", ["N", 3])], [init("W", np.eye(4, 3, dtype=np.float32))]),
+              model)
+    np.save(tmp_path / "x.npy", np.ones((2, 4), np.float32))
+    kept = model.read_bytes()
+    for argv, needle in ((["run", str(model), "-i", str(tmp_path / "x.npy"), "-o", str(model)], "would overwrite model"),
+                         (["run", str(model), "-i", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.npy")],
+                          "would overwrite input"),
+                         (["train", str(model), "--data", "iris", "-o", str(tmp_path / "t.onnx"), "--metrics",
+                           str(tmp_path / "t.onnx")], "--metrics")):
+        assert main([*argv, "-q"]) == 1
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, err
+    assert model.read_bytes() == kept

@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 
 from circuits.current import SynapseArray
-from circuits.errors import InputError
+from circuits.errors import InputError, KelvinError
 from circuits.spice.emit_current import quantized_synapse_array
 from compiler.pipeline import compile_model
 from sim.cli import main
@@ -213,3 +213,14 @@ def test_val_split_tests_on_the_held_out_part(mlp32, tmp_path):
     with pytest.raises(InputError, match=r"--val-split 0.999: holds out 50 of 50"):
         train_file(mlp32, str(tmp_path / "d.npz"), str(tmp_path / "w.onnx"), config=TrainConfig(epochs=1),
                    val_split=0.999, progress=False)
+
+
+def test_a_bad_eval_hardware_fails_before_training_and_keeps_the_old_model(mlp32, tmp_path):
+    """--eval-hardware pcm on the op-amp target was found only after the whole run, with -o already
+    replaced by the new model; it is now checked first, and -o is written after everything that can fail."""
+    out = tmp_path / "t.onnx"
+    out.write_text("previous")
+    with pytest.raises(KelvinError, match="--eval-hardware: --hardware pcm: not available on target 'opamp'"):
+        train_file(mlp32, "digits", str(out), eval_hardware=HardwareOptions(modes=("pcm",)),
+                   config=TrainConfig(epochs=1), progress=False)
+    assert out.read_text() == "previous"
