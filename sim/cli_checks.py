@@ -18,6 +18,7 @@ Check = Callable[[float], bool]
 _POSITIVE_FINITE: tuple[Check, str] = (lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 _AT_LEAST_1: tuple[Check, str] = (lambda v: v >= 1, "an integer >= 1")
 _AT_LEAST_0: tuple[Check, str] = (lambda v: v >= 0, "an integer >= 0")
+_SEED: tuple[Check, str] = (lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)")  # stored as int64 in npz
 
 CHECKS: dict[str, tuple[str, tuple[Check, str]]] = {
     "scale": ("--scale", _POSITIVE_FINITE),
@@ -30,8 +31,9 @@ CHECKS: dict[str, tuple[str, tuple[Check, str]]] = {
     "chips": ("--chips", _AT_LEAST_1),
     "batch_size": ("--batch-size", _AT_LEAST_1),
     "points": ("--points", (lambda v: v >= 2, "an integer >= 2")),
-    "seed": ("--seed", _AT_LEAST_0),
-    "chip_seed": ("--chip-seed", _AT_LEAST_0),
+    "seed": ("--seed", _SEED),
+    "chip_seed": ("--chip-seed", _SEED),
+    "eval_chip_seed": ("--eval-chip-seed", _SEED),
     "row": ("--row", _AT_LEAST_0),
 }
 """Parsed-argument name -> (option, (accepts, what it must be)). Absent or None values are not checked."""

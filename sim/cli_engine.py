@@ -42,6 +42,9 @@ def _check_used(args: argparse.Namespace) -> None:
     modes = set()
     for spec in (args.hardware, getattr(args, "eval_hardware", None)):
         modes |= set(mode_list(spec)) if spec else set()
+    eval_modes = set(mode_list(args.eval_hardware)) if getattr(args, "eval_hardware", None) else set()
+    if getattr(args, "eval_chip_seed", None) is not None and "chip" not in eval_modes:
+        raise InputError("--eval-chip-seed applies to --eval-hardware chip; add it or drop --eval-chip-seed")
     if args.fits and "fitted" not in modes:
         raise InputError("--fits applies to --hardware fitted (or --eval-hardware fitted); add it or drop --fits")
     if (args.pcm_time_s is not None or args.drift_compensation is False) and "pcm" not in modes:

@@ -55,6 +55,11 @@ class HardwareOptions:
         return opts
 
     def check(self) -> None:
+        if isinstance(self.modes, str) or not all(isinstance(m, str) for m in self.modes):
+            raise ParameterError(f"hardware modes: a tuple of names such as ('quantized',), got {self.modes!r}")
+        for name in ("noise", "pcm_time_s"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), (int, float)):
+                raise ParameterError(f"{name}: a number, got {getattr(self, name)!r}")
         if "chip" in self.modes and self.chip_seed is None:
             raise ParameterError("--hardware chip needs --chip-seed N (which chip instance)")
         if self.chip_seed is not None and (not isinstance(self.chip_seed, int) or self.chip_seed < 0):
@@ -253,6 +258,10 @@ def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dt
     differentiable chip model (mismatch through `sim.engine.chip_map`) instead of the inference one
     (mismatch and the mirrors' Early-effect drift)."""
     opts = opts or HardwareOptions()
+    if not isinstance(opts, HardwareOptions):
+        raise ParameterError(f"hardware: a HardwareOptions (or HardwareOptions.parse('quantized', ...)), got "
+                             f"{type(opts).__name__}")
+    opts.check()  # a constructed object gets the checks the parsed one does (chip without a seed, noise > 1)
     models = hardware_models(compiled, opts)
     graph = compiled.graph
     if "chip" in opts.modes and trainable:

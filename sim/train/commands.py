@@ -197,13 +197,20 @@ def evaluate_file(model: str, data: str, *, target: str = "opamp", hardware: Har
     x, y = dataset.x_test, dataset.y_test
     doc: dict[str, Any] = {"model": str(model), "data": str(data), "target": target,
                            "hardware": hardware_doc(hardware), "test_samples": len(x)}
+    if samples is not None and engine != "spice":
+        raise InputError("--samples applies to --engine spice (the engine evaluates the whole test split)")
     if engine == "spice":
         from sim.engine.prepare import check_spice_modes
         from sim.spice_commands import default_scale, run_network_spice
         check_spice_modes(hardware)
+        if chips:
+            raise InputError("--chips (a yield over chip instances) runs in the engine; with --engine spice give "
+                             "one chip with --chip-seed")
         k = len(x) if samples is None else samples
         if k < 1:
             raise InputError(f"--samples: at least 1, got {k}")
+        if k > len(x):
+            raise InputError(f"--samples {k}: the test split of {data} has {len(x)} samples")
         x, y = x[:k], y[:k]
         opts = dict(spice or {})
         scale = opts.pop("scale", None) or default_scale(target)

@@ -88,6 +88,8 @@ def run_id(program: Program, data: Dataset, cfg: TrainConfig, hardware: dict) ->
         h.update(f"{k}{program.params[k].shape}".encode())
     h.update(json.dumps({"cfg": asdict(cfg), "hw": hardware, "data": data.name,
                          "n": len(data.x_train)}, sort_keys=True, default=str).encode())
+    for a in (data.x_train, data.y_train):  # the data's content: a file of the same name may have changed
+        h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]
 
 

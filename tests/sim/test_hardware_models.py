@@ -433,3 +433,16 @@ def test_population_fit_from_fewer_chips_than_parameters_still_draws():
     resid = (draws - 1.0) - np.outer((draws - 1.0) @ d / (d @ d), d)
     assert np.abs(resid).max() < 1e-6 and np.std((draws - 1.0) @ d / np.linalg.norm(d)) > 1e-3
     np.testing.assert_array_equal(draws, fit.draw(np.random.default_rng(0), (500,)))  # seeded
+
+
+def test_a_constructed_hardware_options_is_checked_like_a_parsed_one():
+    """The README's API builds HardwareOptions directly: a chip without a seed ran as a chip of no seed,
+    noise 50 ran; build_program now checks the object as `parse` does."""
+    from sim.engine.prepare import HardwareOptions, build_program
+    c = compile_model(MLP, "current")
+    for opts, match in ((HardwareOptions(modes=("chip",)), "needs --chip-seed"),
+                        (HardwareOptions(modes=("noise",), noise=50.0), r"in \[0, 1\]"),
+                        (HardwareOptions(modes="quantized"), "a tuple of names"),
+                        ("quantized", "a HardwareOptions")):
+        with pytest.raises(KelvinError, match=match):
+            build_program(c, opts)

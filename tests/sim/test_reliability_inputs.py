@@ -309,3 +309,35 @@ def test_stimulus_refuses_a_model_swapped_after_compile(tmp_path, model, capsys)
     np.save(tmp_path / "x6.npy", np.ones((1, 6), np.float32))
     line = _line(capsys, main(["stimulus", str(tmp_path / "o"), "-i", str(tmp_path / "x6.npy"), "-q"]))
     assert "input ports are not those of" in line, line
+
+
+def test_evaluate_and_train_options_that_were_ignored_or_misreported(tmp_path, model, capsys):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x_train=rng.uniform(0, 1, (8, 4)), y_train=rng.integers(0, 3, 8),
+             x_test=rng.uniform(0, 1, (5, 4)), y_test=rng.integers(0, 3, 5))
+    d = str(tmp_path / "d.npz")
+    for argv, needle in ((["evaluate", model, "--data", d, "--engine", "spice", "--samples", "9"], "has 5 samples"),
+                         (["evaluate", model, "--data", d, "--samples", "3"], "--samples applies to --engine spice"),
+                         (["evaluate", model, "--data", d, "--engine", "spice", "--target", "current", "--chips", "2"],
+                          "--chips (a yield over chip instances) runs in the engine"),
+                         (["train", model, "--data", d, "-o", str(tmp_path / "t.onnx"), "--eval-chip-seed", "2"],
+                          "--eval-chip-seed applies to --eval-hardware chip"),
+                         (["compile", model, "-o", str(tmp_path / "o"), "--chip-seed", str(2**64)], "[0, 2^63)")):
+        line = _line(capsys, main([*argv, "-q"]))
+        assert needle in line, (argv, line)
+
+
+def test_resume_refuses_data_whose_content_changed():
+    """The checkpoint's identity hashed the data's name and size only: a file rewritten with other values
+    resumed as if nothing had changed."""
+    from compiler.pipeline import compile_model
+    from sim.engine.prepare import build_program
+    from sim.train.data import Dataset
+    from sim.train.loop import TrainConfig, run_id
+    from sim.zoo import mlp
+    prog = build_program(compile_model(mlp((4, 3), seed=0), "opamp"), trainable=True)
+    x = np.ones((6, 4), np.float32)
+    a = Dataset("d.npz", x, np.zeros(6, np.int64), x, np.zeros(6, np.int64), 3)
+    b = Dataset("d.npz", x * 2, np.zeros(6, np.int64), x, np.zeros(6, np.int64), 3)
+    cfg = TrainConfig()
+    assert run_id(prog, a, cfg, {}) == run_id(prog, a, cfg, {}) != run_id(prog, b, cfg, {})
