@@ -23,8 +23,9 @@ import numpy as np
 import onnx
 from onnx.backend.base import Backend, BackendRep, Device, DeviceType
 
+from circuits.errors import InputError
 from compiler.ir import Graph
-from compiler.onnx_import import import_model
+from compiler.onnx_import import MAX_OPSET, import_model
 from compiler.pipeline import compile_model
 from sim.engine import execute
 
@@ -82,12 +83,24 @@ class KelvinBackend(Backend):
     def run_node(cls, node: onnx.NodeProto, inputs: Any, device: str = "CPU",
                  outputs_info: Sequence[tuple[np.dtype, tuple[int, ...]]] | None = None, **kwargs: Any):
         """Run a single node by wrapping it in a one-node model (inputs are graph inputs)."""
-        arrays = list(inputs.values()) if isinstance(inputs, Mapping) else list(inputs)
+        if not isinstance(node, onnx.NodeProto):
+            raise InputError(f"run_node: a NodeProto, got {type(node).__name__}")
+        arrays = [a if isinstance(a, np.ndarray) else np.asarray(a, np.float32)  # a list: the engine's float32
+                  for a in (inputs.values() if isinstance(inputs, Mapping) else inputs)]
         vi = [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
               for n, a in zip(node.input, arrays)]
-        outs = [onnx.helper.make_empty_tensor_value_info(n) for n in node.output]
-        graph = onnx.helper.make_graph([node], "run_node", vi, outs)
-        model = onnx.helper.make_model(graph)
+        opset = onnx.helper.make_opsetid("", min(onnx.defs.onnx_opset_version(), MAX_OPSET))
+        bare = onnx.helper.make_model(onnx.helper.make_graph(
+            [node], "run_node", vi, [onnx.helper.make_empty_tensor_value_info(n) for n in node.output]),
+            opset_imports=[opset])
+        try:  # the outputs' types and shapes, which the importer's checker wants declared
+            typed = {v.name: v for v in onnx.shape_inference.infer_shapes(bare).graph.value_info}
+        except (onnx.shape_inference.InferenceError, RuntimeError) as exc:
+            raise InputError(f"run_node: node {node.name or node.op_type!r}: {exc}") from exc
+        outs = [typed[n] if n in typed else onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
+                for n in node.output]
+        model = onnx.helper.make_model(onnx.helper.make_graph([node], "run_node", vi, outs), opset_imports=[opset])
+        model.ir_version = min(model.ir_version, 10)
         return cls.run_model(model, arrays, device, **kwargs)
 
     @classmethod

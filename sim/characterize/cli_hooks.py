@@ -83,6 +83,11 @@ def fit(data_dir: str | Path, out_dir: str | Path, max_rms_pct_fs: float = DEFAU
     if failed:
         raise FitError(f"{len(failed)} famil{'y' if len(failed) == 1 else 'ies'} did not fit, so no fit was "
                        f"written to {out_dir}: " + " | ".join(failed))
+    others = sorted(p.name for p in Path(out_dir).glob("*.json") if p.stem not in {d["family"] for d in docs}) \
+        if Path(out_dir).is_dir() else []
+    if others:  # kept: fits of other kinds may come from separate runs on purpose, but say it
+        _log.warning("%s also holds %s from an earlier fit (kept; `--fits %s` uses them with these)",
+                     out_dir, ", ".join(others), out_dir)
     for doc in docs:
         path = write_fit(doc, out_dir)
         fid = doc["fidelity"]

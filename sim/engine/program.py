@@ -400,6 +400,11 @@ class Program:
                 else:  # a fresh draw (noise, population) keeps this step's draw, moved by the update
                     moved = dict(p)
                     for fld, key in step.params:
+                        if fld in before and p[fld].shape != before[fld].shape:
+                            raise UnsupportedError(
+                                f"--pipelined cannot move weights that a chip map reshapes "
+                                f"and a random map redraws ({', '.join(type(m).__name__ for m in maps.wmap)}); "
+                                "train without --pipelined, or without the random mode")
                         if fld in before:
                             # with no weight map p[fld] is the stored array itself, which update moved in place
                             base = before[fld] if np.shares_memory(p[fld], self.params[key]) else p[fld]

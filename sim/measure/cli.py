@@ -73,10 +73,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
     meas = measure_chip(compiled, args.chip_seed, sizing=args.sizing, scale=args.scale, plan=plan, workers=args.workers,
                         timeout_s=args.timeout, progress=not args.quiet)
     seconds = time.perf_counter() - t0
-    meas.save(args.output)
+    chip = fit_chip(meas) if args.fits else None  # fitted before anything is written: a kill during the
+    meas.save(args.output)                         # fit leaves neither output new, not a mismatched pair
     doc = {"simulations": meas.probes, "seconds": round(seconds, 1), "output": args.output}
-    if args.fits:
-        chip = fit_chip(meas)
+    if chip is not None:
         chip.save(args.fits)
         doc["fits"] = args.fits
         doc["identifiability"] = chip.report()["banks"]

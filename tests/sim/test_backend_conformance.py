@@ -157,3 +157,14 @@ def test_unsupported_op_error_is_clear():
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 1, 1, 2])])
     with pytest.raises(UnsupportedError, match="LSTM is not supported"):
         kelvin_backend.prepare(onnx.helper.make_model(graph))
+
+
+def test_run_node_runs_one_node():
+    """onnx.backend's run_node wraps a node in a model; its outputs had no type, which the importer
+    refused for every node."""
+    import sim.backend as kb
+    x = np.array([[-1.0, 2.0, -3.0]], np.float32)
+    (y,) = kb.run_node(onnx.helper.make_node("Relu", ["a"], ["b"]), [x])
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    (s,) = kb.run_node(onnx.helper.make_node("Add", ["a", "c"], ["b"]), [x, [[1.0, 1.0, 1.0]]])
+    np.testing.assert_allclose(s, x + 1)

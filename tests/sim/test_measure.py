@@ -427,3 +427,22 @@ def test_unit_factors_with_drift_are_the_nominal_chip(small, tmp_path):
                            dtype=np.float64, trainable=True).run({"x": x})["y"]
     assert np.max(np.abs(linear - want)) > 10 * np.max(np.abs(got - want))  # the drift is there, and it matters
 
+
+
+def test_pipelined_through_a_measured_chip_with_noise_is_refused_by_name(small, tmp_path):
+    """A measured chip's map reshapes each signed row into two somas and noise redraws every step: the
+    pipelined error path has no exact moved weights for that pair (it was a broadcast error)."""
+    from circuits.errors import UnsupportedError
+    from sim.engine.prepare import HardwareOptions, build_program
+    meas, _ = _synthetic(small, Plan(configs=2, probes_per_config=12))
+    fit_chip(meas).save(tmp_path / "fits")
+    prog = build_program(small, HardwareOptions.parse("fitted,noise", fits=str(tmp_path / "fits"), sizing="compact"),
+                         trainable=True)
+    x = np.random.default_rng(0).uniform(0, 1, (4, 6)).astype(np.float32)
+    out, tape = prog.forward({"x": x}, rng=np.random.default_rng(1), train=True)
+
+    def update(key, g):
+        prog.params[key] -= 1e-3 * g
+
+    with pytest.raises(UnsupportedError, match="--pipelined cannot move weights"):
+        prog.backward(tape, {"y": np.ones_like(out["y"])}, update=update)
