@@ -12,7 +12,8 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from circuits.errors import InputError, ModelError, UnsupportedError
-from compiler.import_checks import check_node_shapes, first_line as _first_line
+from compiler.import_checks import check_node_shapes
+from compiler.import_checks import first_line as _first_line
 from compiler.ir import Dim, Graph, OpNode, TensorInfo
 from compiler.ops import implied_attributes, lookup
 
@@ -39,6 +40,8 @@ OUTPUT_LIMIT = {"MaxPool": 1, "BatchNormalization": 1}
 
 def load_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx.ModelProto:
     """Read and check an ONNX model, raising InputError/ModelError with the file named."""
+    if not isinstance(source, (str, os.PathLike, bytes, onnx.ModelProto)):
+        raise InputError(f"model: a path, bytes or an onnx.ModelProto, got {type(source).__name__}")
     if isinstance(source, onnx.ModelProto):
         model, where = source, "<model>"
     else:

@@ -10,12 +10,22 @@ from dataclasses import dataclass, field
 
 import onnx
 
+from circuits.errors import ParameterError
 from circuits.targets import Target, get_target
 from compiler.ir import Graph
 from compiler.onnx_import import import_model
 from compiler.passes import (
-    ConstantFold, ConvToMatrix, EliminateDead, EliminateIdentity, FoldBatchNorm, FuseBiasAdd,
-    GemmToDense, InferShapes, MapToPrimitives, Pass, PoolToWindows,
+    ConstantFold,
+    ConvToMatrix,
+    EliminateDead,
+    EliminateIdentity,
+    FoldBatchNorm,
+    FuseBiasAdd,
+    GemmToDense,
+    InferShapes,
+    MapToPrimitives,
+    Pass,
+    PoolToWindows,
 )
 
 log = logging.getLogger(__name__)
@@ -38,6 +48,8 @@ def normalize_passes() -> list[Pass]:
 
 def lowering_pipeline(target: str | Target = "opamp") -> list[Pass]:
     """Everything from an imported graph to primitives of ``target``."""
+    if not isinstance(target, (str, Target)):
+        raise ParameterError(f"target: a name such as 'opamp', 'current' or 'crossbar', got {target!r}")
     t = get_target(target) if isinstance(target, str) else target
     return [*normalize_passes(), MapToPrimitives(t), EliminateDead()]
 

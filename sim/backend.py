@@ -15,6 +15,7 @@ options as ``kelvin run`` (``noise``, ``chip_seed``, ``pcm_time_s``, ``drift_com
 
 from __future__ import annotations
 
+import dataclasses
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,7 +24,7 @@ import numpy as np
 import onnx
 from onnx.backend.base import Backend, BackendRep, Device, DeviceType
 
-from circuits.errors import InputError
+from circuits.errors import InputError, ParameterError
 from compiler.ir import Graph
 from compiler.onnx_import import MAX_OPSET, import_model
 from compiler.pipeline import compile_model
@@ -46,8 +47,17 @@ class KelvinRep(BackendRep):
         else:
             if isinstance(inputs, np.ndarray):
                 inputs = [inputs]
+            if not isinstance(inputs, (list, tuple)):
+                raise InputError(f"run: a list of arrays (one per graph input), a dict by name or an array, "
+                                 f"got {type(inputs).__name__}")
             seq: Sequence[np.ndarray] = list(inputs)
+            if len(seq) != len(self.graph.inputs):
+                raise InputError(f"run: {len(seq)} array(s) for the graph's {len(self.graph.inputs)} input(s) "
+                                 f"({', '.join(self.graph.inputs)})")
             feeds = dict(zip(self.graph.inputs, seq))
+        for name, value in feeds.items():
+            if np.iscomplexobj(value):
+                raise InputError(f"run: input {name!r} is complex; analog signals are real")
         result = execute(self.graph, feeds) if self.program is None else self.program.run(feeds, rng=self.rng)
         return self._outputs(*(result[name] for name in self.graph.outputs))
 
@@ -63,15 +73,27 @@ class KelvinBackend(Backend):
     def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> KelvinRep:
         """Import, lower to ``target`` (default opamp) unless ``lower=False``, and wrap."""
         if not cls.supports_device(device):
-            raise ValueError(f"Kelvin runs on CPU only, not {device!r}")
+            raise ParameterError(f"device: Kelvin runs on CPU only, not {device!r}")
         target = kwargs.pop("target", "opamp")
         lower = kwargs.pop("lower", True)
         hardware = kwargs.pop("hardware", None)
+        if hardware is None and kwargs:
+            raise ParameterError(f"prepare: {', '.join(sorted(kwargs))} without hardware=...; give hardware "
+                                 "(e.g. hardware='noise', noise=1e-2) or drop them")
+        if hardware is not None and not isinstance(hardware, str) and not hasattr(hardware, "modes"):
+            raise ParameterError(f"hardware: a mode string such as 'quantized,noise' or a HardwareOptions, "
+                                 f"got {type(hardware).__name__}")
         if hardware is None:
             graph = compile_model(model, target).graph if lower else import_model(model)
             return KelvinRep(graph)
         from sim.engine.prepare import HardwareOptions, build_program
-        opts = hardware if isinstance(hardware, HardwareOptions) else HardwareOptions.parse(hardware, **kwargs)
+        if isinstance(hardware, HardwareOptions):
+            opts = hardware
+        else:
+            known = {f.name for f in dataclasses.fields(HardwareOptions)} - {"modes"}
+            if unknown := sorted(set(kwargs) - known):
+                raise ParameterError(f"prepare: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            opts = HardwareOptions.parse(hardware, **kwargs)
         compiled = compile_model(model, target)
         return KelvinRep(compiled.graph, build_program(compiled, opts), seed=opts.seed)
 
@@ -105,7 +127,10 @@ class KelvinBackend(Backend):
 
     @classmethod
     def supports_device(cls, device: str) -> bool:
-        return Device(device).type == DeviceType.CPU
+        try:
+            return Device(device).type == DeviceType.CPU
+        except (AttributeError, TypeError, ValueError, KeyError):  # None, 3, "TPU": not a device onnx knows
+            return False
 
 
 prepare = KelvinBackend.prepare

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from circuits.errors import InputError, KelvinError, OutputError, UnsupportedError
+from circuits.errors import InputError, KelvinError, OutputError, ParameterError, UnsupportedError
 from circuits.files import check_output, write_json
 from compiler.pipeline import Compiled, compile_model
 from sim.engine.hardware import BinasLevels, ConductanceLevels
@@ -89,6 +89,10 @@ def train_file(model: str, data: str, output: str, *, metrics: str | None = None
     """Train ``model`` on ``data`` for ``hardware``; write the trained ONNX, metrics JSON and curves PNG."""
     hardware = hardware or HardwareOptions()
     config = config or TrainConfig()
+    for name, value, kind in (("hardware", hardware, HardwareOptions), ("eval_hardware", eval_hardware or hardware,
+                              HardwareOptions), ("config", config, TrainConfig)):
+        if not isinstance(value, kind):
+            raise ParameterError(f"{name}: a {kind.__name__}, got {type(value).__name__}")
     config.check()
     if not str(output).endswith(".onnx"):
         raise OutputError(f"{output}: the trained model is written as an .onnx file (-o TRAINED.onnx)")

@@ -168,3 +168,28 @@ def test_run_node_runs_one_node():
     np.testing.assert_array_equal(y, np.maximum(x, 0))
     (s,) = kb.run_node(onnx.helper.make_node("Add", ["a", "c"], ["b"]), [x, [[1.0, 1.0, 1.0]]])
     np.testing.assert_allclose(s, x + 1)
+
+
+def test_api_misuse_is_a_kelvin_error():
+    """The README's API: wrong types and unknown options were TypeError/AttributeError from deep inside."""
+    import sim.backend as kb
+    from circuits.errors import KelvinError
+    from sim.engine.prepare import HardwareOptions
+    from sim.train.commands import train_file
+    m = "models/examples/digits_mlp.onnx"
+    rep = kb.prepare(m)
+    for call, match in ((lambda: kb.prepare(None), "a path, bytes or an onnx.ModelProto"),
+                        (lambda: kb.prepare(m, target=None), "target: a name"),
+                        (lambda: kb.prepare(m, device="TPU"), "CPU only"),
+                        (lambda: kb.prepare(m, hardware=5), "hardware: a mode string"),
+                        (lambda: kb.prepare(m, hardware="quantized", bogus=1), "unknown option.*bogus"),
+                        (lambda: kb.prepare(m, noise=0.1), "noise without hardware"),
+                        (lambda: rep.run(None), "a list of arrays"),
+                        (lambda: rep.run([np.ones((1, 64))] * 2), "2 array.*1 input"),
+                        (lambda: rep.run([np.ones((1, 64), np.complex64)]), "complex"),
+                        (lambda: train_file(m, "digits", "t.onnx", hardware="quantized"), "hardware: a HardwareOptions"),
+                        (lambda: train_file(m, "digits", "t.onnx", config={"epochs": 1}), "config: a TrainConfig")):
+        with pytest.raises(KelvinError, match=match):
+            call()
+    assert kb.supports_device(None) is False and kb.supports_device("CPU")
+    assert isinstance(HardwareOptions(), HardwareOptions)
