@@ -98,6 +98,24 @@ def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> Path:
     return write_bytes(path, buf.getvalue())
 
 
+def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
+    """The array of an ``.npy`` file, never unpickled; defects are ValueErrors as in `read_npz`."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise _plain_arrays_only(exc, "an .npy", "numpy.save") from exc
+    except MemoryError as exc:
+        raise ValueError(f"its array is larger than this machine's memory ({exc})") from exc
+
+
+def _plain_arrays_only(exc: ValueError, what: str, writer: str) -> ValueError:
+    """numpy's refusal of a pickle suggests allow_pickle: Kelvin never unpickles a file, so say that."""
+    if "pickle" not in str(exc):
+        return exc
+    return ValueError(f"it holds pickled Python objects, or is not {what} at all; Kelvin reads plain arrays "
+                      f"only ({writer})")
+
+
 def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` file, read now and never unpickled.
 
@@ -114,10 +132,7 @@ def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise ValueError(f"a damaged archive: {exc}") from exc
     except ValueError as exc:
-        if "pickle" in str(exc):  # numpy's text suggests allow_pickle: Kelvin never unpickles a file
-            raise ValueError("it holds pickled Python objects, or is not an .npz at all; Kelvin reads plain "
-                             "arrays only (numpy.savez)") from exc
-        raise
+        raise _plain_arrays_only(exc, "an .npz", "numpy.savez") from exc
     except MemoryError as exc:
         raise ValueError(f"an array in it is larger than this machine's memory ({exc})") from exc
     for k, v in out.items():

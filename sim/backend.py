@@ -80,13 +80,13 @@ class KelvinBackend(Backend):
         if hardware is None and kwargs:
             raise ParameterError(f"prepare: {', '.join(sorted(kwargs))} without hardware=...; give hardware "
                                  "(e.g. hardware='noise', noise=1e-2) or drop them")
-        if hardware is not None and not isinstance(hardware, str) and not hasattr(hardware, "modes"):
+        from sim.engine.prepare import HardwareOptions, build_program
+        if hardware is not None and not isinstance(hardware, (str, HardwareOptions)):
             raise ParameterError(f"hardware: a mode string such as 'quantized,noise' or a HardwareOptions, "
                                  f"got {type(hardware).__name__}")
         if hardware is None:
             graph = compile_model(model, target).graph if lower else import_model(model)
             return KelvinRep(graph)
-        from sim.engine.prepare import HardwareOptions, build_program
         if isinstance(hardware, HardwareOptions):
             opts = hardware
         else:

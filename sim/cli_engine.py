@@ -39,10 +39,9 @@ def hardware_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
 def _check_used(args: argparse.Namespace) -> None:
     """An option for a hardware mode nobody asked for is a mistake to say, not to ignore."""
     from sim.engine.hardware import mode_list
-    modes = set()
-    for spec in (args.hardware, getattr(args, "eval_hardware", None)):
-        modes |= set(mode_list(spec)) if spec else set()
-    eval_modes = set(mode_list(args.eval_hardware)) if getattr(args, "eval_hardware", None) else set()
+    eval_spec = getattr(args, "eval_hardware", None)
+    eval_modes = set(mode_list(eval_spec)) if eval_spec else set()
+    modes = (set(mode_list(args.hardware)) if args.hardware else set()) | eval_modes
     if getattr(args, "eval_chip_seed", None) is not None and "chip" not in eval_modes:
         raise InputError("--eval-chip-seed applies to --eval-hardware chip; add it or drop --eval-chip-seed")
     if args.fits and "fitted" not in modes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from circuits.errors import InputError, OutputError, ParameterError, UnsupportedError
-from circuits.files import ensure_dir, staged_dir, write_json, write_npy, write_npz
+from circuits.files import ensure_dir, json_safe, staged_dir, write_json, write_npy, write_npz
 from compiler.ir import Graph
 from compiler.pipeline import Compiled, compile_model
 from compiler.report import graph_document
@@ -95,7 +94,7 @@ def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str]
             from sim.cost_plot import cost_chart
 
             doc["cost"] = cost_report(compiled, costs)
-            if not _all_finite(doc["cost"]):  # each constant is finite; their products can still overflow
+            if json_safe(doc["cost"]) != doc["cost"]:  # a non-finite total became null: the products overflowed
                 raise InputError(f"--cost-model {cost_model}: its constants make the cost totals overflow (not "
                                  "finite); give values in the units the README's table states")
             cost_chart(doc["cost"], out / "cost.png")
@@ -209,16 +208,6 @@ def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str]
         return result, None
     _write_outputs(output, result)
     return result, output
-
-
-def _all_finite(obj: Any) -> bool:
-    if isinstance(obj, float):
-        return math.isfinite(obj)
-    if isinstance(obj, dict):
-        return all(_all_finite(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return all(_all_finite(v) for v in obj)
-    return True
 
 
 def _check_finite(inputs, result: dict[str, np.ndarray]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from circuits.errors import InputError
-from circuits.files import read_npz
+from circuits.files import read_npy, read_npz
 from compiler.ir import Graph
 
 
@@ -29,7 +29,7 @@ def load_inputs(path: str | os.PathLike[str], graph: Graph) -> dict[str, np.ndar
     suffix = p.suffix.lower()
     try:
         if suffix == ".npy":
-            arrays = {graph.inputs[0]: _load_npy(p)} if len(graph.inputs) == 1 else None
+            arrays = {graph.inputs[0]: read_npy(p)} if len(graph.inputs) == 1 else None
             if arrays is None:
                 raise InputError(f"{p}: the model has {len(graph.inputs)} inputs "
                                  f"({', '.join(graph.inputs)}); give an .npz keyed by those names")
@@ -56,18 +56,6 @@ def load_inputs(path: str | os.PathLike[str], graph: Graph) -> dict[str, np.ndar
     for name, arr in arrays.items():
         check_values(p, name, arr)
     return arrays
-
-
-def _load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except MemoryError as exc:
-        raise ValueError(f"its array is larger than this machine's memory ({exc})") from exc
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise ValueError("it holds pickled Python objects, or is not an .npy at all; Kelvin reads plain "
-                             "arrays only (numpy.save)") from exc
-        raise
 
 
 def check_values(path: Path, name: str, arr: np.ndarray) -> None:

@@ -46,13 +46,18 @@ TARGET_MODES = {
 }
 
 
-def check_bits(name: str, bits: int | None) -> None:
-    """Bit widths are integers in 1..16; a converter (DAC, ADC) needs 2: a symmetric mid-tread one
-    has 2^(bits−1) − 1 levels each side of zero, none at 1 bit (`Quantize`, the netlist's `Quantizer`)."""
+CONVERTER_MIN_BITS = 2
+"""A symmetric mid-tread converter (DAC, ADC) has 2^(bits−1) − 1 levels each side of zero: none at
+1 bit (`Quantize`, the netlist's `Quantizer`)."""
+
+
+def check_bits(name: str, bits: int | None, minimum: int = 1) -> None:
+    """Bit widths are integers in ``minimum``..16 (weights 1, converters `CONVERTER_MIN_BITS`)."""
     if bits is not None and not (isinstance(bits, int) and 1 <= bits <= 16):
         raise ParameterError(f"{name}: bit widths are integers in 1..16, got {bits}")
-    if bits == 1 and ("dac" in name or "adc" in name):
-        raise ParameterError(f"{name}: a symmetric converter needs at least 2 bits (levels -1, 0, +1), got 1")
+    if bits is not None and bits < minimum:
+        raise ParameterError(f"{name}: a symmetric converter needs at least {minimum} bits (levels -1, 0, +1), "
+                             f"got {bits}")
 
 
 class HardwareModel:
@@ -179,7 +184,7 @@ class Quantized(HardwareModel):
 
     def __post_init__(self) -> None:
         for n in ("weight_bits", "dac_bits", "adc_bits"):
-            check_bits(n, getattr(self, n))
+            check_bits(n, getattr(self, n), 1 if n == "weight_bits" else CONVERTER_MIN_BITS)
 
     def node_maps(self, program, step):
         prim = getattr(step.node, "primitive", None)

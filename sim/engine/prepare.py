@@ -19,7 +19,8 @@ from circuits.errors import InputError, ParameterError, UnsupportedError
 from compiler.ir import PrimitiveNode
 from compiler.pipeline import Compiled
 from sim.engine.hardware import (
-    HardwareModel, IrDrop, Noise, Pcm, Population, Quantized, Stack, check_bits, check_target_modes, mode_list,
+    CONVERTER_MIN_BITS, HardwareModel, IrDrop, Noise, Pcm, Population, Quantized, Stack, check_bits,
+    check_target_modes, mode_list,
 )
 from sim.engine.maps import NodeMaps, Rectify, chain
 from sim.engine.program import Program
@@ -69,7 +70,7 @@ class HardwareOptions:
         if not (math.isfinite(self.noise) and 0 <= self.noise <= 1):
             raise ParameterError(f"--noise: a relative standard deviation in [0, 1] (0.001 is 0.1 %), got {self.noise}")
         for n in ("weight_bits", "dac_bits", "adc_bits"):
-            check_bits(f"--{n.replace('_', '-')}", getattr(self, n))
+            check_bits(f"--{n.replace('_', '-')}", getattr(self, n), 1 if n == "weight_bits" else CONVERTER_MIN_BITS)
         if "irdrop" in self.modes and self.wire_ohm is None:
             raise ParameterError("--hardware irdrop needs --wire-ohm R (row and column wire resistance per cell, ohms)")
         if self.wire_ohm is not None and not (math.isfinite(self.wire_ohm) and self.wire_ohm >= 0):
