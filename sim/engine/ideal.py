@@ -11,6 +11,7 @@ import numpy as np
 from circuits.errors import InputError, KelvinError, ModelError
 from compiler.ir import Graph, Node, OpNode, PrimitiveNode
 from compiler.ops import lookup
+from sim.engine.feeds import check_feed
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def execute(graph: Graph, feeds: Mapping[str, np.ndarray], outputs: list[str] | 
     missing = [name for name in graph.inputs if name not in feeds]
     if missing:
         raise InputError(f"missing value for graph input(s): {', '.join(missing)}")
-    checked = {name: _check_feed(graph, name, feeds[name]) for name in graph.inputs}
+    checked = {name: check_feed(graph, name, feeds[name]) for name in graph.inputs}
     if dtype is None:
         floats = [v.dtype for v in checked.values() if v.dtype.kind == "f"]
         dtype = np.result_type(*floats) if floats else np.float32
@@ -46,22 +47,3 @@ def run_node(graph: Graph, node: Node, args: list[np.ndarray | None]) -> list[np
         raise type(exc)(msg if node.name in msg else f"node {node.name!r} ({node.kind}): {msg}") from exc
     except (ValueError, TypeError, IndexError) as exc:
         raise ModelError(f"node {node.name!r} ({node.kind}): {exc}") from exc
-
-
-def _check_feed(graph: Graph, name: str, value: np.ndarray) -> np.ndarray:
-    arr = np.asarray(value)
-    info = graph.info(name)
-    if info is None or info.shape is None:
-        return arr
-    if arr.ndim != len(info.shape):
-        raise InputError(f"input {name!r}: expected rank {len(info.shape)} {_fmt(info.shape)}, got shape {arr.shape}")
-    for want, got in zip(info.shape, arr.shape):
-        if isinstance(want, int) and want != got:
-            raise InputError(f"input {name!r}: expected shape {_fmt(info.shape)}, got {arr.shape}")
-    if info.dtype.kind == "f" and arr.dtype != info.dtype and arr.dtype.kind in "fiu":
-        arr = arr.astype(info.dtype)
-    return arr
-
-
-def _fmt(shape) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"

@@ -24,6 +24,7 @@ import numpy as np
 from circuits.errors import InputError, KelvinError, ModelError, UnsupportedError
 from compiler.ir import WIRING_OPS, Graph, Node, OpNode, PrimitiveNode
 from compiler.ops import lookup
+from sim.engine.feeds import check_feed
 from sim.engine.kernels import DenseKernel, Kernel, kernel_for
 from sim.engine.maps import ContentMemo, NodeMaps, chain, chain_back
 from sim.engine.ops import NO_SIGNAL, Router, op_backward
@@ -210,9 +211,7 @@ class Program:
         for name, s in zip(self.inputs, self.input_slots):
             if name not in feeds:
                 raise InputError(f"missing value for graph input {name!r}")
-            x = np.asarray(feeds[name])
-            if x.dtype.kind == "f" and x.dtype != self.dtype:
-                x = _cast_checked(name, x, self.dtype)
+            x = check_feed(self.graph, name, feeds[name], self.dtype)
             m = self.input_maps.get(name)
             if m is not None and m.pre:
                 x, input_saved[name] = chain(m.pre, x, rng, train)
@@ -336,10 +335,21 @@ class Program:
         error travels back through the just-programmed array (the effective weights move by the same
         step as the stored ones). Its own weight gradient uses the forward pass's activations.
         """
+        if not isinstance(tape, Tape):
+            raise InputError(f"backward: the tape of forward(..., train=True), got {type(tape).__name__}")
+        if not isinstance(grad_outputs, Mapping):
+            raise InputError(f"backward: output gradients by name, got {type(grad_outputs).__name__}")
         grads: dict[int, Array] = {}
         for name, g in grad_outputs.items():
             s = self._slot_of(name)
-            grads[s] = np.asarray(g, self.dtype)
+            kept = tape.env[s]
+            try:
+                grads[s] = np.asarray(g, self.dtype)
+            except (TypeError, ValueError):
+                raise InputError(f"backward: the gradient of {name!r} is not an array of numbers") from None
+            if kept is not None and np.shape(kept) != grads[s].shape:
+                raise InputError(f"backward: the gradient of {name!r} has shape {grads[s].shape}, "
+                                 f"its output {np.shape(kept)}")
         pgrads: dict[str, Array] = {}
         for step, (args, results, saved) in zip(reversed(self.steps), reversed(tape.entries)):
             gy = grads.pop(step.outs[0], None) if step.outs and step.outs[0] >= 0 else None
@@ -460,19 +470,6 @@ class Program:
             if new:
                 node.primitive = node.primitive.with_parameters(**new)
         return g
-
-
-def _cast_checked(name: str, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``x`` in the program's dtype; a finite value beyond that dtype's range (1e300 into float32)
-    would become Inf and every output NaN, so it is an input error naming the tensor and index."""
-    top = np.finfo(dtype).max
-    if np.finfo(x.dtype).max > top:
-        big = np.abs(x) > top
-        if big.any():
-            index = [int(i) for i in np.argwhere(big)[0]]
-            raise InputError(f"input {name!r} holds {x[tuple(index)]:g} at index {index}, beyond the "
-                             f"engine's {np.dtype(dtype).name} range (±{top:.3g}); rescale the input")
-    return x.astype(dtype)
 
 
 def check_unsupported_grad(program: Program) -> list[str]:

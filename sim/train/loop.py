@@ -49,12 +49,24 @@ class TrainConfig:
     pipelined: bool = False
 
     def check(self) -> None:
-        if not (isinstance(self.epochs, int) and self.epochs >= 1):
-            raise InputError(f"--epochs: an integer ≥ 1, got {self.epochs}")
-        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
-            raise InputError(f"--batch-size: an integer ≥ 1, got {self.batch_size}")
-        if not (isinstance(self.seed, int) and self.seed >= 0):
-            raise InputError(f"--seed: a non-negative integer, got {self.seed}")
+        """Types and ranges, each refusal naming its option (a config built in Python skips argparse)."""
+        def integer(v: Any) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        if not (integer(self.epochs) and self.epochs >= 1):
+            raise InputError(f"--epochs: an integer ≥ 1, got {self.epochs!r}")
+        if not (integer(self.batch_size) and self.batch_size >= 1):
+            raise InputError(f"--batch-size: an integer ≥ 1, got {self.batch_size!r}")
+        if not (integer(self.seed) and self.seed >= 0):
+            raise InputError(f"--seed: a non-negative integer, got {self.seed!r}")
+        for option, value in (("--lr", self.lr), ("--momentum", self.momentum), ("--weight-decay", self.weight_decay)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise InputError(f"{option}: a number, got {value!r}")
+        for option, value in (("--optimizer", self.optimizer), ("--loss", self.loss)):
+            if not isinstance(value, str):
+                raise InputError(f"{option}: a name, got {value!r}")
+        if not isinstance(self.pipelined, bool):
+            raise InputError(f"--pipelined: True or False, got {self.pipelined!r}")
 
 
 @dataclass

@@ -193,3 +193,37 @@ def test_api_misuse_is_a_kelvin_error():
             call()
     assert kb.supports_device(None) is False and kb.supports_device("CPU")
     assert isinstance(HardwareOptions(), HardwareOptions)
+
+
+@pytest.mark.parametrize("hardware", [{}, {"target": "current", "hardware": "quantized"},
+                                      {"target": "current", "hardware": "chip", "chip_seed": 1},
+                                      {"target": "crossbar", "hardware": "pcm"}])
+def test_every_program_checks_its_feeds_like_the_ideal_engine(hardware):
+    """A hardware Program took any array to its first bank: a wrong width was a numpy gufunc error
+    named after node fc1, a string 'could not convert', None a TypeError."""
+    import sim.backend as kb
+    from circuits.errors import InputError
+    rep = kb.prepare("models/examples/digits_mlp.onnx", **hardware)
+    for bad, match in ((np.zeros((2, 63), np.float32), r"input 'x': expected shape \[N, 64\], got \(2, 63\)"),
+                       (np.zeros((2, 64, 1), np.float32), r"input 'x': expected rank 2"),
+                       (None, r"input 'x': no value"),
+                       (np.array([["a"] * 64]), r"input 'x' is of dtype <U1, not numbers"),
+                       (np.ones((1, 64), np.complex64), r"input 'x' is complex"),
+                       (np.full((1, 64), 1e300), r"input 'x' holds 1e\+300 at index \[0, 0\].*float32 range")):
+        with pytest.raises(InputError, match=match):
+            rep.run([bad])
+    assert rep.run([np.ones((3, 64), np.int64)])[0].shape == (3, 10)  # integers are cast to the engine's floats
+
+
+@pytest.mark.parametrize("field, value, match", [("lr", "0.1", "--lr: a number, got '0.1'"),
+                                                 ("momentum", "0.5", "--momentum: a number"),
+                                                 ("weight_decay", None, "--weight-decay: a number"),
+                                                 ("epochs", True, "--epochs: an integer"),
+                                                 ("optimizer", None, "--optimizer: a name"),
+                                                 ("pipelined", 1, "--pipelined: True or False")])
+def test_a_train_config_built_in_python_is_checked_by_name(field, value, match):
+    """TrainConfig(lr="0.1") reached numpy as a TypeError: 'ufunc isfinite not supported'."""
+    from circuits.errors import InputError
+    from sim.train.loop import TrainConfig
+    with pytest.raises(InputError, match=match):
+        TrainConfig(**{field: value}).check()

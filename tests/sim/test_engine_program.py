@@ -75,3 +75,20 @@ def test_named_parameters_round_trip_into_the_graph():
     g = prog.graph_with_params()
     assert np.all(g.node("fc1").primitive.bias == 0.5)
     assert not np.all(c.graph.node("fc1").primitive.bias == 0.5)  # the original graph is untouched
+
+
+def test_backward_refuses_a_missing_tape_and_misshapen_gradients():
+    """backward(None, ...) was AttributeError 'entries'; a wrong-shape gradient broadcast silently."""
+    import pytest
+
+    from circuits.errors import InputError
+    prog = Program(compile_model("models/examples/digits_mlp.onnx", "current").graph)
+    outs, tape = prog.forward({"x": np.ones((2, 64), np.float32)}, train=True)
+    out = prog.outputs[0]
+    for tape_, grads, match in ((None, {out: np.ones((2, 10))}, "the tape of forward"),
+                                (tape, None, "output gradients by name"),
+                                (tape, {out: "abc"}, f"gradient of {out!r} is not an array"),
+                                (tape, {out: np.ones((3, 10))}, r"shape \(3, 10\), its output \(2, 10\)")):
+        with pytest.raises(InputError, match=match):
+            prog.backward(tape_, grads)
+    assert set(prog.backward(tape, {out: np.ones((2, 10))})) == set(prog.params)
