@@ -240,7 +240,8 @@ def staged_dir(outdir: str | os.PathLike[str], products: frozenset[str] = frozen
 
     On an error (or a kill) ``outdir`` keeps every file of the previous run, and the next run
     sweeps the leftover sibling. Entries of an earlier ``outdir`` that are not in ``products``
-    (a validate report, notes) are carried over as hard links. An existing non-empty directory
+    (a user's notes) are carried over as hard links, except files derived from its old contents
+    (a validate report, `record_derived`). An existing non-empty directory
     with no ``kelvin.json`` is refused, so ``-o .`` can never replace a user's files.
     """
     out = check_output(outdir, directory=True, kind=kind)
@@ -261,9 +262,40 @@ def staged_dir(outdir: str | os.PathLike[str], products: frozenset[str] = frozen
             shutil.rmtree(stage, ignore_errors=True)  # the old directory, after a swap
 
 
+def record_derived(directory: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Note in ``directory``'s kelvin.json that ``path``, a file inside it, was derived from its
+    contents (a validate report): the next run that replaces the directory drops it instead of
+    carrying a report about the old netlist into the new one."""
+    out, target = Path(directory).resolve(), Path(path).resolve()
+    meta = out / "kelvin.json"
+    if target.parent != out or not meta.is_file():
+        return
+    with dir_lock(out):
+        try:
+            doc = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(doc, dict):
+            derived = doc.get("derived") if isinstance(doc.get("derived"), list) else []
+            doc["derived"] = sorted({*map(str, derived), target.name})
+            write_json(meta, doc)
+
+
+def _derived(directory: Path) -> set[str]:
+    try:
+        doc = json.loads((directory / "kelvin.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    derived = doc.get("derived") if isinstance(doc, dict) else None
+    return {str(name) for name in derived} if isinstance(derived, list) else set()
+
+
 def _carry_over(old: Path, new: Path, products: frozenset[str]) -> None:
+    """Hard-link ``old``'s entries that this run did not write into ``new``: a user's notes, but not
+    files derived from the old contents (`record_derived`) nor a killed write's ``.tmp``."""
+    skip = products | _derived(old)
     for entry in old.iterdir():
-        if entry.name in products or (new / entry.name).exists() or entry.name.endswith(".tmp"):
+        if entry.name in skip or (new / entry.name).exists() or entry.name.endswith(".tmp"):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.copytree(entry, new / entry.name, symlinks=True, copy_function=_link_or_copy)

@@ -37,7 +37,8 @@ def compile_with_progress(model: str | os.PathLike[str], target: str, progress: 
 
 COMPILE_FILES = frozenset({"graph.json", "netlist.cir", "inputs.inc", "netlist.json", "model.onnx",
                            "kelvin.json", "chip.npz", "cost.png"})
-"""What ``kelvin compile`` writes; any other file in OUTDIR (a validate report) is kept across compiles."""
+"""What ``kelvin compile`` writes; other files in OUTDIR (a user's notes) are kept across compiles, but not a
+validate report written there, which describes the old netlist (`circuits.files.record_derived`)."""
 
 
 def compile_to_dir(model: str | os.PathLike[str], outdir: str | os.PathLike[str], target: str,

@@ -181,7 +181,7 @@ def validate_outdir(outdir, *, sample: int | None, points: int, seed: int, repor
 
     Writes the report if asked; returns (report, table text).
     """
-    from circuits.files import write_json
+    from circuits.files import record_derived, write_json
     from sim.spice import ngspice_version
     from sim.spice_commands import compile_outdir, load_outdir
 
@@ -203,6 +203,7 @@ def validate_outdir(outdir, *, sample: int | None, points: int, seed: int, repor
                  f"{'ok' if network['passed'] else 'FAIL'}")
     if report:
         write_json(report, doc)
+        record_derived(out, report)  # a report inside OUTDIR describes this netlist: a recompile drops it
     return doc, text
 
 

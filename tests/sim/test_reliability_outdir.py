@@ -67,11 +67,25 @@ def test_recompile_without_chip_seed_drops_chip_npz(tmp_path, capsys):
     digits = str(ROOT / "models" / "examples" / "digits_mlp.onnx")
     assert main(["compile", digits, "-o", str(out), "--target", "current", "--chip-seed", "3", "-q"]) == 0
     assert (out / "chip.npz").is_file()
-    (out / "report.json").write_text("{}")  # not a compile product: carried over
+    (out / "notes.txt").write_text("mine")  # not a compile product: carried over
     assert main(["compile", digits, "-o", str(out), "--target", "current", "-q"]) == 0
     assert not (out / "chip.npz").exists()
     assert json.loads((out / "kelvin.json").read_text())["chip_seed"] is None
-    assert (out / "report.json").read_text() == "{}"
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_validate_report_in_the_directory_does_not_outlive_its_netlist(tmp_path, capsys):
+    """A report.json about the op-amp netlist stayed beside the crossbar one that replaced it."""
+    out = tmp_path / "o"
+    digits = str(ROOT / "models" / "examples" / "digits_mlp.onnx")
+    assert main(["compile", digits, "-o", str(out), "-q"]) == 0
+    assert main(["validate", str(out), "--blocks", "1", "--report", str(out / "report.json"), "-q"]) == 0
+    assert main(["validate", str(out), "--blocks", "1", "--report", str(tmp_path / "outside.json"), "-q"]) == 0
+    (out / "notes.txt").write_text("mine")
+    assert json.loads((out / "kelvin.json").read_text())["derived"] == ["report.json"]
+    assert main(["compile", digits, "-o", str(out), "--target", "crossbar", "-q"]) == 0
+    assert not (out / "report.json").exists() and (tmp_path / "outside.json").is_file()
+    assert (out / "notes.txt").read_text() == "mine" and "derived" not in json.loads((out / "kelvin.json").read_text())
 
 
 def test_refuses_a_foreign_non_empty_directory(tmp_path, capsys):
