@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import glob
 import io
 import json
 import os
@@ -43,8 +44,9 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Atomically replace ``path`` with ``data``."""
     p = Path(path)
     tmp = None
+    _sweep_dead_temps(p)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.{os.getpid()}.", suffix=".tmp", dir=p.parent)
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -58,6 +60,32 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return p
+
+
+def _sweep_dead_temps(p: Path) -> None:
+    """Remove ``.NAME.PID.*.tmp`` siblings whose writer no longer runs (a SIGKILL mid-write cannot
+    clean up after itself); a live writer's temp file is left alone."""
+    try:
+        leftovers = list(p.parent.glob(f".{glob.escape(p.name)}.*.tmp"))
+    except OSError:
+        return
+    for tmp in leftovers:
+        pid = tmp.name[len(p.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _umask() -> int:

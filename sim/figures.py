@@ -6,10 +6,12 @@ goes through `pyplot` and `save_png`, so a killed run never leaves half a pictur
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from circuits.files import write_bytes
 
 
 def pyplot() -> Any:
@@ -21,18 +23,14 @@ def pyplot() -> Any:
 
 
 def save_png(fig: Any, path: str | os.PathLike[str], dpi: int = 100) -> Path:
-    """Lay ``fig`` out, write it to ``path`` through a temporary file and a rename, and close it."""
+    """Lay ``fig`` out, write it to ``path`` atomically (`circuits.files.write_bytes`), and close it."""
     plt = pyplot()
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(suffix=".png", prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
     try:
         fig.tight_layout()
-        fig.savefig(tmp, dpi=dpi)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_bytes(path, buf.getvalue())
     return path

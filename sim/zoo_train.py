@@ -7,8 +7,6 @@ stratified with the seed; the same seed gives the same weights, model bytes and 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from circuits.files import ensure_dir, write_bytes
 from sim.zoo_builder import GraphBuilder
 
 HIDDEN = 16
@@ -110,26 +109,13 @@ def train_digits_mlp(seed: int = 0) -> tuple[onnx.ModelProto, float]:
     return model, accuracy
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; examples are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def write_digits_examples(out_dir: Path, seed: int = 0) -> float:
     """Write ``digits_mlp.onnx`` and ``digits_test.npz`` into ``out_dir``; return the accuracy."""
     model, accuracy = train_digits_mlp(seed)
     split = load_digits_split(seed)
-    _write_atomic(out_dir / "digits_mlp.onnx", model.SerializeToString(deterministic=True))
+    ensure_dir(out_dir)
+    write_bytes(out_dir / "digits_mlp.onnx", model.SerializeToString(deterministic=True))
     buf = io.BytesIO()  # numpy's npz entries carry a fixed 1980 timestamp: same arrays, same bytes
     np.savez_compressed(buf, X=split.x_test.astype(np.float32), y=split.y_test.astype(np.int64))
-    _write_atomic(out_dir / "digits_test.npz", buf.getvalue())
+    write_bytes(out_dir / "digits_test.npz", buf.getvalue())
     return accuracy

@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -43,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from circuits.errors import OutputError
+from circuits.files import ensure_dir, write_npz
 from circuits.spice.current_cells import MAX_LEVEL, SOMA_PORTS, SYNAPSE_PORTS, bit_nodes
 from circuits.spice.emit import GROUND
 from circuits.spice.emit_current import CellRecord
@@ -227,12 +228,8 @@ def tables_for(nl: Netlist, *, executor: Executor | None = None, timeout_s: floa
 def _save(path: Path, vectors: Mapping[str, np.ndarray]) -> None:
     """Write the bench vectors atomically (temp file, then rename); a failure only costs a rerun later."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **vectors)
-        os.replace(tmp, path)
-    except OSError as exc:
+        write_npz(ensure_dir(path.parent) / path.name, **vectors)
+    except (OSError, OutputError) as exc:
         log.warning("seed tables: cannot cache in %s (%s)", path.parent, exc)
 
 
