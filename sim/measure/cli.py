@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 
 from circuits.spice.current_cells import SIZINGS
+
+log = logging.getLogger("kelvin")
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -22,10 +25,10 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                    help="mirror sizing of the chip (default: compact, minimum-area mirrors)")
     p.add_argument("--scale", type=float, help="amperes per model unit (default: the target's)")
     p.add_argument("--configs", type=int,
-                   help="test weight configurations (default: 48 sparse ones, or 2 dense ones for narrow banks "
-                        "and networks above 20,000 synapses)")
+                   help="test weight configurations (default: 48, sparse where banks are wider than 10 inputs; "
+                        "2 dense ones for networks above 20,000 synapses)")
     p.add_argument("--probes", type=int,
-                   help="operating points (DC simulations) per configuration (default: 6 sparse, 12 dense)")
+                   help="operating points (DC simulations) per configuration (default: 6; 12 above 20,000 synapses)")
     p.add_argument("--density", type=float,
                    help="fraction of synapses programmed in each configuration (default: about 10 per row of "
                         "the widest bank; sparse configurations identify every synapse's own current, dense "
@@ -78,6 +81,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
     doc = {"simulations": meas.probes, "seconds": round(seconds, 1), "output": args.output}
     if chip is not None:
         chip.save(args.fits)
+        for line in chip.weakly_identified():
+            log.warning("%s: %s", args.fits, line)
         doc["fits"] = args.fits
         doc["identifiability"] = chip.report()["banks"]
     print(json.dumps(doc))
@@ -90,5 +95,7 @@ def cmd_fit_chip(args: argparse.Namespace) -> int:
 
     chip = fit_chip(Measurements.load(args.data))
     chip.save(args.outdir)
+    for line in chip.weakly_identified():
+        log.warning("%s: %s", args.outdir, line)
     print(json.dumps({"fits": args.outdir, **chip.report()}))
     return 0

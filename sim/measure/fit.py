@@ -66,6 +66,7 @@ from sim.measure.data import Measurements
 log = logging.getLogger(__name__)
 
 PRIOR_SD = 0.3
+WEAK_ROW_FRACTION = 0.5
 REL_ERR, ABS_ERR = 0.01, 0.002  # the factor model's error: per-synapse copy errors it averages, plus noise
 SYN_REL_ERR, SYN_ABS_ERR = 0.003, 0.0006  # a reading's own error, once every synapse has its own value
 # a soma carrying less is taken as off and gives no equation: near zero a subthreshold soma turns off
@@ -158,6 +159,21 @@ class MeasuredChip:
                                  "median_sd": float(np.median(self.readout_sd[o][m != 0])) if np.any(m) else 0.0}
                              for o, m in self.readouts.items()},
                 **self.meta}
+
+    def weakly_identified(self) -> list[str]:
+        """One line per bank whose somas the measurements pin down poorly: fewer than half its row
+        factors (per-soma gains per sign and bit, Binas et al.'s a_i) left their prior. The fit then mostly restates
+        the nominal chip, which a user training on it should know."""
+        lines = []
+        for name, b in self.banks.items():
+            ident = b.identifiability()
+            if ident["row_identified_fraction"] < WEAK_ROW_FRACTION:
+                lines.append(f"bank {name!r}: only {100 * ident['row_identified_fraction']:.0f} % of its "
+                             f"{ident['row_factors']} row factors (soma gains per sign and bit) identified from "
+                             f"{ident['equations']} equations; "
+                             "the fit falls back to the nominal chip there (measure with more --configs, "
+                             "--probes or --density)")
+        return lines
 
     def save(self, outdir: str | os.PathLike[str]) -> Path:
         """FITS/measured_chip.npz (factors, tables, read-outs) and FITS/kelvin.json (the report), atomically."""
