@@ -25,8 +25,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                    help="mirror sizing of the chip (default: compact, minimum-area mirrors)")
     p.add_argument("--scale", type=float, help="amperes per model unit (default: the target's)")
     p.add_argument("--configs", type=int,
-                   help="test weight configurations (default: 48, sparse where banks are wider than 10 inputs; "
-                        "2 dense ones for networks above 20,000 synapses)")
+                   help="test weight configurations (default: 48 per bank after the first, sparse where banks are "
+                        "wider than 10 inputs; 2 dense ones for networks above 20,000 synapses)")
     p.add_argument("--probes", type=int,
                    help="operating points (DC simulations) per configuration (default: 6; 12 above 20,000 synapses)")
     p.add_argument("--density", type=float,

@@ -478,3 +478,5 @@ def test_the_default_plan_identifies_narrow_banks_too(small):
     full = fit_chip(_synthetic(small, plan)[0]).report()["banks"]
     assert min(b["row_identified_fraction"] for b in weak.values()) < 0.7
     assert min(b["row_identified_fraction"] for b in full.values()) == 1.0
+    deeper = compile_model(zoo.mlp((6, 5, 4, 3), seed=0), "current")  # three banks: the output compounds them
+    assert (default_plan(deeper).configs, default_plan(deeper, quick=True).configs) == (96, 32)
