@@ -309,9 +309,10 @@ def record_derived(directory: str | os.PathLike[str], path: str | os.PathLike[st
             write_json(meta, doc)
 
 
-def _derived(directory: Path) -> set[str]:
+def derived_files(directory: str | os.PathLike[str]) -> set[str]:
+    """Names of the files in ``directory`` derived from its contents (`record_derived`)."""
     try:
-        doc = json.loads((directory / "kelvin.json").read_text(encoding="utf-8"))
+        doc = json.loads((Path(directory) / "kelvin.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return set()
     derived = doc.get("derived") if isinstance(doc, dict) else None
@@ -321,7 +322,7 @@ def _derived(directory: Path) -> set[str]:
 def _carry_over(old: Path, new: Path, products: frozenset[str]) -> None:
     """Hard-link ``old``'s entries that this run did not write into ``new``: a user's notes, but not
     files derived from the old contents (`record_derived`) nor a killed write's ``.tmp``."""
-    skip = products | _derived(old)
+    skip = products | derived_files(old)
     for entry in old.iterdir():
         if entry.name in skip or (new / entry.name).exists() or entry.name.endswith(".tmp"):
             continue

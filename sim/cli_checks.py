@@ -7,11 +7,13 @@ count), so each bad value is one line naming the option, never a fallback or a t
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 from collections.abc import Callable
 
 from circuits.errors import InputError
+from circuits.files import derived_files
 
 Check = Callable[[float], bool]
 
@@ -58,7 +60,11 @@ _FILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "fit-chip": (("data",), ("outdir",)),
     "demo": (("model", "data"), ("outdir",)),
     "compile": (("model", "cost_model"), ("outdir",)),
+    "validate": (("outdir", "network_input"), ("report",)),
 }
+_DIRECTORY_READS = {"validate": "outdir"}
+"""Commands that read a whole compile directory: every file in it is an input, except the reports
+derived from it (`circuits.files.record_derived`), which a re-run may replace."""
 
 
 def _path(args: argparse.Namespace, attr: str) -> str | None:
@@ -79,6 +85,12 @@ def check_paths(args: argparse.Namespace) -> None:
         p = _path(args, attr)
         if p is not None and os.path.exists(p):
             seen.setdefault(os.path.realpath(p), f"{attr.replace('_', '-')} {p}")
+    directory = _path(args, _DIRECTORY_READS.get(getattr(args, "command", ""), ""))
+    if directory is not None and os.path.isdir(directory):
+        derived = derived_files(directory)
+        for entry in os.scandir(directory):
+            if entry.is_file() and entry.name not in derived and not _a_validate_report(entry.path):
+                seen.setdefault(os.path.realpath(entry.path), f"{entry.path} (part of the compiled directory)")
     for attr in writes:
         p = _path(args, attr)
         if p is None:
@@ -89,3 +101,15 @@ def check_paths(args: argparse.Namespace) -> None:
             name = {"output": "-o", "outdir": "-o"}.get(attr, f"--{attr.replace('_', '-')}")
             raise InputError(f"{name} {p}: would overwrite {clash}; choose another path")
         seen[real] = f"output {p}"
+
+
+def _a_validate_report(path: str) -> bool:
+    """A report an earlier validate wrote before reports were recorded as derived: replaceable."""
+    if not path.endswith(".json"):
+        return False
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and {"passed", "blocks", "outdir"} <= set(doc)

@@ -211,3 +211,21 @@ def test_an_output_never_overwrites_an_input(tmp_path, capsys):
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1, err
     assert model.read_bytes() == kept
+
+
+def test_validate_report_never_overwrites_what_it_validates(tmp_path, capsys):
+    """--report out/model.onnx (or the netlist, graph.json, the -i file) was exit 0 with the file gone."""
+    out = tmp_path / "o"
+    digits = str(ROOT / "models" / "examples" / "digits_mlp.onnx")
+    assert main(["compile", digits, "-o", str(out), "-q"]) == 0
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((1, 64), np.float32))
+    before = _snapshot(out)
+    for target in ("model.onnx", "netlist.cir", "graph.json", "kelvin.json", str(x)):
+        report = target if target == str(x) else str(out / target)
+        code = main(["validate", str(out), "--blocks", "1", "-i", str(x), "--report", report, "-q"])
+        err = capsys.readouterr().err
+        assert code == 1 and err.count("\n") == 1 and "would overwrite" in err and "--report" in err, err
+    assert _snapshot(out) == before and np.load(x).shape == (1, 64)
+    for _ in range(2):  # its own report, again: replaced
+        assert main(["validate", str(out), "--blocks", "1", "--report", str(out / "report.json"), "-q"]) == 0
