@@ -29,6 +29,7 @@ from circuits.spice.netlist import Deck, Element, NameTable, Subckt, bsource, in
 from circuits.targets import Target
 from compiler.ir import Graph, OpNode, PrimitiveNode
 from compiler.ops import lookup
+from compiler.samples import sample_mixing
 from compiler.realizable import problems
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,9 @@ def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = 
     nets: dict[str, np.ndarray] = {}
     input_ports, input_shapes = {}, {}
     _check_size(graph, opts)
+    mixing = sample_mixing(graph)
+    if mixing is not None:
+        raise UnsupportedError(f"{mixing}; a netlist computes each sample alone")
     for name in graph.inputs:
         shape = _sample_shape(graph, name)
         flat = [ports(f"in_{name}_{i}") for i in range(int(np.prod(shape, dtype=np.int64)))]

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from circuits.errors import InputError, ParameterError, UnsupportedError
 from compiler.ir import PrimitiveNode
+from compiler.samples import sample_mixing
 from compiler.pipeline import Compiled
 from sim.engine.hardware import (
     CONVERTER_MIN_BITS, HardwareModel, IrDrop, Noise, Pcm, Population, Quantized, Stack, check_bits,
@@ -316,7 +317,8 @@ def run_program(program: Program, feeds: Mapping[str, np.ndarray], batch_size: i
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     rng = np.random.default_rng(seed)
     n = min((a.shape[0] for a in feeds.values() if np.ndim(a)), default=0)
-    if n == 0 or any(np.ndim(a) == 0 or a.shape[0] != n for a in feeds.values()):
+    if (n <= batch_size or any(np.ndim(a) == 0 or a.shape[0] != n for a in feeds.values())
+            or sample_mixing(program.graph) is not None):  # chunks would change what a sample's outputs are
         return program.run(feeds, rng=rng)
     parts: dict[str, list[np.ndarray]] = {}
     with tqdm(total=n, desc="run", unit="sample", disable=not progress or None, leave=False) as bar:
@@ -325,4 +327,14 @@ def run_program(program: Program, feeds: Mapping[str, np.ndarray], batch_size: i
             for k, v in program.run(chunk, rng=rng).items():
                 parts.setdefault(k, []).append(v)
             bar.update(min(batch_size, n - start))
-    return {k: np.concatenate(v, axis=0) for k, v in parts.items()}
+    sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
+    return {k: _join(program.graph, k, v, sizes) for k, v in parts.items()}
+
+
+def _join(graph, name: str, chunks: list[np.ndarray], sizes: list[int]) -> np.ndarray:
+    """The chunks of output ``name`` along the batch axis; an output without one (a constant, a
+    Shape), as the graph declares it or as the chunks show, is the same for every chunk: once."""
+    shape = graph.shape(name)
+    batched = (isinstance(shape[0], str) if shape else
+               shape is None and all(np.ndim(c) and c.shape[0] == m for c, m in zip(chunks, sizes)))
+    return np.concatenate(chunks, axis=0) if batched else chunks[0]

@@ -311,6 +311,31 @@ def test_stimulus_refuses_a_model_swapped_after_compile(tmp_path, model, capsys)
     assert "input ports are not those of" in line, line
 
 
+def test_a_damaged_compile_kelvin_json_names_the_file_and_key(tmp_path, model, capsys):
+    """kelvin.json holding [1,2] was "unreadable (list indices must be integers or slices, not str)" and
+    "scale": "big" was "could not convert string to float"; each is now one line naming the file and key."""
+    import json
+    out = tmp_path / "o"
+    assert main(["compile", model, "-o", str(out), "-q"]) == 0
+    np.save(tmp_path / "x.npy", np.ones((1, 4), np.float32))
+    meta = out / "kelvin.json"
+    good = json.loads(meta.read_text())
+    cases = [("[1, 2]", "holds a JSON list, not the object of compile settings"),
+             ("{not json", "unreadable, not JSON"),
+             (json.dumps({**good, "scale": "big"}), "key 'scale' must be a positive number, got \"big\""),
+             (json.dumps({**good, "scale": -1}), "key 'scale' must be a positive number, got -1"),
+             (json.dumps({**good, "target": 5}), "key 'target' must be one of opamp, current, crossbar, got 5"),
+             (json.dumps({**good, "chip_seed": "7"}), "key 'chip_seed' must be null or an integer >= 0"),
+             (json.dumps({k: v for k, v in good.items() if k != "target"}), "has no 'target' key")]
+    for text, needle in cases:
+        meta.write_text(text)
+        for argv in (["stimulus", str(out), "-i", str(tmp_path / "x.npy")], ["validate", str(out), "--blocks", "1"]):
+            line = _line(capsys, main([*argv, "-q"]))
+            assert line.startswith(f"kelvin {argv[0]}: error: {meta}: ") and needle in line, (text, line)
+    meta.write_text(json.dumps({k: v for k, v in good.items() if k not in ("chip_seed", "sizing", "tile")}))
+    assert main(["stimulus", str(out), "-i", str(tmp_path / "x.npy"), "-q"]) == 0  # an older compile still reads
+
+
 def test_evaluate_and_train_options_that_were_ignored_or_misreported(tmp_path, model, capsys):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", x_train=rng.uniform(0, 1, (8, 4)), y_train=rng.integers(0, 3, 8),
@@ -341,3 +366,26 @@ def test_resume_refuses_data_whose_content_changed():
     b = Dataset("d.npz", x * 2, np.zeros(6, np.int64), x, np.zeros(6, np.int64), 3)
     cfg = TrainConfig()
     assert run_id(prog, a, cfg, {}) == run_id(prog, a, cfg, {}) != run_id(prog, b, cfg, {})
+
+
+def test_a_model_that_mixes_samples_runs_whole_and_gets_no_netlist(tmp_path, capsys):
+    """Softmax over axis 0 on 300 samples: `run` cut them into 256 + 44 and each column summed to 2
+    (0.18 from onnxruntime); compile wrote a netlist whose softmax ran over the features."""
+    import json
+
+    import onnxruntime as ort
+    m = make_model([helper.make_node("Softmax", ["x"], ["y"], axis=0, name="sm")], [fvi("x", ["N", 4])],
+                   [fvi("y", ["N", 4])])
+    m.ir_version = 8
+    onnx.save(m, tmp_path / "m.onnx")
+    x = np.random.default_rng(0).standard_normal((300, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(tmp_path / "m.onnx"), "-i", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy"), "-q"]) == 0
+    ref = ort.InferenceSession(m.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), ref, atol=1e-6)
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "c"), "-q"]) == 0
+    reason = json.loads((tmp_path / "c" / "graph.json").read_text())["netlist"]["reason"]
+    assert "node 'sm' (opamp.softmax) mixes the samples of a batch" in reason, reason
+    line = _line(capsys, main(["run", str(tmp_path / "m.onnx"), "-i", str(tmp_path / "x.npy"), "-o",
+                               str(tmp_path / "s.npy"), "--engine", "spice", "-q"]))
+    assert "mixes the samples of a batch" in line and "a netlist computes each sample alone" in line, line
