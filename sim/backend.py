@@ -28,6 +28,7 @@ from circuits.errors import InputError, ParameterError
 from compiler.ir import Graph
 from compiler.onnx_import import MAX_OPSET, import_model
 from compiler.pipeline import compile_model
+from sim.inputs import unexpected_feed
 from sim.engine import execute
 
 
@@ -44,6 +45,9 @@ class KelvinRep(BackendRep):
         """Run on a list of arrays (graph input order), a dict by name, or a single array."""
         if isinstance(inputs, Mapping):
             feeds = dict(inputs)
+            extra = [n for n in feeds if n not in self.graph.inputs]
+            if extra:
+                raise InputError(f"run: {unexpected_feed(self.graph, str(extra[0]))}")
         else:
             if isinstance(inputs, np.ndarray):
                 inputs = [inputs]

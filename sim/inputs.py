@@ -39,6 +39,9 @@ def load_inputs(path: str | os.PathLike[str], graph: Graph) -> dict[str, np.ndar
             if missing:
                 raise InputError(f"{p}: no array named {', '.join(map(repr, missing))} (the file holds "
                                  f"{', '.join(map(repr, data)) or 'nothing'}); key arrays by input name")
+            extra = [n for n in data if n not in graph.inputs]
+            if extra:
+                raise InputError(f"{p}: {unexpected_feed(graph, extra[0])}")
             arrays = {n: data[n] for n in graph.inputs}
         elif suffix == ".csv":
             if len(graph.inputs) != 1:
@@ -56,6 +59,15 @@ def load_inputs(path: str | os.PathLike[str], graph: Graph) -> dict[str, np.ndar
     for name, arr in arrays.items():
         check_values(p, name, arr)
     return arrays
+
+
+def unexpected_feed(graph: Graph, name: str) -> str:
+    """Why a value named ``name`` cannot be fed: not an input, or an initializer (ONNX lets a graph
+    input's initializer be overridden; Kelvin compiles every initializer into the circuit)."""
+    if name in graph.constants or (name in graph.values and graph.producer(name) is None):  # folded in, or kept
+        return (f"array {name!r} names an initializer, which Kelvin compiles into the circuit as a fixed value "
+                f"(a weight), not an input it drives; the model's inputs are {', '.join(map(repr, graph.inputs))}")
+    return f"array {name!r} is not an input of the model (its inputs: {', '.join(map(repr, graph.inputs))})"
 
 
 def check_values(path: Path, name: str, arr: np.ndarray) -> None:

@@ -389,3 +389,24 @@ def test_a_model_that_mixes_samples_runs_whole_and_gets_no_netlist(tmp_path, cap
     line = _line(capsys, main(["run", str(tmp_path / "m.onnx"), "-i", str(tmp_path / "x.npy"), "-o",
                                str(tmp_path / "s.npy"), "--engine", "spice", "-q"]))
     assert "mixes the samples of a batch" in line and "a netlist computes each sample alone" in line, line
+
+
+def test_values_for_initializers_or_unknown_names_are_refused(tmp_path, capsys):
+    """W both an initializer and a graph input (ONNX: an overridable default): a fed W was ignored
+    with exit 0 (2.97 from onnxruntime's answer), and so was an .npz key that names nothing."""
+    import sim.backend as kb
+    from circuits.errors import InputError
+    gemm = helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")
+    m = make_model([gemm], [fvi("x", ["N", 3]), fvi("W", [3, 2])], [fvi("y", ["N", 2])],
+                   [init("W", np.ones((3, 2), np.float32))])
+    onnx.save(m, tmp_path / "m.onnx")
+    x = np.ones((2, 3), np.float32)
+    for extra, match in (({"W": np.zeros((3, 2), np.float32)}, "array 'W' names an initializer"),
+                         ({"typo": x}, "array 'typo' is not an input of the model")):
+        np.savez(tmp_path / "f.npz", x=x, **extra)
+        line = _line(capsys, main(["run", str(tmp_path / "m.onnx"), "-i", str(tmp_path / "f.npz"), "-o",
+                                   str(tmp_path / "y.npy"), "-q"]))
+        assert match in line and "f.npz" in line, line
+        with pytest.raises(InputError, match=match):
+            kb.prepare(str(tmp_path / "m.onnx")).run({"x": x, **extra})
+    assert not (tmp_path / "y.npy").exists()
