@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add energy, latency, area and devices per layer and in total (graph.json 'cost', cost.png)")
     p.add_argument("--tile", help="crossbar tile size: ROWSxCOLS, 512x512 (default) or ibm (512x2048)")
     p.add_argument("--cost-model", help="JSON file overriding the cost constants (names as in graph.json 'cost.constants'; implies --report-cost)")
-    p.add_argument("--sizing", choices=SIZINGS, default="default",
-                   help="current-mode mirror sizing: default 2x4 um, compact 1x2 um (4x less area, 2x the "
+    p.add_argument("--sizing", choices=SIZINGS,
+                   help="current-mode mirror sizing (default: default): default 2x4 um, compact 1x2 um (4x less area, 2x the "
                         "mismatch), minimum 0.5x1 um (16x less area, 4x the mismatch)")
     p.set_defaults(func=cmd_compile)
 
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["behavioral", "ideal", "spice"], default="behavioral",
                    help="behavioral (alias ideal): the NumPy engine with --hardware; spice: the whole netlist "
                         "in ngspice, one run per sample")
-    _spice_options(p)
+    _spice_options(p, timeout=None)  # None: run refuses it without --engine spice
     p.add_argument("--scale", type=float, help="signal scale per model unit for --engine spice")
     hardware_options(p)
     p.set_defaults(func=cmd_run)
@@ -160,10 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _spice_options(p: argparse.ArgumentParser) -> None:
+def _spice_options(p: argparse.ArgumentParser, timeout: float | None = 300.0) -> None:
     p.add_argument("--workers", type=int, help="ngspice worker processes (default: one per CPU)")
     p.add_argument("--dask", metavar="ADDRESS", help="run simulations on this Dask scheduler instead")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per simulation (default: 300)")
+    p.add_argument("--timeout", type=float, default=timeout, help="seconds allowed per simulation (default: 300)")
 
 
 def _executor(args: argparse.Namespace):
@@ -177,9 +177,11 @@ def _executor(args: argparse.Namespace):
 def cmd_compile(args: argparse.Namespace) -> int:
     from sim.commands import compile_to_dir, format_summary
 
+    if args.sizing is not None and args.target != "current":
+        raise KelvinError(f"--sizing sizes the current target's mirrors, not the {args.target} target's; drop --sizing")
     doc = compile_to_dir(args.model, args.outdir, args.target, progress=not args.quiet, scale=args.scale,
                          max_devices=args.max_devices, chip_seed=args.chip_seed, force=args.force,
-                         sizing=args.sizing, report_cost=args.report_cost, tile=args.tile,
+                         sizing=args.sizing or "default", report_cost=args.report_cost, tile=args.tile,
                          cost_model=args.cost_model)
     print(format_summary(doc))
     print(f"wrote {doc['_path']}")
@@ -187,15 +189,18 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sim.cli_engine import SPICE_TIMEOUT_S, check_spice_only
     from sim.commands import run_model_file
 
+    check_spice_only(args)
+    hardware = hardware_from_args(args)
     executor = _executor(args)
     try:
         outputs, path = run_model_file(
             args.model, args.input, args.output, args.target, batch_size=args.batch_size,
-            progress=not args.quiet, engine=args.engine, hardware=hardware_from_args(args),
-            spice={"scale": args.scale, "workers": args.workers, "executor": executor, "timeout_s": args.timeout,
-                   "chip_seed": args.chip_seed})
+            progress=not args.quiet, engine=args.engine, hardware=hardware,
+            spice={"scale": args.scale, "workers": args.workers, "executor": executor,
+                   "timeout_s": SPICE_TIMEOUT_S if args.timeout is None else args.timeout, "chip_seed": args.chip_seed})
     finally:
         if executor is not None:
             executor.shutdown()

@@ -12,6 +12,8 @@ from circuits.errors import InputError
 from circuits.files import json_safe
 from circuits.spice.current_cells import SIZINGS
 
+SPICE_TIMEOUT_S = 300.0  # seconds per ngspice simulation unless --timeout says otherwise
+
 log = logging.getLogger(__name__)
 
 HARDWARE_HELP = ("hardware model(s), comma-separated: ideal, quantized, noise, population, pcm, irdrop, chip, fitted "
@@ -49,6 +51,42 @@ def _check_used(args: argparse.Namespace) -> None:
     if (args.pcm_time_s is not None or args.drift_compensation is False) and "pcm" not in modes:
         option = "--pcm-time" if args.pcm_time_s is not None else "--no-drift-compensation"
         raise InputError(f"{option} applies to --hardware pcm (crossbar target); add it or drop {option}")
+    target = getattr(args, "target", None)
+    spice = getattr(args, "engine", None) == "spice"
+    for dest, option, needs, targets in (("noise", "--noise", "noise", None),
+                                         ("wire_ohm", "--wire-ohm", "irdrop", None),
+                                         ("weight_bits", "--weight-bits", "quantized", ("opamp", "crossbar")),
+                                         ("dac_bits", "--dac-bits", "quantized", ("crossbar",)),
+                                         ("adc_bits", "--adc-bits", "quantized", ("crossbar",))):
+        if getattr(args, dest, None) is None:
+            continue
+        if needs not in modes:
+            raise InputError(f"{option} applies to --hardware {needs}; add it or drop {option}")
+        if targets is not None and target not in targets:
+            raise InputError(f"{option} applies to the {' and '.join(targets)} target{'s' if len(targets) > 1 else ''}"
+                             f", not {target}: drop {option}")
+    if spice and target == "opamp" and args.weight_bits is not None:
+        raise InputError("--weight-bits: an op-amp netlist holds the exact resistor ratios, not N-bit levels; "
+                         "use --engine behavioral for it")
+    chips = modes & {"chip", "fitted"} or getattr(args, "chips", None) or getattr(args, "chip_seed", None) is not None
+    if getattr(args, "sizing", None) is not None:
+        if target != "current":
+            raise InputError(f"--sizing sizes the current target's mirrors, not the {target} target's; drop --sizing")
+        if not (spice or chips or "population" in modes):
+            raise InputError("--sizing sets the mirrors' mismatch, which only a chip (--hardware chip, fitted or "
+                             "population, --chips) or --engine spice shows; add one or drop --sizing")
+    if getattr(args, "scale", None) is not None and not spice and not chips:
+        raise InputError("--scale applies to --engine spice and to a chip's engine model (--hardware chip or "
+                         "fitted); drop --scale")
+
+
+def check_spice_only(args: argparse.Namespace) -> None:
+    """--workers, --dask and --timeout drive ngspice: without --engine spice they would change nothing."""
+    if getattr(args, "engine", None) == "spice":
+        return
+    for dest, option in (("workers", "--workers"), ("dask", "--dask"), ("timeout", "--timeout")):
+        if getattr(args, dest, None) is not None:
+            raise InputError(f"{option} applies to --engine spice; add it or drop {option}")
 
 
 def hardware_from_args(args: argparse.Namespace, spec: str | None = None, chip_seed: int | None = None):
@@ -108,7 +146,7 @@ def add_parsers(sub, common: argparse.ArgumentParser, targets: list[str]) -> Non
     p.add_argument("--samples", type=int, help="test samples for --engine spice (default: all)")
     p.add_argument("--scale", type=float, help="signal scale per model unit for --engine spice")
     p.add_argument("--workers", type=int, help="ngspice worker processes (default: one per CPU)")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per simulation (default: 300)")
+    p.add_argument("--timeout", type=float, help="seconds allowed per simulation (default: 300)")
     p.add_argument("--loss", choices=["ce", "mse"], default="ce", help="loss reported (default: ce)")
     p.add_argument("--seed", type=int, default=0, help="noise draws (default: 0)")
     p.add_argument("-o", "--output", help="also write the result as JSON here")
@@ -141,10 +179,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sim.train.commands import evaluate_file
 
+    check_spice_only(args)
     hw = hardware_from_args(args)
     doc = evaluate_file(args.model, args.data, target=args.target, hardware=hw, chips=args.chips, loss=args.loss,
                         seed=args.seed, engine=args.engine, samples=args.samples,
-                        spice={"scale": args.scale, "workers": args.workers, "timeout_s": args.timeout},
+                        spice={"scale": args.scale, "workers": args.workers,
+                               "timeout_s": SPICE_TIMEOUT_S if args.timeout is None else args.timeout},
                         output=args.output, progress=not args.quiet)
     keys = ("test_accuracy", "test_loss", "mean", "std", "p5", "worst", "samples", "chips")
     loss = doc.get("test_loss")

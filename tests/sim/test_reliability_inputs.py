@@ -410,3 +410,35 @@ def test_values_for_initializers_or_unknown_names_are_refused(tmp_path, capsys):
         with pytest.raises(InputError, match=match):
             kb.prepare(str(tmp_path / "m.onnx")).run({"x": x, **extra})
     assert not (tmp_path / "y.npy").exists()
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--noise", "0.1"], "--noise applies to --hardware noise"),
+    (["--weight-bits", "2"], "--weight-bits applies to --hardware quantized"),
+    (["--target", "current", "--hardware", "quantized", "--weight-bits", "4"], "--weight-bits applies to the opamp and crossbar"),
+    (["--hardware", "quantized", "--dac-bits", "4"], "--dac-bits applies to the crossbar target, not opamp"),
+    (["--target", "crossbar", "--wire-ohm", "300"], "--wire-ohm applies to --hardware irdrop"),
+    (["--sizing", "minimum"], "--sizing sizes the current target's mirrors, not the opamp"),
+    (["--target", "current", "--sizing", "minimum"], "--sizing sets the mirrors' mismatch"),
+    (["--scale", "0.01"], "--scale applies to --engine spice"),
+    (["--timeout", "1"], "--timeout applies to --engine spice"),
+    (["--workers", "2"], "--workers applies to --engine spice"),
+    (["--dask", "tcp://127.0.0.1:1"], "--dask applies to --engine spice"),
+    (["--engine", "spice", "--hardware", "quantized", "--weight-bits", "2"], "an op-amp netlist holds the exact"),
+])
+def test_options_that_would_change_nothing_are_refused(tmp_path, capsys, extra, match):
+    """Each was exit 0 with outputs identical to the plain run (--dask even tried to connect)."""
+    m = make_model([helper.make_node("Gemm", ["x", "w"], ["y"], name="g")], [fvi("x", ["N", 4])],
+                   [fvi("y", ["N", 2])], [init("w", np.ones((4, 2), np.float32))])
+    onnx.save(m, tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", np.ones((2, 4), np.float32))
+    line = _line(capsys, main(["run", str(tmp_path / "m.onnx"), "-i", str(tmp_path / "x.npy"), "-o",
+                               str(tmp_path / "y.npy"), "-q", *extra]))
+    assert match in line, line
+    assert not (tmp_path / "y.npy").exists()
+
+
+def test_compile_refuses_sizing_on_a_target_without_mirrors(tmp_path, capsys):
+    line = _line(capsys, main(["compile", "models/examples/digits_mlp.onnx", "-o", str(tmp_path / "c"),
+                               "--sizing", "minimum", "-q"]))
+    assert "--sizing sizes the current target's mirrors, not the opamp target's" in line, line
