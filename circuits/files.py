@@ -207,10 +207,11 @@ def dir_lock(outdir: str | os.PathLike[str]) -> Iterator[Path]:
 
 def output_kind(directory: str | os.PathLike[str]) -> str | None:
     """Which Kelvin output a directory holds, from its ``kelvin.json``: the "kind" it records, or for
-    directories written before kinds were recorded, what its keys show; None if it has no kelvin.json."""
+    directories written before kinds were recorded, what its keys show; None if it has no kelvin.json
+    and is not an older characterization or fits directory (`_unrecorded_kind`)."""
     meta = Path(directory) / "kelvin.json"
     if not meta.is_file():
-        return None
+        return _unrecorded_kind(Path(directory))
     try:
         doc = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -222,6 +223,39 @@ def output_kind(directory: str | os.PathLike[str]) -> str | None:
     if "shapes" in doc:
         return "measurement"
     return "compile" if "target" in doc and "source" in doc else "unknown"
+
+
+_CHARACTERIZATION_FORMAT = "kelvin-characterization"  # sim.characterize.store.FORMAT
+_FIT_FORMAT = "kelvin-fit"  # sim.characterize.fit.FIT_FORMAT
+
+
+def _unrecorded_kind(directory: Path) -> str | None:
+    """The kind of a directory ``kelvin characterize`` or ``kelvin fit`` wrote before they recorded a
+    kelvin.json, known by its content so it can still be re-run into: "characterization" if its
+    entries are all folders and one holds a characterization manifest (``<kind>/manifest.json``),
+    "fits" if they are all ``kelvin-fit`` JSON files (``models/fits``); else None. Hidden entries (a
+    killed write's temp file) do not count, and anything else (a user's notes) makes it None."""
+    try:
+        entries = [e for e in directory.iterdir() if not e.name.startswith(".")]
+        if not entries:
+            return None
+        if all(e.is_dir() for e in entries):
+            found = any(_json_format(e / "manifest.json") == _CHARACTERIZATION_FORMAT for e in entries)
+            return "characterization" if found else None
+        if all(e.suffix == ".json" and e.is_file() and _json_format(e) == _FIT_FORMAT for e in entries):
+            return "fits"
+    except OSError:
+        pass
+    return None
+
+
+def _json_format(path: Path) -> Any:
+    """The ``format`` field of a JSON object file, or None if it is not one."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc.get("format") if isinstance(doc, dict) else None
 
 
 def check_output(path: str | os.PathLike[str], *, directory: bool, kind: str | None = None) -> Path:

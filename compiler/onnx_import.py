@@ -71,19 +71,31 @@ def load_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx
 
 
 def _load_external_data(model: onnx.ModelProto, path: Path, where: str) -> None:
-    """Read every external tensor into the model, naming the first data file that is missing."""
+    """Read every external tensor into the model, naming the first data file that is unusable."""
     for t in model.graph.initializer:
         if t.data_location != onnx.TensorProto.EXTERNAL:
             continue
         location = {e.key: e.value for e in t.external_data}.get("location", "")
+        if not location:
+            raise ModelError(f"{where}: tensor {t.name!r} is stored as external data but names no data file "
+                             "(no 'location'); save the model again")
         data = path.parent / location
-        if not location or not data.is_file():
-            raise ModelError(f"{where}: tensor {t.name!r} stores its data in {str(data)!r}, which is missing; "
-                             "copy the data file next to the model")
+        if not data.is_file():
+            raise ModelError(f"{where}: tensor {t.name!r} stores its data in {str(data)!r}, {_not_a_file(data)}")
     try:
         onnx.load_external_data_for_model(model, str(path.parent))
     except (OSError, ValueError, onnx.checker.ValidationError) as exc:
         raise ModelError(f"{where}: cannot load external tensor data ({exc})") from exc
+
+
+def _not_a_file(data: Path) -> str:
+    """Why an external data path that is not a regular file cannot be read (the end of the message):
+    missing, or a directory, a device, a FIFO or a socket, which exist but hold no tensor bytes."""
+    if not data.exists():
+        return "which is missing; copy the data file next to the model"
+    what = ("a directory" if data.is_dir() else "a device" if data.is_char_device() or data.is_block_device()
+            else "a FIFO (named pipe)" if data.is_fifo() else "a socket" if data.is_socket() else "not a regular file")
+    return f"which is {what}, not a data file; point its 'location' at the tensor's data file"
 
 
 def _has_external_data(model: onnx.ModelProto) -> bool:

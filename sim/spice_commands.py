@@ -119,12 +119,53 @@ def load_outdir(outdir: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     if not meta.is_file() or not (out / "model.onnx").is_file():
         raise InputError(f"{out}: not a compiled directory (no kelvin.json/model.onnx); run `kelvin compile` first")
     try:
-        info = json.loads(meta.read_text())
-        return out, {"target": str(info["target"]), "scale": float(info["scale"]), "source": info.get("source"),
-                     "chip_seed": info.get("chip_seed"), "sizing": str(info.get("sizing", "default")),
-                     "tile": info.get("tile")}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{meta}: unreadable ({exc})") from exc
+        info = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InputError(f"{meta}: unreadable, not JSON ({exc}); compile again") from exc
+    if not isinstance(info, dict):
+        raise InputError(f"{meta}: holds a JSON {_json_type(info)}, not the object of compile settings "
+                         "kelvin compile writes; compile again")
+    return out, {"target": _setting(meta, info, "target"), "scale": _setting(meta, info, "scale"),
+                 "source": info.get("source"), "chip_seed": _setting(meta, info, "chip_seed"),
+                 "sizing": _setting(meta, info, "sizing"), "tile": _setting(meta, info, "tile")}
+
+
+_SETTINGS: dict[str, tuple[str, Any]] = {
+    "target": (f"one of {', '.join(TARGETS)}", lambda v: isinstance(v, str) and v in TARGETS),
+    "scale": ("a positive number", lambda v: _number(v) and bool(np.isfinite(v)) and v > 0),
+    "chip_seed": ("null or an integer >= 0", lambda v: v is None or (_integer(v) and v >= 0)),
+    "sizing": ("a string", lambda v: isinstance(v, str)),
+    "tile": ("null or a tile size such as \"512x512\"", lambda v: v is None or isinstance(v, str)),
+}
+"""kelvin.json key -> (what it must be, whether a value is that). Only target and scale are required: a
+directory compiled before chip_seed, sizing and tile were recorded gets their defaults."""
+_DEFAULTS = {"chip_seed": None, "sizing": "default", "tile": None}
+
+
+def _setting(meta: Path, info: dict[str, Any], key: str) -> Any:
+    """``info[key]`` checked, so an edited or damaged kelvin.json is one line naming the file and the key
+    (not "could not convert string to float" from deep inside validate)."""
+    if key not in info:
+        if key in _DEFAULTS:
+            return _DEFAULTS[key]
+        raise InputError(f"{meta}: has no {key!r} key; compile again")
+    what, ok = _SETTINGS[key]
+    value = info[key]
+    if not ok(value):
+        raise InputError(f"{meta}: key {key!r} must be {what}, got {json.dumps(value)[:60]}; compile again")
+    return float(value) if key == "scale" else value
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _integer(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _json_type(v: Any) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(v), "null")
 
 
 def compile_outdir(out: Path, info: dict[str, Any]) -> Compiled:

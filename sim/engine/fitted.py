@@ -2,7 +2,8 @@
 primitives they describe.
 
 A fits directory holds one ``kelvin-fit`` JSON per family (format version 1; `models/fits/` ships
-the default cards' fits). Each describes one primitive kind with the family's parameters: the
+the default cards' fits), and, if ``kelvin fit`` wrote it since it records its output's kind, a
+``kelvin.json`` ({"kind": "fits"}) that is not a fit and is skipped. Each describes one primitive kind with the family's parameters: the
 nominal circuit's values and a population (mean, covariance over Monte Carlo chips). The model
 uses the nominal values, or, with a ``chip_seed``, draws one chip from the population (every bank
 and element its own draw, keyed by the seed and the node): a chip sampled from the fit.
@@ -70,6 +71,8 @@ def load_fits(directory: str | Path) -> dict[str, Fit]:
         raise InputError(f"--fits {d}: not a directory (give the directory `kelvin fit` wrote)")
     fits: dict[str, Fit] = {}
     for path in sorted(d.glob("*.json")):
+        if path.name == "kelvin.json":  # the directory's kind (`kelvin fit`), not a fit; older ones have none
+            continue
         try:
             doc = json.loads(path.read_text())
         except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ def execute(graph: Graph, feeds: Mapping[str, np.ndarray], outputs: list[str] | 
     requested outputs. Runs in ``dtype`` (default: the feeds' float dtype, float32 if none is
     float). For repeated runs build a `sim.engine.Program` once instead.
     """
+    _check_arguments(graph, feeds)
     missing = [name for name in graph.inputs if name not in feeds]
     if missing:
         raise InputError(f"missing value for graph input(s): {', '.join(missing)}")
@@ -31,6 +33,17 @@ def execute(graph: Graph, feeds: Mapping[str, np.ndarray], outputs: list[str] | 
         dtype = np.result_type(*floats) if floats else np.float32
     from sim.engine.program import Program
     return Program(graph, dtype=dtype).run(checked, outputs=outputs)
+
+
+def _check_arguments(graph: Any, feeds: Any) -> None:
+    """A Python caller's wrong graph or feeds as one InputError naming the argument, instead of an
+    AttributeError or NumPy's "truth value of an array is ambiguous" from a list of arrays.
+    (``dtype`` is checked by `Program`.)"""
+    if not isinstance(graph, Graph):
+        raise InputError(f"graph: a Kelvin Graph (compile_model(...).graph), got {type(graph).__name__}")
+    if not isinstance(feeds, Mapping):
+        raise InputError("feeds: a mapping of graph input name to array, e.g. {" + repr(graph.inputs[0] if
+                         graph.inputs else "x") + f": x}}, got {type(feeds).__name__}")
 
 
 def run_node(graph: Graph, node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:

@@ -67,9 +67,18 @@ class Program:
 
     def __init__(self, graph: Graph, *, dtype: Any = np.float32, hardware: Any = None,
                  frozen: frozenset[str] = frozenset()) -> None:
+        # Python callers skip the CLI: a wrong graph or an integer dtype (which would silently truncate
+        # every activation) is one clear InputError, not an AttributeError or integer math.
+        if not isinstance(graph, Graph):
+            raise InputError(f"graph: a Kelvin Graph (compile_model(...).graph), got {type(graph).__name__}")
+        try:
+            self.dtype = np.dtype(dtype)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"dtype: not a NumPy data type ({dtype!r}); use np.float32 or np.float64") from exc
+        if self.dtype.kind != "f":
+            raise InputError(f"dtype: must be a floating-point type (np.float32, np.float64), got {self.dtype}")
         graph.check()
         self.graph = graph
-        self.dtype = np.dtype(dtype)
         self.inputs = list(graph.inputs)
         self.outputs = list(graph.outputs)
         slots: dict[str, int] = {}

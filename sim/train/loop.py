@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from circuits.errors import InputError, KelvinError
-from circuits.files import read_npz, write_npz
+from circuits.errors import InputError, KelvinError, OutputError
+from circuits.files import ensure_dir, output_kind, read_npz, write_npz
 from sim.engine.program import Program
 from sim.train.data import Dataset
 from sim.train.loss import accuracy, loss_and_grad
@@ -105,6 +106,56 @@ def run_id(program: Program, data: Dataset, cfg: TrainConfig, hardware: dict) ->
     return h.hexdigest()[:16]
 
 
+def check_checkpoint_dir(checkpoint_dir: str | os.PathLike[str] | None, *, resume: bool = False) -> Path | None:
+    """The checkpoint file in ``checkpoint_dir`` (None without one), refusing a directory it must not
+    write into: checkpoint.npz would land in a compile output, a source checkout or a user's folder.
+
+    The directory may be new, empty, or one an earlier run checkpointed into (it holds a Kelvin
+    ``checkpoint.npz``, so a run may replace it or ``resume`` from it); another Kelvin output (a
+    ``kelvin.json``, or an older fits or characterization directory) and any other non-empty directory
+    are refused with one line naming ``--checkpoint``. Called by `train` and, before compiling, by
+    `sim.train.commands.train_file`.
+    """
+    if checkpoint_dir is None:
+        return None
+    d = Path(checkpoint_dir)
+    try:
+        is_dir = d.is_dir()
+        if d.exists() and not is_dir:
+            raise TrainingError(f"--checkpoint {d}: exists and is not a directory")
+        entries = sorted(e.name for e in d.iterdir() if not _checkpoint_temp(e.name)) if is_dir else []
+    except OSError as exc:
+        raise OutputError(f"--checkpoint {d}: not a usable directory ({exc.strerror or exc})") from exc
+    if not entries:
+        return d / CHECKPOINT
+    kind = output_kind(d)
+    if kind is not None:
+        raise OutputError(f"--checkpoint {d}: holds a Kelvin {kind} output, not checkpoints; give a directory of "
+                          "its own (a new or empty one)")
+    if CHECKPOINT not in entries:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise OutputError(f"--checkpoint {d}: is not empty ({shown}) and holds no {CHECKPOINT} of an earlier "
+                          "run; give a new or empty directory")
+    if not resume and not _kelvin_checkpoint(d / CHECKPOINT):  # --resume reads it and says what is wrong
+        raise OutputError(f"--checkpoint {d}: its {CHECKPOINT} is not a Kelvin checkpoint, and a run would "
+                          "replace it; give a new or empty directory")
+    return d / CHECKPOINT
+
+
+def _checkpoint_temp(name: str) -> bool:
+    """A temporary file of an interrupted checkpoint write (`circuits.files.write_bytes`), swept later."""
+    return name.startswith(f".{CHECKPOINT}.") and name.endswith(".tmp")
+
+
+def _kelvin_checkpoint(path: Path) -> bool:
+    """Whether ``path`` looks like a checkpoint `_save_checkpoint` wrote (an npz with a ``meta`` member)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "meta.npy" in z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def train(program: Program, data: Dataset, cfg: TrainConfig, *, hardware: dict | None = None,
           checkpoint_dir: str | os.PathLike[str] | None = None, resume: bool = False,
           progress: bool = True) -> TrainResult:
@@ -119,9 +170,7 @@ def train(program: Program, data: Dataset, cfg: TrainConfig, *, hardware: dict |
     ident = run_id(program, data, cfg, hardware)
     result = TrainResult()
     start_epoch = 0
-    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
-    if ckpt is not None and ckpt.parent.exists() and not ckpt.parent.is_dir():
-        raise TrainingError(f"--checkpoint {checkpoint_dir}: exists and is not a directory")
+    ckpt = check_checkpoint_dir(checkpoint_dir, resume=resume)
     if resume:
         if ckpt is None or not ckpt.is_file():
             raise TrainingError(f"--resume: no checkpoint in {checkpoint_dir or '(no --checkpoint DIR given)'}; "
@@ -188,7 +237,7 @@ def _save_checkpoint(path: Path, program, opt, rng_data, rng_hw, ident, epoch, r
             "maps": program.map_state(), "history": result.history,
             "train_seconds": result.train_seconds, "samples": result.samples}
     arrays["meta"] = np.asarray(json.dumps(meta))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
     write_npz(path, **arrays)
 
 

@@ -61,6 +61,22 @@ def test_missing_external_data_names_the_file(tmp_path):
         import_model(tmp_path / "m.onnx")
 
 
+@pytest.mark.parametrize("location, what", [(".", "a directory"), ("/dev/zero", "a device")])
+def test_external_data_that_is_not_a_file_says_what_it_is(tmp_path, location, what):
+    """A location of "." or /dev/zero exists: it is not "missing", it is not a data file."""
+    model = _gemm(["N", 4], np.ones((4, 3)), np.zeros(3), ["N", 3])
+    onnx.save_model(model, tmp_path / "m.onnx", save_as_external_data=True, location="m.data", size_threshold=0)
+    model = onnx.load(tmp_path / "m.onnx", load_external_data=False)
+    for t in model.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = location
+    onnx.save(model, tmp_path / "m.onnx")
+    with pytest.raises(ModelError, match=rf"'[WB]'.* which is {what}, not a data file") as info:
+        import_model(tmp_path / "m.onnx")
+    assert "missing" not in str(info.value)
+
+
 def test_valid_model_still_compiles():
     compiled = compile_model(_gemm(["N", 4], np.ones((4, 3)), np.zeros(3), ["N", 3]), "opamp")
     assert compiled.graph.outputs == ["y"]

@@ -159,6 +159,9 @@ def _fit_docs(folder: Path) -> dict[str, dict]:
     docs = {}
     for f in sorted(folder.glob("*.json")):
         doc = json.loads(f.read_text())
+        if f.name == "kelvin.json":  # the directory's kind, {"kind": "fits"}
+            docs[f.name] = doc
+            continue
         doc["provenance"].pop("created")
         docs[f.name] = doc
     return docs
@@ -287,7 +290,7 @@ def test_shipped_fits_cover_every_family_and_are_current():
     """The shipped models fit, and were made from today's circuits (same netlists, same cards)."""
     from circuits.spice.devices import DeviceCard
 
-    files = {p.stem for p in SHIPPED.glob("*.json")}
+    files = {p.stem for p in SHIPPED.glob("*.json") if p.name != "kelvin.json"}  # a regenerated one records its kind
     assert files == {cls.name for cls in FAMILIES.values()}
     card = DeviceCard.load()
     stale = "regenerate: kelvin characterize --all -o out/char && kelvin fit out/char -o models/fits"
@@ -316,3 +319,109 @@ def test_cli_fit_errors_are_one_line_and_keep_files(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and victim.name in err
     assert victim.read_bytes() == b"not an npz"
+
+
+# --- where characterize and fit write --------------------------------------------------------------
+
+def _tree(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def _one_line(capsys, code: int) -> str:
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, (code, err)
+    return err
+
+
+SMALL = ["--instances", "1", "--points", "13", "-q"]
+
+
+def test_cli_characterize_and_fit_refuse_foreign_and_other_kind_directories(tmp_path, capsys):
+    """Both wrote into any directory: opamp_summer/ and summer.json beside a user's notes.txt, into a
+    compile output, and fit into its own input (then warned that compile files were earlier fits).
+    Each is now one line naming the directory, before any work, with nothing written."""
+    from sim.cli import main
+
+    user, compiled, data = tmp_path / "user", tmp_path / "compiled", tmp_path / "char"
+    user.mkdir()
+    (user / "notes.txt").write_text("my notes")
+    assert main(["compile", str(REPO / "models/examples/digits_mlp.onnx"), "-o", str(compiled), "-q"]) == 0
+    assert main(["characterize", "opamp.summer", "-o", str(data), *SMALL]) == 0
+    assert json.loads((data / "kelvin.json").read_text()) == {"kind": "characterization"}
+    capsys.readouterr()
+    before = {d: _tree(d) for d in (user, compiled, data)}
+    cases = [(["characterize", "opamp.summer", "-o", str(user), *SMALL], f"{user}: exists, is not empty and was not "
+              "written by kelvin"),
+             (["characterize", "opamp.summer", "-o", str(compiled), *SMALL], f"{compiled}: holds a Kelvin compile "
+              "output, not a characterization one"),
+             (["fit", str(data), "-o", str(user), "-q"], f"{user}: exists, is not empty and was not written by kelvin"),
+             (["fit", str(data), "-o", str(compiled), "-q"], f"{compiled}: holds a Kelvin compile output, not a fits"),
+             (["fit", str(data), "-o", str(data), "-q"], f"-o {data}: is the characterization data `kelvin fit` reads"),
+             (["fit", str(data), "-o", str(data / "opamp_summer"), "-q"], "is the characterization data"),
+             (["fit", str(data / "opamp_summer"), "-o", str(data / "opamp_summer" / "fits"), "-q"],
+              "is inside the characterization data")]
+    for argv, needle in cases:
+        line = _one_line(capsys, main(argv))
+        assert f"kelvin {argv[0]}: error: " in line and needle in line, (argv, line)
+    fits = tmp_path / "fits"
+    assert main(["fit", str(data), "-o", str(fits), "-q"]) == 0
+    assert main(["characterize", "opamp.summer", "-o", str(fits), *SMALL]) == 1  # fits and data do not mix
+    assert "holds a Kelvin fits output, not a characterization one" in capsys.readouterr().err
+    assert main(["fit", str(data), "-o", str(data / "fits"), "-q"]) == 0  # beside the kind folders: allowed
+    assert {d: _tree(d) for d in (user, compiled)} == {d: before[d] for d in (user, compiled)}
+    assert {k: v for k, v in _tree(data).items() if not k.startswith("fits/")} == before[data]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no lock or staging left
+
+
+def test_characterize_and_fit_still_add_to_their_own_directories(tmp_path, capsys, caplog):
+    """Re-running into one's own kind of directory adds to it, as documented; directories written before
+    kelvin.json was recorded (no kelvin.json) are known by their content and still accepted."""
+    from sim.cli import main
+    from sim.engine.fitted import load_fits
+
+    data, fits = tmp_path / "char", tmp_path / "fits"
+    assert main(["characterize", "opamp.summer", "-o", str(data), *SMALL]) == 0
+    (data / "kelvin.json").unlink()  # as an older Kelvin left it
+    assert main(["characterize", "opamp.rectifier", "-o", str(data), "--instances", "1", "--points", "16",
+                 "-q"]) == 0
+    assert sorted(p.name for p in data.iterdir()) == ["kelvin.json", "opamp_rectifier", "opamp_summer"]
+    assert main(["fit", str(data / "opamp_summer"), "-o", str(fits), "-q"]) == 0
+    assert json.loads((fits / "kelvin.json").read_text()) == {"kind": "fits"}
+    (fits / "notes.txt").write_text("mine")
+    summer = (fits / "summer.json").read_bytes()
+    caplog.clear()
+    assert main(["fit", str(data / "opamp_rectifier"), "-o", str(fits), "-q"]) == 0
+    warned = [r.getMessage() for r in caplog.records if "from an earlier fit" in r.getMessage()]
+    assert len(warned) == 1 and "holds summer.json from" in warned[0], warned  # not kelvin.json nor notes
+    assert sorted(p.name for p in fits.iterdir()) == ["kelvin.json", "notes.txt", "rectifier.json", "summer.json"]
+    assert (fits / "summer.json").read_bytes() == summer and (fits / "notes.txt").read_text() == "mine"
+    assert sorted(load_fits(fits)) == ["rectifier", "summer"]  # kelvin.json is not read as a fit
+    old = tmp_path / "shipped"
+    shutil.copytree(SHIPPED, old)
+    for extra in old.glob("kelvin.json"):
+        extra.unlink()  # models/fits as shipped before kinds were recorded
+    assert main(["fit", str(data / "opamp_summer"), "-o", str(old), "-q"]) == 0
+    assert (old / "kelvin.json").is_file() and len(load_fits(old)) == len(load_fits(SHIPPED))
+
+
+def test_older_characterization_and_fits_directories_are_known_by_their_content(tmp_path):
+    """No kelvin.json: a directory of kind folders is a characterization, one of kelvin-fit files a fits
+    output; a user's file among them, or folders without a manifest, make it a foreign directory."""
+    from circuits.files import output_kind
+
+    char = tmp_path / "char"
+    (char / "opamp_summer").mkdir(parents=True)
+    (char / "opamp_summer" / "manifest.json").write_text(json.dumps({"format": "kelvin-characterization"}))
+    (char / "fits").mkdir()
+    fits = tmp_path / "fits"
+    fits.mkdir()
+    shutil.copy(SHIPPED / "summer.json", fits)
+    (fits / ".summer.json.1.x.tmp").write_text("")  # hidden temp files do not count
+    assert output_kind(char) == "characterization" and output_kind(fits) == "fits"
+    assert output_kind(SHIPPED) == "fits"
+    (char / "notes.txt").write_text("mine")
+    (fits / "notes.json").write_text("{}")
+    plain = tmp_path / "plain"
+    (plain / "sub").mkdir(parents=True)
+    assert output_kind(char) is None and output_kind(fits) is None and output_kind(plain) is None
+    assert output_kind(tmp_path / "nope") is None

@@ -169,6 +169,47 @@ def test_bad_training_input_is_one_line(mlp32, tmp_path, capsys, case, needle):
         assert not (tmp_path / "t.onnx").exists()
 
 
+def _tree(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_checkpoint_dir_of_another_output_or_a_user_is_refused(mlp32, tmp_path, capsys):
+    """--checkpoint wrote checkpoint.npz into any directory: a compile output, a source checkout
+    (models/examples), a user's folder. Each is now one line naming --checkpoint and the directory,
+    before any training, and the directory is left as it was."""
+    compiled, user, foreign = tmp_path / "compiled", tmp_path / "user", tmp_path / "foreign"
+    assert main(["compile", mlp32, "-o", str(compiled), "-q"]) == 0
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    foreign.mkdir()
+    np.savez(foreign / "checkpoint.npz", w=np.ones(3))
+    capsys.readouterr()
+    for d, needle in ((compiled, "holds a Kelvin compile output"), (user, "is not empty (notes.txt)"),
+                      (foreign, "checkpoint.npz is not a Kelvin checkpoint")):
+        before = _tree(d)
+        for extra in ([], ["--resume"]) if d is not foreign else ([],):
+            rc = main(["train", mlp32, "--data", "digits", "-o", str(tmp_path / "t.onnx"), "--epochs", "1", "-q",
+                       "--checkpoint", str(d), *extra])
+            err = capsys.readouterr().err.strip().splitlines()
+            assert rc == 1 and len(err) == 1 and f"--checkpoint {d}: " in err[0] and needle in err[0], err
+        assert _tree(d) == before and not (tmp_path / "t.onnx").exists()
+
+
+def test_checkpoint_dir_of_an_earlier_run_is_reused(mlp32, tmp_path):
+    """A new or empty directory, or one with an earlier run's checkpoint.npz (and a killed write's temp
+    file), is still accepted: a second run replaces the checkpoint, --resume continues from it."""
+    ckpt = tmp_path / "ck"
+    ckpt.mkdir()
+    (ckpt / ".checkpoint.npz.999999999.abc.tmp").write_bytes(b"half")
+    out = str(tmp_path / "t.onnx")
+    for _ in range(2):
+        doc = train_file(mlp32, "digits", out, config=TrainConfig(epochs=1), checkpoint=str(ckpt), progress=False)
+        assert doc["resumed_from_epoch"] is None and (ckpt / "checkpoint.npz").is_file()
+    doc = train_file(mlp32, "digits", out, config=TrainConfig(epochs=1), checkpoint=str(ckpt), resume=True,
+                     progress=False)
+    assert doc["resumed_from_epoch"] == 1
+
+
 def test_training_for_one_chip_beats_naive_deployment(tmp_path):
     """Binas et al.: train the nominal weights through chip 3's mismatch, deploy the levels on chip 3."""
     model = str(ROOT / "models/examples/digits_mlp.onnx")
