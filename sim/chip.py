@@ -255,7 +255,9 @@ class ChipInstance:
             for c in g.consumers(out):
                 g.set_inputs(c, [inner if t == out else t for t in c.inputs])
             prod = g.producer(out)
-            assert prod is not None
+            if prod is None:  # a graph input passed straight through: no bank drives its read-out
+                raise UnsupportedError(f"graph output {out!r} is a graph input passed straight through; the chip "
+                                       "model reads outputs from somas: drop it from the outputs")
             g.set_outputs(prod, [inner if t == out else t for t in prod.outputs])
             prim = InstanceSynapseArray(matrix, None, pre_log=pre_log) if early else SynapseArray(matrix, None)
             g.add(PrimitiveNode(g.fresh("readout"), [inner], [out], primitive=prim, target="current"))

@@ -168,9 +168,14 @@ def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str]
     """Compile ``model``, run it on the inputs file (ideal engine or ngspice), write outputs atomically."""
     if output is not None:
         out_path = Path(output)
+        if out_path.suffix.lower() not in (".npy", ".npz"):
+            raise OutputError(f"{output}: outputs are written as .npy (one output) or .npz (keyed by output "
+                              "name); name the file so")
         ensure_dir(out_path.parent if str(out_path.parent) else ".")
     compiled = compile_with_progress(model, target, progress)
     graph = compiled.graph
+    if output is not None and not output.lower().endswith(".npz") and len(graph.outputs) > 1:
+        raise OutputError(f"{output}: the model has {len(graph.outputs)} outputs; use an .npz file")
     try:
         feeds = reshape_rows(graph, load_inputs(inputs, graph))
     except InputError as exc:
@@ -224,7 +229,7 @@ def _check_finite(inputs, result: dict[str, np.ndarray]) -> None:
 
 
 def _write_outputs(output: str, result: dict[str, np.ndarray]) -> None:
-    if output.endswith(".npz"):
+    if output.lower().endswith(".npz"):
         write_npz(output, **result)
     elif len(result) == 1:
         write_npy(output, next(iter(result.values())))

@@ -259,6 +259,8 @@ def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dt
     """A `Program` computing what ``opts``' hardware computes for ``compiled``. ``trainable`` asks for a
     differentiable chip model (mismatch through `sim.engine.chip_map`) instead of the inference one
     (mismatch and the mirrors' Early-effect drift)."""
+    if not isinstance(compiled, Compiled):
+        raise ParameterError(f"compiled: a compiled model (compiler.pipeline.compile_model), got {type(compiled).__name__}")
     opts = opts or HardwareOptions()
     if not isinstance(opts, HardwareOptions):
         raise ParameterError(f"hardware: a HardwareOptions (or HardwareOptions.parse('quantized', ...)), got "

@@ -13,13 +13,14 @@ import onnx
 
 from circuits.errors import InputError, KelvinError, OutputError, ParameterError, UnsupportedError
 from circuits.files import check_output, write_json
+from compiler.samples import sample_mixing
 from compiler.pipeline import Compiled, compile_model
 from sim.engine.hardware import BinasLevels, ConductanceLevels
 from sim.engine.prepare import HardwareOptions, build_program
 from sim.engine.program import Program, check_unsupported_grad
 from sim.train.data import Dataset, load_dataset
 from sim.train.export import export_trained, kelvin_version, write_model
-from sim.train.loop import TrainConfig, evaluate, train
+from sim.train.loop import TrainConfig, check_checkpoint_dir, evaluate, train
 from sim.train.loss import accuracy, loss_and_grad
 from sim.train.plot import training_curves
 
@@ -36,6 +37,10 @@ def load_for(compiled: Compiled, spec: str) -> Dataset:
     if len(compiled.graph.inputs) != 1 or len(compiled.graph.outputs) != 1:
         raise UnsupportedError("kelvin train/evaluate take models with one input and one output; this one has "
                                f"{len(compiled.graph.inputs)} inputs and {len(compiled.graph.outputs)} outputs")
+    mixing = sample_mixing(compiled.graph)
+    if mixing is not None:  # mini-batches would change what each sample's outputs are
+        raise UnsupportedError(f"{mixing}; kelvin train/evaluate run a model in mini-batches, so they need "
+                               "one that computes each sample alone")
     data = load_dataset(spec, _input_shape(compiled))
     out_shape = compiled.graph.shape(compiled.graph.outputs[0]) or ()
     outs = int(np.prod([d for d in out_shape[1:] if isinstance(d, int)])) if out_shape else 0
@@ -99,6 +104,7 @@ def train_file(model: str, data: str, output: str, *, metrics: str | None = None
     check_output(output, directory=False)
     if metrics:
         check_output(metrics, directory=False)
+    check_checkpoint_dir(checkpoint, resume=resume)  # before the compile and the epochs, as -o is
     compiled = compile_model(model, target)
     if eval_hardware is not None:  # before the training: a bad choice here used to be found after it
         try:

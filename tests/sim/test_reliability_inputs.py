@@ -442,3 +442,44 @@ def test_compile_refuses_sizing_on_a_target_without_mirrors(tmp_path, capsys):
     line = _line(capsys, main(["compile", "models/examples/digits_mlp.onnx", "-o", str(tmp_path / "c"),
                                "--sizing", "minimum", "-q"]))
     assert "--sizing sizes the current target's mirrors, not the opamp target's" in line, line
+
+
+def test_train_and_evaluate_refuse_a_model_that_mixes_samples(tmp_path, capsys):
+    """They run in mini-batches: a batch-axis Softmax would be trained on a different function."""
+    m = make_model([helper.make_node("MatMul", ["x", "w"], ["z"], name="mm"),
+                    helper.make_node("Softmax", ["z"], ["y"], axis=0, name="sm")],
+                   [fvi("x", ["N", 4])], [fvi("y", ["N", 3])], [init("w", np.ones((4, 3), np.float32))])
+    onnx.save(m, tmp_path / "m.onnx")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x_train=rng.uniform(0, 1, (20, 4)).astype(np.float32), y_train=rng.integers(0, 3, 20),
+             x_test=rng.uniform(0, 1, (6, 4)).astype(np.float32), y_test=rng.integers(0, 3, 6))
+    for argv in (["train", str(tmp_path / "m.onnx"), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "t.onnx")],
+                 ["evaluate", str(tmp_path / "m.onnx"), "--data", str(tmp_path / "d.npz")]):
+        line = _line(capsys, main([*argv, "-q"]))
+        assert "node 'sm'" in line and "mixes the samples of a batch" in line and "mini-batches" in line, line
+    assert not (tmp_path / "t.onnx").exists()
+
+
+def test_build_program_refuses_what_is_not_a_compiled_model():
+    from circuits.errors import KelvinError
+    from sim.engine.prepare import build_program
+    with pytest.raises(KelvinError, match="compiled: a compiled model"):
+        build_program(None)
+
+
+def test_run_output_must_be_npy_or_npz_and_a_chip_names_a_passthrough_output(tmp_path, capsys):
+    """-o y.csv wrote NPY bytes into y.csv with exit 0; an output that is the input itself was an
+    AssertionError in the chip model."""
+    np.save(tmp_path / "x.npy", np.ones((2, 64), np.float32))
+    for name in ("y.csv", "y", "y.txt"):
+        line = _line(capsys, main(["run", "models/examples/digits_mlp.onnx", "-i", str(tmp_path / "x.npy"), "-o",
+                                   str(tmp_path / name), "-q"]))
+        assert "written as .npy (one output) or .npz" in line and name in line, line
+        assert not (tmp_path / name).exists()
+    m = make_model([helper.make_node("Relu", ["x"], ["y"], name="r")], [fvi("x", ["N", 4])],
+                   [fvi("y", ["N", 4]), fvi("x", ["N", 4])])
+    onnx.save(m, tmp_path / "p.onnx")
+    np.save(tmp_path / "p.npy", np.ones((2, 4), np.float32))
+    line = _line(capsys, main(["run", str(tmp_path / "p.onnx"), "-i", str(tmp_path / "p.npy"), "-o",
+                               str(tmp_path / "p.npz"), "--target", "current", "--chip-seed", "1", "-q"]))
+    assert "graph output 'x' is a graph input passed straight through" in line, line
