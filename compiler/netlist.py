@@ -200,6 +200,8 @@ def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = 
     nets: dict[str, np.ndarray] = {}
     input_ports, input_shapes = {}, {}
     _check_size(graph, opts)
+    for name in graph.outputs:
+        _check_signal_output(graph, name)
     mixing = sample_mixing(graph)
     if mixing is not None:
         raise UnsupportedError(f"{mixing}; a netlist computes each sample alone")
@@ -259,6 +261,18 @@ def _check_realizable(node: PrimitiveNode, ctx: EmitContext, n_elements: int, kn
     if not force:
         raise ParameterError(f"{text}; rescale the layer, or pass --force to write the netlist anyway")
     log.warning("%s; written anyway (--force)", text)
+
+
+def _check_signal_output(graph: Graph, name: str) -> None:
+    """A netlist's outputs are one sample's analog signals: an integer or boolean output (a Cast to
+    int, a Shape) would come back as raw voltages, and a constant one would gain a sample axis."""
+    info = graph.info(name)
+    if info is not None and info.dtype.kind != "f":
+        raise UnsupportedError(f"output {name!r} is {info.dtype} data, not an analog signal (a netlist carries real "
+                               "voltages and currents); use --engine behavioral for it")
+    if name in graph.constants:
+        raise UnsupportedError(f"output {name!r} is a constant, the same for every sample, not a signal the netlist "
+                               "computes; drop it from the outputs or use --engine behavioral")
 
 
 def _sample_shape(graph: Graph, tensor: str) -> tuple[int, ...]:

@@ -483,3 +483,16 @@ def test_run_output_must_be_npy_or_npz_and_a_chip_names_a_passthrough_output(tmp
     line = _line(capsys, main(["run", str(tmp_path / "p.onnx"), "-i", str(tmp_path / "p.npy"), "-o",
                                str(tmp_path / "p.npz"), "--target", "current", "--chip-seed", "1", "-q"]))
     assert "graph output 'x' is a graph input passed straight through" in line, line
+
+
+def test_spice_refuses_outputs_that_are_not_signals(tmp_path, capsys):
+    """A Cast-to-int output came back from ngspice as raw floats, a Shape output with a sample axis."""
+    for nodes, out, match in (([helper.make_node("Cast", ["x"], ["y"], to=onnx.TensorProto.INT32, name="c")],
+                               helper.make_tensor_value_info("y", onnx.TensorProto.INT32, ["N", 4]), "'y' is int32 data"),
+                              ([helper.make_node("Shape", ["x"], ["y"], name="s")],
+                               helper.make_tensor_value_info("y", onnx.TensorProto.INT64, [2]), "'y' is int64 data")):
+        onnx.save(make_model(nodes, [fvi("x", ["N", 4])], [out]), tmp_path / "m.onnx")
+        np.save(tmp_path / "x.npy", np.ones((2, 4), np.float32))
+        line = _line(capsys, main(["run", str(tmp_path / "m.onnx"), "-i", str(tmp_path / "x.npy"), "-o",
+                                   str(tmp_path / "y.npz"), "--engine", "spice", "-q"]))
+        assert match in line and "not an analog signal" in line, line
