@@ -37,7 +37,7 @@ def library_path() -> str:
     override = os.environ.get(ENV_VAR)
     if override:
         # PySpice's convention puts "{}" where a parallel instance id would go.
-        path = override.format("")
+        path = override.replace("{}", "")  # not str.format: any other brace in a path is literal
         if not Path(path).is_file():
             raise NgspiceMissingError(f"{ENV_VAR}={override} is not a file: {INSTALL_HINT}")
         return path

@@ -219,6 +219,10 @@ def test_missing_library_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv(locate.ENV_VAR, str(tmp_path / "libngspice.so"))
     with pytest.raises(NgspiceMissingError, match="libngspice0"):
         locate.library_path()
+    for odd in ("{", "{}{}", "x{0}"):  # str.format raised ValueError/IndexError on these
+        monkeypatch.setenv(locate.ENV_VAR, str(tmp_path / odd))
+        with pytest.raises(NgspiceMissingError, match="is not a file"):
+            locate.library_path()
     not_a_library = tmp_path / "libngspice.so"
     not_a_library.write_text("not an ELF file")
     with pytest.raises(NgspiceMissingError, match="apt-get install ngspice"):
