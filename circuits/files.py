@@ -263,7 +263,7 @@ def check_output(path: str | os.PathLike[str], *, directory: bool, kind: str | N
 
     A file must not be a directory, and its parent must be creatable and writable. A directory
     (`staged_dir`) must be a directory if it exists, and a non-empty one must hold ``kelvin.json``
-    of the same ``kind`` (compile, measurement, measured_chip, demo), so ``-o .`` can never replace
+    of the same ``kind`` (compile, measurement, measured_chip, demo, characterization, fits), so ``-o .`` can never replace
     a user's files, nor one Kelvin output (a lab's CSV measurement) another. Returns the path, a
     symlinked directory resolved.
     """
@@ -291,7 +291,7 @@ def check_output(path: str | os.PathLike[str], *, directory: bool, kind: str | N
                               "choose a new or empty output directory")
         if kind is not None and found != kind:
             raise OutputError(f"{out}: holds a Kelvin {found} output, not a {kind} one; choose another output "
-                              "directory (replacing it would lose that output)")
+                              "directory (writing there would replace or mix into that output)")
     return out
 
 
