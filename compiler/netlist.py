@@ -165,27 +165,42 @@ class Netlist:
         return out
 
 
+def _fixed_batch_hint(graph: Graph) -> str:
+    """For a model exported with a fixed batch (input [2, 3, 4]): axis 0 is taken as the batch, so its
+    constants shaped for 2 rows meet one sample's nets. Say so, and what to export instead."""
+    for name in graph.inputs:
+        shape = graph.shape(name)
+        if shape and isinstance(shape[0], int) and shape[0] > 1:
+            return (f" (input {name!r} has a fixed first dimension of {shape[0]}, which Kelvin takes as the batch "
+                    "axis; export the model with a dynamic or size-1 batch axis)")
+    return ""
+
+
 def _drive(name: str, net: str, value: float) -> Element:
     return vsource(name, net, GROUND, value)
 
 
 @contextmanager
-def _per_sample(node: OpNode | PrimitiveNode, ins: list[np.ndarray | None]):
+def _per_sample(graph: Graph, node: OpNode | PrimitiveNode, ins: list[np.ndarray | None]):
     """A netlist holds one sample: the batch axis is gone from every net array. A node whose
     operands do not fit that (e.g. a MatMul of x by its own transpose, which mixes the samples of a
     batch) fails inside its emitter on the shapes; say so, naming the node and its operand shapes."""
     try:
         yield
     except KelvinError as exc:
-        if str(exc).startswith(("node ", "tensor ")):
+        hint = _fixed_batch_hint(graph)
+        named = str(exc) if str(exc).startswith(("node ", "tensor ")) else \
+            f"node {node.name!r} ({getattr(node, 'kind', None) or node.op}): {exc}"  # a block's own check knows no node
+        if hint:  # constants shaped for the model's fixed batch met one sample's nets
+            raise UnsupportedError(f"{named}{hint}") from exc
+        if named == str(exc):
             raise
-        # a block's own check (ClipperBlock.low > high) knows no node: name it
-        raise type(exc)(f"node {node.name!r} ({getattr(node, 'kind', None) or node.op}): {exc}") from exc
+        raise type(exc)(named) from exc
     except (ValueError, IndexError) as exc:
         shapes = ", ".join(str(list(x.shape)) if x is not None else "-" for x in ins)
         raise UnsupportedError(f"node {node.name!r} ({getattr(node, 'kind', None) or node.op}): cannot build one "
                                f"sample's circuit from operands of per-sample shape {shapes} ({exc}); "
-                               "a netlist computes each sample alone") from exc
+                               f"a netlist computes each sample alone{_fixed_batch_hint(graph)}") from exc
 
 
 def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = None) -> Netlist:
@@ -218,11 +233,11 @@ def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = 
             ctx.node_index, ctx.node_name, position = position, node.name, position + 1
             emit = emitter_for(node.kind, node.name)
             n_elements, known = len(ctx.elements), set(ctx.subckts)
-            with _per_sample(node, ins):
+            with _per_sample(graph, node, ins):
                 outs = [emit(node.primitive, ctx, [x for x in ins if x is not None])]
             _check_realizable(node, ctx, n_elements, known, opts.force)
         elif node.placement == "wiring":
-            with _per_sample(node, ins):
+            with _per_sample(graph, node, ins):
                 outs = _wire(graph, ctx, node, ins)
         else:
             raise UnsupportedError(

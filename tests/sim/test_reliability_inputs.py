@@ -496,3 +496,15 @@ def test_spice_refuses_outputs_that_are_not_signals(tmp_path, capsys):
         line = _line(capsys, main(["run", str(tmp_path / "m.onnx"), "-i", str(tmp_path / "x.npy"), "-o",
                                    str(tmp_path / "y.npz"), "--engine", "spice", "-q"]))
         assert match in line and "not an analog signal" in line, line
+
+
+def test_a_fixed_batch_model_compiles_and_says_why_it_has_no_netlist(tmp_path, capsys):
+    """Input [2, 3, 4] with a [2, 2, 4] constant: `run` is right, but compile failed on shapes the model
+    never had ((1, 3, 4) against (2, 2, 4)), as if the model were broken."""
+    import json
+    m = make_model([helper.make_node("Concat", ["x", "c"], ["y"], axis=1, name="cat")], [fvi("x", [2, 3, 4])],
+                   [fvi("y", [2, 5, 4])], [init("c", np.ones((2, 2, 4), np.float32))])
+    onnx.save(m, tmp_path / "m.onnx")
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "c"), "-q"]) == 0
+    reason = json.loads((tmp_path / "c" / "graph.json").read_text())["netlist"]["reason"]
+    assert "node 'cat'" in reason and "input 'x' has a fixed first dimension of 2" in reason, reason
