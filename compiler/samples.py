@@ -15,37 +15,14 @@ whichever batch computed it.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
-from circuits.errors import KelvinError
-from compiler.ir import Graph, PrimitiveNode
-from compiler.ops import lookup
+from compiler.evaluate import evaluate_graph
+from compiler.ir import Graph
 from compiler.passes.shapes import _batch_symbol
-
-log = logging.getLogger(__name__)
 
 _BATCH = 2
 _RTOL, _ATOL = 1e-4, 1e-6  # float32 kernels may sum in another order for another batch size
-
-
-def _evaluate(g: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
-    env: dict[str, np.ndarray] = {**g.constants, **feeds}
-    for node in g.topo():
-        args = [env[t] if t else None for t in node.inputs]
-        try:
-            with np.errstate(all="ignore"):
-                if isinstance(node, PrimitiveNode):
-                    outs = [np.asarray(node.primitive.ideal(*args))]  # type: ignore[union-attr]
-                else:
-                    spec = lookup(node.op, node.version, node.name)  # type: ignore[attr-defined]
-                    outs = [np.asarray(v) for v in spec.kernel(args, node.attrs, node.version)]  # type: ignore[attr-defined]
-        except (KelvinError, ValueError, TypeError, IndexError, AttributeError, KeyError) as exc:
-            log.debug("sample check stopped at %s: %s", node.name, exc)
-            return None
-        env.update((t, v) for t, v in zip(node.outputs, outs) if t)
-    return env
 
 
 def _stacks(batch: np.ndarray, singles: list[np.ndarray]) -> bool:
@@ -77,8 +54,8 @@ def sample_mixing(g: Graph) -> str | None:
         dims = (_BATCH, *shape[1:])
         kind = info.dtype.kind  # type: ignore[union-attr]
         feeds[name] = rng.uniform(0.0, 1.0, dims).astype(info.dtype) if kind == "f" else np.zeros(dims, info.dtype)  # type: ignore[union-attr]
-    whole = _evaluate(g, feeds)
-    singles = [_evaluate(g, {k: v[i:i + 1] for k, v in feeds.items()}) for i in range(_BATCH)]
+    whole = evaluate_graph(g, feeds)
+    singles = [evaluate_graph(g, {k: v[i:i + 1] for k, v in feeds.items()}) for i in range(_BATCH)]
     if whole is None or any(s is None for s in singles):
         return None
     def mixed(t: str) -> bool:

@@ -9,15 +9,10 @@ two batch sizes shows which dimensions are static and which follow the batch.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
-from circuits.errors import KelvinError
-from compiler.ir import Dim, Graph, PrimitiveNode, TensorInfo
-from compiler.ops import lookup
-
-log = logging.getLogger(__name__)
+from compiler.evaluate import evaluate_graph
+from compiler.ir import Dim, Graph, TensorInfo
 
 _PROBE_BATCHES = (2, 3)
 
@@ -28,29 +23,15 @@ def _known(shape: tuple[Dim, ...] | None, batch: str | None) -> bool:
 
 def _probe(g: Graph, batch: str | None, size: int) -> dict[str, tuple[tuple[int, ...], np.dtype]] | None:
     """Every computed tensor's (shape, dtype) on a zero batch of ``size``; None when the graph cannot run."""
-    env: dict[str, np.ndarray] = dict(g.constants)
+    feeds = {}
     for name in g.inputs:
         info = g.info(name)
         dims = [size if d == batch else d for d in info.shape]  # type: ignore[union-attr]
-        env[name] = np.zeros(dims, dtype=info.dtype)  # type: ignore[union-attr]
-    seen = {}
-    for node in g.topo():
-        args = [env[t] if t else None for t in node.inputs]
-        try:
-            with np.errstate(all="ignore"):
-                if isinstance(node, PrimitiveNode):
-                    outs = [np.asarray(node.primitive.ideal(*args))]  # type: ignore[union-attr]
-                else:
-                    spec = lookup(node.op, node.version, node.name)  # type: ignore[attr-defined]
-                    outs = [np.asarray(v) for v in spec.kernel(args, node.attrs, node.version)]  # type: ignore[attr-defined]
-        except (KelvinError, ValueError, TypeError, IndexError, AttributeError) as exc:
-            log.debug("shape probe stopped at %s: %s", node.name, exc)
-            return None
-        for t, v in zip(node.outputs, outs):
-            if t:
-                env[t] = v
-                seen[t] = (v.shape, v.dtype)
-    return seen
+        feeds[name] = np.zeros(dims, dtype=info.dtype)  # type: ignore[union-attr]
+    env = evaluate_graph(g, feeds)
+    if env is None:
+        return None
+    return {t: (env[t].shape, env[t].dtype) for node in g.nodes for t in node.outputs if t}
 
 
 class InferShapes:
