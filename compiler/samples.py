@@ -36,36 +36,43 @@ def _stacks(batch: np.ndarray, singles: list[np.ndarray]) -> bool:
 
 
 def sample_mixing(g: Graph) -> str | None:
-    """Why ``g``'s samples are not independent (naming the first node that mixes them), or None.
+    """Why ``g``'s samples are not independent (naming the first node that mixes them), or None if
+    they are or the check cannot tell (`samples_verdict`)."""
+    return samples_verdict(g)[1]
 
-    None also when the check cannot tell: no symbolic batch axis shared by every input on axis 0
-    (a fixed-size input is one sample, or the model states its own batch), or a graph that does
-    not run on random inputs."""
+
+def samples_verdict(g: Graph) -> tuple[bool | None, str | None]:
+    """(True, None): each sample computed alone, checked; (False, reason): mixed, naming the node;
+    (None, None): the check cannot tell, for no symbolic batch axis shared by every input on axis 0
+    (a fixed-size input is one sample, or the model states its own batch) or a graph that does not
+    run on random inputs. Cutting a batch into chunks is safe only on True."""
     ok, batch = _batch_symbol(g)
     if not ok or batch is None:
-        return None
+        return None, None
     rng = np.random.default_rng(0)
     feeds = {}
     for name in g.inputs:
         info = g.info(name)
         shape = info.shape  # type: ignore[union-attr]
         if not shape or shape[0] != batch or batch in shape[1:]:
-            return None
+            return None, None
         dims = (_BATCH, *shape[1:])
         kind = info.dtype.kind  # type: ignore[union-attr]
         feeds[name] = rng.uniform(0.0, 1.0, dims).astype(info.dtype) if kind == "f" else np.zeros(dims, info.dtype)  # type: ignore[union-attr]
     whole = evaluate_graph(g, feeds)
     singles = [evaluate_graph(g, {k: v[i:i + 1] for k, v in feeds.items()}) for i in range(_BATCH)]
     if whole is None or any(s is None for s in singles):
-        return None
+        return None, None
+
     def mixed(t: str) -> bool:
         return whole[t].dtype.kind == "f" and not _stacks(whole[t], [s[t] for s in singles])  # type: ignore[index]
 
     if not any(mixed(t) for t in g.outputs):  # the verdict is the outputs' (a Transpose may move the batch and back)
-        return None
+        return True, None
     for node in g.topo():
         for t in node.outputs:
             if t and mixed(t):
-                return (f"node {node.name!r} ({node.kind}) mixes the samples of a batch: its output {t!r} for one "
-                        f"sample depends on the others (shape {list(whole[t].shape)} for a batch of {_BATCH})")
-    return None
+                return False, (f"node {node.name!r} ({node.kind}) mixes the samples of a batch: its output {t!r} for "
+                               f"one sample depends on the others (shape {list(whole[t].shape)} for a batch of "
+                               f"{_BATCH})")
+    return False, "the model mixes the samples of a batch"

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from circuits.errors import InputError, ParameterError, UnsupportedError
 from compiler.ir import PrimitiveNode
-from compiler.samples import sample_mixing
+from compiler.samples import samples_verdict
 from compiler.pipeline import Compiled
 from sim.engine.hardware import (
     CONVERTER_MIN_BITS, HardwareModel, IrDrop, Noise, Pcm, Population, Quantized, Stack, check_bits,
@@ -320,7 +320,7 @@ def run_program(program: Program, feeds: Mapping[str, np.ndarray], batch_size: i
     rng = np.random.default_rng(seed)
     n = min((a.shape[0] for a in feeds.values() if np.ndim(a)), default=0)
     if (n <= batch_size or any(np.ndim(a) == 0 or a.shape[0] != n for a in feeds.values())
-            or sample_mixing(program.graph) is not None):  # chunks would change what a sample's outputs are
+            or samples_verdict(program.graph)[0] is not True):  # unchecked or mixing: chunks may change the outputs
         return program.run(feeds, rng=rng)
     parts: dict[str, list[np.ndarray]] = {}
     with tqdm(total=n, desc="run", unit="sample", disable=not progress or None, leave=False) as bar:

@@ -72,3 +72,14 @@ def test_fixed_batch_inputs_are_not_judged():
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     assert sample_mixing(import_model(m)) is None  # the model states its batch: nothing to cut
     onnx.checker.check_model(m)
+
+
+def test_verdict_is_checked_true_only_when_the_probe_ran():
+    from compiler.samples import samples_verdict
+    assert samples_verdict(import_model(_model(*CASES["softmax axis 1"]))) == (True, None)
+    assert samples_verdict(import_model(_model(*CASES["softmax axis 0"])))[0] is False
+    # a LayerNormalization over axis 0 whose scale is shaped for 5 samples: no batch of 2 runs, so no verdict
+    ln = _model([N("LayerNormalization", ["x", "s", "b"], ["y"], axis=0)],
+                (onnx.numpy_helper.from_array(np.ones((5, 4), np.float32), "s"),
+                 onnx.numpy_helper.from_array(np.zeros((5, 4), np.float32), "b")))
+    assert samples_verdict(import_model(ln)) == (None, None)
