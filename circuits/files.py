@@ -205,6 +205,15 @@ def dir_lock(outdir: str | os.PathLike[str]) -> Iterator[Path]:
         os.close(fd)
 
 
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None if it is missing, unreadable, not JSON or not an object."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def output_kind(directory: str | os.PathLike[str]) -> str | None:
     """Which Kelvin output a directory holds, from its ``kelvin.json``: the "kind" it records, or for
     directories written before kinds were recorded, what its keys show; None if it has no kelvin.json
@@ -212,11 +221,8 @@ def output_kind(directory: str | os.PathLike[str]) -> str | None:
     meta = Path(directory) / "kelvin.json"
     if not meta.is_file():
         return _unrecorded_kind(Path(directory))
-    try:
-        doc = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "unreadable"
-    if not isinstance(doc, dict):
+    doc = read_json_object(meta)
+    if doc is None:
         return "unreadable"
     if isinstance(doc.get("kind"), str):
         return doc["kind"]
@@ -251,11 +257,8 @@ def _unrecorded_kind(directory: Path) -> str | None:
 
 def _json_format(path: Path) -> Any:
     """The ``format`` field of a JSON object file, or None if it is not one."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc.get("format") if isinstance(doc, dict) else None
+    doc = read_json_object(path)
+    return None if doc is None else doc.get("format")
 
 
 def check_output(path: str | os.PathLike[str], *, directory: bool, kind: str | None = None) -> Path:
@@ -333,23 +336,16 @@ def record_derived(directory: str | os.PathLike[str], path: str | os.PathLike[st
     if target.parent != out or not meta.is_file():
         return
     with dir_lock(out):
-        try:
-            doc = json.loads(meta.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        if isinstance(doc, dict):
-            derived = doc.get("derived") if isinstance(doc.get("derived"), list) else []
-            doc["derived"] = sorted({*map(str, derived), target.name})
+        doc = read_json_object(meta)
+        if doc is not None:
+            doc["derived"] = sorted(derived_files(out) | {target.name})
             write_json(meta, doc)
 
 
 def derived_files(directory: str | os.PathLike[str]) -> set[str]:
     """Names of the files in ``directory`` derived from its contents (`record_derived`)."""
-    try:
-        doc = json.loads((Path(directory) / "kelvin.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return set()
-    derived = doc.get("derived") if isinstance(doc, dict) else None
+    doc = read_json_object(Path(directory) / "kelvin.json") or {}
+    derived = doc.get("derived")
     return {str(name) for name in derived} if isinstance(derived, list) else set()
 
 

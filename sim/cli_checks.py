@@ -7,13 +7,12 @@ count), so each bad value is one line naming the option, never a fallback or a t
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 from collections.abc import Callable
 
 from circuits.errors import InputError
-from circuits.files import derived_files
+from circuits.files import derived_files, read_json_object
 
 Check = Callable[[float], bool]
 
@@ -105,11 +104,5 @@ def check_paths(args: argparse.Namespace) -> None:
 
 def _a_validate_report(path: str) -> bool:
     """A report an earlier validate wrote before reports were recorded as derived: replaceable."""
-    if not path.endswith(".json"):
-        return False
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(doc, dict) and {"passed", "blocks", "outdir"} <= set(doc)
+    doc = read_json_object(path) if path.endswith(".json") else None
+    return doc is not None and {"passed", "blocks", "outdir"} <= set(doc)

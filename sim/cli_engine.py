@@ -65,9 +65,6 @@ def _check_used(args: argparse.Namespace) -> None:
         if targets is not None and target not in targets:
             raise InputError(f"{option} applies to the {' and '.join(targets)} target{'s' if len(targets) > 1 else ''}"
                              f", not {target}: drop {option}")
-    if spice and target == "opamp" and args.weight_bits is not None:
-        raise InputError("--weight-bits: an op-amp netlist holds the exact resistor ratios, not N-bit levels; "
-                         "use --engine behavioral for it")
     chips = modes & {"chip", "fitted"} or getattr(args, "chips", None) or getattr(args, "chip_seed", None) is not None
     if getattr(args, "sizing", None) is not None:
         if target != "current":

@@ -192,7 +192,7 @@ def run_model_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str]
     if engine == "spice":
         from sim.spice_commands import default_scale, run_network_spice
 
-        check_spice_modes(hw)
+        check_spice_modes(hw, target)
         scale = opts.pop("scale", None)
         scale = default_scale(target) if scale is None else scale
         from sim.engine.prepare import crossbar_converters

@@ -17,6 +17,14 @@ from compiler.ir import Graph
 NUMERIC_KINDS = "biuf"
 
 
+def check_graph(graph: Any) -> Graph:
+    """``graph`` if it is a Kelvin Graph; a Python caller's anything else is one InputError, not an
+    AttributeError from deep inside."""
+    if not isinstance(graph, Graph):
+        raise InputError(f"graph: a Kelvin Graph (compile_model(...).graph), got {type(graph).__name__}")
+    return graph
+
+
 def check_feed(graph: Graph, name: str, value: Any, dtype: Any = None) -> np.ndarray:
     """``value`` as an array of ``graph``'s input ``name``, shape and kind checked. Float feeds, and
     integer feeds of a float input, are cast to ``dtype`` (the engine's float dtype; default the

@@ -12,7 +12,7 @@ import numpy as np
 from circuits.errors import InputError, KelvinError, ModelError
 from compiler.ir import Graph, Node, OpNode, PrimitiveNode
 from compiler.ops import lookup
-from sim.engine.feeds import check_feed
+from sim.engine.feeds import check_feed, check_graph
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,7 @@ def _check_arguments(graph: Any, feeds: Any) -> None:
     """A Python caller's wrong graph or feeds as one InputError naming the argument, instead of an
     AttributeError or NumPy's "truth value of an array is ambiguous" from a list of arrays.
     (``dtype`` is checked by `Program`.)"""
-    if not isinstance(graph, Graph):
-        raise InputError(f"graph: a Kelvin Graph (compile_model(...).graph), got {type(graph).__name__}")
+    check_graph(graph)
     if not isinstance(feeds, Mapping):
         raise InputError("feeds: a mapping of graph input name to array, e.g. {" + repr(graph.inputs[0] if
                          graph.inputs else "x") + f": x}}, got {type(feeds).__name__}")

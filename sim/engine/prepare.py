@@ -304,12 +304,16 @@ def crossbar_converters(compiled: Compiled, opts: HardwareOptions, calibration: 
     return out
 
 
-def check_spice_modes(opts: HardwareOptions) -> None:
-    """--engine spice simulates a netlist: only what a netlist holds (nominal, or one chip)."""
+def check_spice_modes(opts: HardwareOptions, target: str) -> None:
+    """--engine spice simulates a netlist: only what a netlist holds (nominal, or one chip). An op-amp
+    netlist holds exact resistor ratios, so it cannot show --weight-bits either."""
     bad = [m for m in opts.modes if m not in SPICE_MODES]
     if bad:
         raise UnsupportedError(f"--engine spice simulates the netlist, which cannot represent --hardware "
                                f"{','.join(bad)}; use --engine behavioral for it")
+    if target == "opamp" and opts.weight_bits is not None:
+        raise UnsupportedError("--weight-bits: an op-amp netlist holds the exact resistor ratios, not N-bit levels; "
+                               "use --engine behavioral for it")
 
 
 def run_program(program: Program, feeds: Mapping[str, np.ndarray], batch_size: int = 256,

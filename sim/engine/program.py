@@ -24,7 +24,7 @@ import numpy as np
 from circuits.errors import InputError, KelvinError, ModelError, UnsupportedError
 from compiler.ir import WIRING_OPS, Graph, Node, OpNode, PrimitiveNode
 from compiler.ops import lookup
-from sim.engine.feeds import check_feed
+from sim.engine.feeds import check_feed, check_graph
 from sim.engine.kernels import DenseKernel, Kernel, kernel_for
 from sim.engine.maps import ContentMemo, NodeMaps, chain, chain_back
 from sim.engine.ops import NO_SIGNAL, Router, op_backward
@@ -69,8 +69,7 @@ class Program:
                  frozen: frozenset[str] = frozenset()) -> None:
         # Python callers skip the CLI: a wrong graph or an integer dtype (which would silently truncate
         # every activation) is one clear InputError, not an AttributeError or integer math.
-        if not isinstance(graph, Graph):
-            raise InputError(f"graph: a Kelvin Graph (compile_model(...).graph), got {type(graph).__name__}")
+        check_graph(graph)
         try:
             self.dtype = np.dtype(dtype)
         except (TypeError, ValueError) as exc:

@@ -212,7 +212,7 @@ def evaluate_file(model: str, data: str, *, target: str = "opamp", hardware: Har
     if engine == "spice":
         from sim.engine.prepare import check_spice_modes
         from sim.spice_commands import default_scale, run_network_spice
-        check_spice_modes(hardware)
+        check_spice_modes(hardware, target)
         if chips:
             raise InputError("--chips (a yield over chip instances) runs in the engine; with --engine spice give "
                              "one chip with --chip-seed")
