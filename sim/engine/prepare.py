@@ -8,6 +8,8 @@ when asked and stacks the hardware models in the order given.
 from __future__ import annotations
 
 import math
+import numbers
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,8 +66,15 @@ class HardwareOptions:
                 raise ParameterError(f"{name}: a number, got {getattr(self, name)!r}")
         if "chip" in self.modes and self.chip_seed is None:
             raise ParameterError("--hardware chip needs --chip-seed N (which chip instance)")
-        if self.chip_seed is not None and (not isinstance(self.chip_seed, int) or self.chip_seed < 0):
-            raise ParameterError(f"--chip-seed: a non-negative integer, got {self.chip_seed}")
+        for name in ("chip_seed", "seed"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
+                raise ParameterError(f"--{name.replace('_', '-')}: a non-negative integer, got {value!r}")
+        if self.fits is not None and not isinstance(self.fits, (str, os.PathLike)):
+            raise ParameterError(f"--fits: a directory path, got {self.fits!r}")
+        if self.scale is not None and (isinstance(self.scale, bool) or not isinstance(self.scale, numbers.Real)
+                                       or not (math.isfinite(self.scale) and self.scale > 0)):
+            raise ParameterError(f"--scale: amperes per model unit, a positive number, got {self.scale!r}")
         if not (math.isfinite(self.pcm_time_s) and self.pcm_time_s >= 0):
             raise ParameterError(f"--pcm-time: seconds after programming, ≥ 0, got {self.pcm_time_s}")
         if not (math.isfinite(self.noise) and 0 <= self.noise <= 1):
@@ -183,8 +192,9 @@ def _measured_chip_program(compiled: Compiled, opts: HardwareOptions, models: li
     from sim.measure.fit import MeasuredChip
     from sim.spice_commands import default_scale
     chip = MeasuredChip.load(opts.fits)
-    scale = opts.scale or default_scale(compiled.target.name)
-    graph = ChipInstance.draw(compiled, None, scale, sizing=opts.sizing).engine_graph(early=False)
+    scale, w_unit = _measured_setting(chip, opts)
+    graph = ChipInstance.draw(compiled, None, scale or default_scale(compiled.target.name),
+                              sizing=opts.sizing).engine_graph(early=False)
     banks = {n.name: n.primitive.weights.shape for n in compiled.graph.nodes
              if isinstance(n, Node) and isinstance(n.primitive, SynapseArray)}
     for name, fit in chip.banks.items():
@@ -204,12 +214,46 @@ def _measured_chip_program(compiled: Compiled, opts: HardwareOptions, models: li
                 raise InputError(f"--fits {opts.fits}: read-out of {node.outputs[0]!r} is {m.shape}, the model's "
                                  f"{node.primitive.weights.shape}")
             node.primitive = node.primitive.with_parameters(weights=m.astype(np.float32))
-    program = _table_program(compiled, graph, chip.tables(), opts, models, dtype)
+    _check_sides(chip, graph, opts.fits)
+    program = _table_program(compiled, graph, chip.tables(), opts, models, dtype, w_unit)
     slopes = chip.meta.get("early_slopes")
     if trainable or slopes is None or set(opts.modes) - {"fitted", "quantized"}:
         return program
     from sim.chip import EarlySlopes
     return _with_drift(program, set(chip.banks), set(chip.readouts), EarlySlopes(*map(float, slopes)), dtype)
+
+
+def _measured_setting(chip, opts: HardwareOptions) -> tuple[float | None, float | None]:
+    """The measured chip's own scale (A per model unit) and level step, which its fitted gains are
+    relative to; a --sizing or --scale that contradicts the measurement is refused, not ignored."""
+    rec = chip.meta
+    sizing, scale = rec.get("sizing"), rec.get("scale")
+    if sizing is not None and sizing != opts.sizing:
+        raise InputError(f"--fits {opts.fits}: that chip was measured at --sizing {sizing}; give --sizing {sizing} "
+                         f"(got {opts.sizing})")
+    if opts.scale is not None and scale is not None and not math.isclose(opts.scale, float(scale), rel_tol=1e-9):
+        raise InputError(f"--fits {opts.fits}: that chip was measured at --scale {float(scale):g} A per unit; drop "
+                         f"--scale or give that value (got {opts.scale:g})")
+    w_unit = rec.get("w_unit")
+    return (opts.scale if opts.scale is not None else None if scale is None else float(scale),
+            None if w_unit is None else float(w_unit))
+
+
+def _check_sides(chip, graph, fits: str | None) -> None:
+    """Each measured bank's somas and input lines are the ones this model's chip has: one soma per
+    output of a rectified bank, two of a signed one, and an input line per soma of what feeds it."""
+    from circuits.current import SynapseArray
+    from compiler.ir import PrimitiveNode as Node
+    for node in graph.nodes:
+        fit = chip.banks.get(node.name) if isinstance(node, Node) else None
+        if fit is None or not isinstance(node.primitive, SynapseArray):
+            continue
+        have = (fit.out * fit.row_sides, fit.inputs * fit.col_sides)
+        if have != node.primitive.weights.shape:
+            raise InputError(f"--fits {fits}: bank {node.name!r} was measured with {have[0]} somas and {have[1]} "
+                             f"input lines; this model's chip has {node.primitive.weights.shape[0]} and "
+                             f"{node.primitive.weights.shape[1]} (one soma per output of a rectified bank, two of "
+                             "a signed one)")
 
 
 def _with_drift(program: Program, banks: set[str], readouts: set[str], slopes, dtype) -> Program:
@@ -236,11 +280,13 @@ def _with_drift(program: Program, banks: set[str], readouts: set[str], slopes, d
     return Program(graph, dtype=dtype, hardware=_RectifyInputs())
 
 
-def _table_program(compiled: Compiled, graph, tables, opts: HardwareOptions, models: list, dtype) -> Program:
-    """``graph`` with every table bank's nominal weights as the parameters, mapped through its table."""
+def _table_program(compiled: Compiled, graph, tables, opts: HardwareOptions, models: list, dtype,
+                   w_unit: float | None = None) -> Program:
+    """``graph`` with every table bank's nominal weights as the parameters, mapped through its table
+    (levels of ``w_unit``, default the sizing's)."""
     from circuits.spice.current_cells import CellSizing
     frozen = frozenset(n.name for n in graph.nodes if isinstance(n, PrimitiveNode) and n.name not in tables)
-    stack = Stack(tuple(models) + (_ChipModel(tables, CellSizing.preset(opts.sizing).w_unit),))
+    stack = Stack(tuple(models) + (_ChipModel(tables, w_unit or CellSizing.preset(opts.sizing).w_unit),))
     program = Program(graph, dtype=dtype, frozen=frozen)
     for node in compiled.graph.nodes:  # the trainable parameters are the nominal ones
         if node.name in tables:

@@ -5,12 +5,13 @@ A measurement directory holds three files:
 
     kelvin.json   the ``meta`` JSON of the ``.npz`` (banks, inputs, outputs, w_unit, scale, …), plus
                   "shapes": {bank: [out, in]} (each bank's synapse array) and, optionally,
-                  "configurations": K (default: one past the highest configuration index used)
+                  "configurations": K (default: one past the highest configuration a probe ran with;
+                  then every probed configuration must program at least one synapse)
     probes.csv    one row per probe (one DC measurement); header
                       config, x:0 … x:{n_in−1}, y:0 … y:{n_out−1}, soma:<bank>:0 … soma:<bank>:{rows−1} …
                   config is the configuration index the probe ran with; x the driven inputs and y the
                   measured outputs (model units); soma:<bank>:i the current of soma i of the bank
-                  (model units; an empty cell where the chip does not expose it)
+                  (model units; every soma is needed)
     levels.csv    the programmed weights; header  bank, config, row, column, level
                   one row per programmed synapse (level −7…7, 3 bits and a sign; a synapse not listed
                   is 0); column is the input index, or ``bias`` for the row's bias synapse
@@ -25,6 +26,7 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +76,7 @@ def write_dir(path: str | os.PathLike[str], arrays: dict[str, np.ndarray], meta:
 
 def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's byte-order mark is no column
             lines = list(csv.reader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path}: not a readable CSV file ({exc})") from exc
@@ -82,16 +84,20 @@ def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     if not lines:
         raise InputError(f"{path}: empty; the first line must be the header")
     header = [h.strip() for h in lines[0]]
+    if len(header) == 1 and (sep := next((c for c in ";\t|" if c in header[0]), None)):
+        raise InputError(f"{path}: the header is one cell split by {sep!r}; the files are comma-separated")
+    if dup := next((h for i, h in enumerate(header) if h in header[:i]), None):
+        raise InputError(f"{path}: column {dup!r} appears twice in the header")
     for n, row in body:
         if len(row) != len(header):
             raise InputError(f"{path}, line {n}: {len(row)} cells, the header has {len(header)}")
     return header, body
 
 
-def _number(path: Path, n: int, col: str, cell: str, blank_ok: bool = False) -> float:
-    if not cell.strip() and blank_ok:
-        return float("nan")
+def _number(path: Path, n: int, col: str, cell: str) -> float:
     try:
+        if "_" in cell or not cell.isascii():  # Python's float reads 1_0 as 10 and other scripts' digits
+            raise ValueError(cell)
         return float(cell)
     except ValueError:
         raise InputError(f"{path}, line {n}, column {col!r}: {cell!r} is not a number") from None
@@ -99,6 +105,8 @@ def _number(path: Path, n: int, col: str, cell: str, blank_ok: bool = False) -> 
 
 def _integer(path: Path, n: int, col: str, cell: str) -> int:
     try:
+        if not re.fullmatch(r"[+-]?[0-9]+", cell.strip()):  # int() also takes 1_0 and other scripts' digits
+            raise ValueError(cell)
         value = int(cell.strip())
     except ValueError:
         raise InputError(f"{path}, line {n}, column {col!r}: {cell!r} is not an integer") from None
@@ -113,12 +121,46 @@ def _indexed(path: Path, header: list[str], prefix: str) -> list[int]:
     for pos, name in enumerate(header):
         if name.startswith(prefix):
             tail = name[len(prefix):]
-            if not tail.isdigit():
+            if not (tail.isascii() and tail.isdigit()):
                 raise InputError(f"{path}: column {name!r}: expected {prefix}<index>")
             found[int(tail)] = pos
     if sorted(found) != list(range(len(found))):
         raise InputError(f"{path}: columns {prefix}0 … must run from 0 without a gap (got {sorted(found)})")
     return [found[i] for i in range(len(found))]
+
+
+MAX_SYNAPSE_LEVELS = 10 ** 8
+"""Most level cells (configurations × synapses) a measurement may declare: 0.8 GB as int64."""
+
+
+def _configurations(root: Path, meta: dict, config: np.ndarray, lines: list[int], entries: list,
+                    shapes: dict[str, tuple[int, int]]) -> int:
+    """K, the number of configurations: ``configurations`` in kelvin.json, else one past the highest a
+    probe ran with. Without the declaration every probed configuration must program a synapse: a probe
+    numbered one past the last (a 1-based count) would otherwise run an all-zero configuration."""
+    count = meta.get("configurations")
+    probes, levels = root / PROBES, root / LEVELS
+    if count is None:
+        count = int(config.max()) + 1
+        programmed = {e[2] for e in entries}
+        for n, k in zip(lines, config):
+            if k >= 0 and int(k) not in programmed:  # a negative one is judged below
+                raise InputError(f"{probes}, line {n}: configuration {k} programs no synapse in {LEVELS}; number "
+                                 f"configurations from 0, or declare \"configurations\" in {META} if an all-zero "
+                                 "one was measured")
+        for n, _, k, *_ in entries:
+            if k >= count:
+                raise InputError(f"{levels}, line {n}: configuration {k} was never probed (the highest in {PROBES} is "
+                                 f"{count - 1}); declare \"configurations\" in {META} to keep it")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise InputError(f"{root / META}: 'configurations' must be a positive integer, got {count!r}")
+    if count * sum(o * i + o for o, i in shapes.values()) > MAX_SYNAPSE_LEVELS:
+        raise InputError(f"{root / META}: {count} configurations of these banks are more than a measurement holds "
+                         f"({MAX_SYNAPSE_LEVELS:.0e} programmed levels at most)")
+    for n, k in zip(lines, config):
+        if not 0 <= k < count:
+            raise InputError(f"{probes}, line {n}: configuration {k} is outside 0..{count - 1}")
+    return count
 
 
 def read_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -130,8 +172,10 @@ def read_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise InputError(f"{root}: missing {name} (a CSV measurement directory holds {META}, {PROBES} "
                              f"and {LEVELS}; see sim/measure/csv_format.py)")
     try:
-        meta = json.loads((root / META).read_text(encoding="utf-8"))
-        banks = [str(b) for b in meta["banks"]]
+        meta = json.loads((root / META).read_text(encoding="utf-8-sig"))
+        if not (isinstance(meta["banks"], list) and all(isinstance(b, str) and b for b in meta["banks"])):
+            raise TypeError(f"'banks' must list the bank names in order, got {meta['banks']!r}")
+        banks = list(meta["banks"])
         shapes = {b: tuple(meta["shapes"][b]) for b in banks}
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{root / META}: not the expected JSON; it needs 'banks' and 'shapes' ({exc})") from exc
@@ -148,10 +192,11 @@ def read_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not body:
         raise InputError(f"{p}: no probes (one row per DC measurement after the header)")
     config = np.array([_integer(p, n, "config", row[0]) for n, row in body], np.int64)
+    body_lines = [n for n, _ in body]
 
-    def block(prefix: str, blank_ok: bool = False) -> np.ndarray:
+    def block(prefix: str) -> np.ndarray:
         cols = _indexed(p, header, prefix)
-        return np.array([[_number(p, n, header[c], row[c], blank_ok) for c in cols] for n, row in body],
+        return np.array([[_number(p, n, header[c], row[c]) for c in cols] for n, row in body],
                         np.float64).reshape(len(body), len(cols))
 
     for prefix, what in (("x:", "driven inputs"), ("y:", "measured outputs")):
@@ -164,9 +209,8 @@ def read_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
     for b in banks:
         prefix = f"soma:{b}:"
         if not any(h.startswith(prefix) for h in header):
-            raise InputError(f"{p}: no {prefix}<i> columns for bank {b!r}; give each soma's current, with "
-                             "empty cells where the chip does not expose it")
-        data[f"soma/{b}"] = block(prefix, blank_ok=True)
+            raise InputError(f"{p}: no {prefix}<i> columns for bank {b!r}; give each soma's current")
+        data[f"soma/{b}"] = block(prefix)
 
     q = root / LEVELS
     header, body = _rows(q)
@@ -188,10 +232,7 @@ def read_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise InputError(f"{q}, line {n}: bank {bank!r} config {k} row {r} column {'bias' if bias else j} "
                              f"is listed again (first on line {first})")
         entries.append((n, bank, k, r, j, v))
-    used = [int(config.max())] + [e[2] for e in entries]
-    count = meta.get("configurations", max(used) + 1)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise InputError(f"{root / META}: 'configurations' must be a positive integer, got {count!r}")
+    count = _configurations(root, meta, config, body_lines, entries, shapes)
     for b, (out, inp) in shapes.items():
         data[f"levels/{b}"] = np.zeros((count, out, inp), np.int64)
         data[f"bias_levels/{b}"] = np.zeros((count, out), np.int64)

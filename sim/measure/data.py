@@ -6,18 +6,20 @@ configurations of a network whose synapse banks are named ``<bank>`` (the compil
 names, e.g. ``fc1``):
 
     config              int   [P]           which configuration probe p ran with
-    x                   float [P, n_in]     the network input driven (model units: amperes / scale)
+    x                   float [P, n_in]     the network input driven (model units: amperes / scale; ≥ 0,
+                                            the input somas take only positive currents)
     y                   float [P, n_out]    the measured network outputs (model units)
     levels/<bank>       int   [K, out, in]  each synapse's programmed level k in -7..7 (3 bits + sign)
     bias_levels/<bank>  int   [K, out]      each row's bias-synapse level
     soma/<bank>         float [P, rows]     the current of each of the bank's somas (model units):
                                             rows = out for a rectified bank; 2·out for a signed bank
-                                            (positive somas, then their negated twins); NaN where the
-                                            chip does not expose a soma
+                                            (positive somas, then their negated twins); every soma is
+                                            needed: each feeds the next bank's fit or the read-out's
     meta                str   (JSON)        {"banks": [in order], "inputs": {bank: "x" | other bank},
                                              "outputs": [the network's output name: the read-out],
                                              "w_unit": level step in model units, "scale": A per unit,
-                                             "sizing": ..., "source": free text,
+                                             optional "sizing": the Kelvin sizing of a simulated chip
+                                             (default, compact, minimum), "source": free text,
                                              optional "early_slopes": [kn, kp] (n·U_T/V_A of the NMOS
                                              and PMOS mirrors: the drift the fit removes; default from
                                              a Kelvin "sizing", else none), optional "synapse_sd":
@@ -40,7 +42,7 @@ import numpy as np
 
 from circuits.errors import InputError
 from circuits.files import read_npz, write_npz
-from circuits.spice.current_cells import MAX_LEVEL
+from circuits.spice.current_cells import MAX_LEVEL, SIZINGS
 from sim.measure import csv_format
 
 
@@ -56,10 +58,10 @@ beyond it a record is corrupt, and squares in the fit would overflow."""
 
 def _reals(p: Path, data: dict, key: str) -> np.ndarray:
     a = np.asarray(data[key])
-    if a.dtype.kind not in "biuf":
+    if a.dtype.kind not in "iuf":
         raise InputError(f"{p}: array {key!r} has dtype {a.dtype}; measurements are numbers")
     a = a.astype(np.float64)
-    big = np.isfinite(a) & (np.abs(a) > LARGEST)  # NaN (an unexposed soma) and Inf are judged below
+    big = np.isfinite(a) & (np.abs(a) > LARGEST)  # NaN and Inf are judged below
     if big.any():
         index = [int(i) for i in np.argwhere(big)[0]]
         raise InputError(f"{p}: array {key!r} holds {a[tuple(index)]:g} at index {index}, beyond "
@@ -77,6 +79,25 @@ def _integers(p: Path, data: dict, key: str) -> np.ndarray:
     return a.astype(np.int64)
 
 
+def _check_chain(p: Path, banks: tuple[str, ...], inputs: dict[str, str], x: np.ndarray,
+                 levels: dict[str, np.ndarray], soma: dict[str, np.ndarray]) -> None:
+    """Each bank's soma count is its out (rectified) or 2·out (signed) rows, and its synapse columns
+    match what feeds it: the network input's columns, or the feeding bank's outputs (whose soma
+    lines, one or two per output, are then this bank's input lines)."""
+    for b in banks:
+        out, n_in = levels[b].shape[1:]
+        rows = soma[b].shape[1]
+        if rows not in (out, 2 * out):
+            raise InputError(f"{p}: bank {b!r}: soma/{b} has {rows} columns; a bank with {out} outputs has {out} "
+                             f"somas (rectified) or {2 * out} (signed: positive, then negated)")
+        src = inputs[b]
+        fed = x.shape[1] if src == "x" else levels[src].shape[1]
+        if n_in != fed:
+            what = "the network input x" if src == "x" else f"bank {src!r}"
+            raise InputError(f"{p}: bank {b!r} has {n_in} synapse columns, but {what} feeding it has {fed} "
+                             f"{'columns' if src == 'x' else 'outputs'}")
+
+
 @dataclass(frozen=True)
 class Measurements:
     """P probes over K configurations (module docstring for every field)."""
@@ -92,6 +113,7 @@ class Measurements:
     w_unit: float
     scale: float
     meta: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""  # the file or directory it was read from, for messages about its data
 
     @property
     def probes(self) -> int:
@@ -116,6 +138,8 @@ class Measurements:
     def load(cls, path: str | os.PathLike[str]) -> Measurements:
         """Read and check a measurement ``.npz`` or CSV directory; any defect is one InputError naming
         the file and array (and for CSV the line and column)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"Measurements.load: a path to a .npz or CSV directory, got {path!r}")
         p = Path(path)
         if p.is_dir():
             data = csv_format.read_dir(p)
@@ -129,7 +153,9 @@ class Measurements:
                 raise InputError(f"{p}: missing array {key!r} (see `kelvin fit-chip --help` for the format)")
         try:
             meta = json.loads(str(data["meta"]))
-            banks = tuple(str(b) for b in meta["banks"])
+            if not (isinstance(meta["banks"], list) and all(isinstance(b, str) and b for b in meta["banks"])):
+                raise TypeError(f"'banks' must list the bank names in order, got {meta['banks']!r}")
+            banks = tuple(meta["banks"])
             inputs = {str(k): str(v) for k, v in meta["inputs"].items()}
             w_unit, scale = float(meta["w_unit"]), float(meta["scale"])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -157,8 +183,10 @@ class Measurements:
             levels[b] = _integers(p, data, f"levels/{b}")
             bias[b] = _integers(p, data, f"bias_levels/{b}")
             soma[b] = _reals(p, data, f"soma/{b}")
-            if np.isinf(soma[b]).any():
-                raise InputError(f"{p}: array 'soma/{b}' holds infinite values (NaN marks an unexposed soma)")
+            if not np.isfinite(soma[b]).all():
+                index = [int(i) for i in np.argwhere(~np.isfinite(soma[b]))[0]]
+                raise InputError(f"{p}: array 'soma/{b}' has no finite reading at [probe, soma] {index}; the fit "
+                                 "needs every soma's current (each feeds the next bank or the read-out)")
             k = len(levels[b])
             if levels[b].ndim != 3 or bias[b].shape != (k, levels[b].shape[1]) or soma[b].ndim != 2 \
                     or len(soma[b]) != n:
@@ -177,7 +205,16 @@ class Measurements:
         for name, arr in (("x", x), ("y", y)):
             if not np.isfinite(arr).all():
                 raise InputError(f"{p}: array {name!r} holds non-finite values")
+        if (x < 0).any():
+            index = [int(i) for i in np.argwhere(x < 0)[0]]
+            raise InputError(f"{p}: array 'x' holds {x[tuple(index)]:g} at [probe, input] {index}; the chip's input "
+                             "somas take only positive currents (drive 0 for none)")
+        _check_chain(p, banks, inputs, x, levels, soma)
+        sizing = meta.get("sizing")
+        if sizing is not None and sizing not in SIZINGS:
+            raise InputError(f"{p}: meta 'sizing' {sizing!r} is not a Kelvin sizing ({', '.join(SIZINGS)}); omit it "
+                             "for another chip and give 'early_slopes' and 'synapse_sd' instead")
         outputs = meta.get("outputs", [])
         if not isinstance(outputs, list) or not all(isinstance(o, str) and o for o in outputs):
             raise InputError(f"{p}: meta 'outputs' must list the network's output names, got {outputs!r}")
-        return cls(config.astype(np.int64), x, y, levels, bias, soma, banks, inputs, w_unit, scale, meta)
+        return cls(config.astype(np.int64), x, y, levels, bias, soma, banks, inputs, w_unit, scale, meta, str(p))

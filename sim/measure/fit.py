@@ -73,6 +73,16 @@ SYN_REL_ERR, SYN_ABS_ERR = 0.003, 0.0006  # a reading's own error, once every sy
 # softly (ngspice, digits chip 0: the rectified-linear model misses readings of 0.02-0.06 units by
 # 40-140 % of their value), and those readings pulled the fitted gains off by several %
 ACTIVE_UNITS = 0.2
+MAX_SLOPE = 0.5  # an Early slope per e-fold beyond which a transistor is no current mirror
+MIN_SD = 1e-4  # a synapse prior tighter than this makes the ridge solve singular, and no chip matches so
+# Fit quality: the factor model's RMS relative misfit on a simulated Kelvin chip is 3-5 % (digits,
+# compact; 10 % at minimum sizing); beyond REFUSE_MISFIT it describes nothing of the data (random readings: 66 %, configurations
+# numbered from 1: 57 %, inputs in amperes: 95 %), beyond WARN_MISFIT it is doubtful. The refined
+# synapses fit a measured chip to about 0.1 %; WARN_SYN_MISFIT flags readings they cannot follow.
+WARN_MISFIT, REFUSE_MISFIT, WARN_SYN_MISFIT = 0.15, 0.3, 0.02
+SIGN_SLACK = 0.5  # a gain or ratio below -SIGN_SLACK is a sign error (≈ -1) or noise far beyond a chip's;
+# between, a weakly pinned factor that noise pushed below 0 (5 % noise on a 6-5-3's readings: -0.4),
+# which the misfit warnings report
 FILE = "measured_chip.npz"
 
 
@@ -160,6 +170,20 @@ class MeasuredChip:
                              for o, m in self.readouts.items()},
                 **self.meta}
 
+    def warnings(self) -> list[str]:
+        """What a user training on this fit should know: weakly identified banks (`weakly_identified`)
+        and doubtful fits (a factor misfit beyond `WARN_MISFIT`, refined synapses beyond `WARN_SYN_MISFIT`)."""
+        lines = self.weakly_identified()
+        for name, b in self.banks.items():
+            if np.isfinite(b.rms_rel) and b.rms_rel > WARN_MISFIT:
+                lines.append(f"bank {name!r}: the chip model misses the soma readings by {100 * b.rms_rel:.0f} % RMS "
+                             "(a measured chip: a few %); check the data before training on this fit")
+            elif np.isfinite(b.syn_rms_rel) and b.syn_rms_rel > WARN_SYN_MISFIT:
+                lines.append(f"bank {name!r}: with every synapse fitted the model still misses the readings by "
+                             f"{100 * b.syn_rms_rel:.1f} % RMS (a measured chip: about 0.1 %); check that each "
+                             "probe's configuration is the one programmed")
+        return lines
+
     def weakly_identified(self) -> list[str]:
         """One line per bank whose somas the measurements pin down poorly: fewer than half its row
         factors (per-soma gains per sign and bit, Binas et al.'s a_i) left their prior. The fit then mostly restates
@@ -197,6 +221,8 @@ class MeasuredChip:
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> MeasuredChip:
         import json
+        if not isinstance(directory, (str, os.PathLike)):
+            raise TypeError(f"MeasuredChip.load: a fits directory path, got {directory!r}")
         d = Path(directory)
         try:
             doc = json.loads((d / "kelvin.json").read_text())
@@ -285,8 +311,9 @@ def slopes_of(meas: Measurements) -> EarlySlopes | None:
         except (TypeError, ValueError) as exc:
             raise InputError(f"fit-chip: meta early_slopes must be [kn, kp] (n·U_T/V_A, NMOS and PMOS), "
                              f"got {given!r}") from exc
-        if not (np.isfinite([kn, kp]).all() and kn >= 0 and kp >= 0):
-            raise InputError(f"fit-chip: meta early_slopes must be finite and >= 0, got {given!r}")
+        if not (np.isfinite([kn, kp]).all() and 0 <= kn <= MAX_SLOPE and 0 <= kp <= MAX_SLOPE):
+            raise InputError(f"fit-chip: meta early_slopes must be in [0, {MAX_SLOPE}] (a mirror's drift per e-fold "
+                             f"of current; a few 1e-3 in weak inversion), got {given!r}")
         return EarlySlopes(kn, kp)
     sizing = meas.meta.get("sizing")
     return EarlySlopes.of(sizing) if sizing in SIZINGS else None
@@ -299,8 +326,9 @@ def synapse_spread(meas: Measurements) -> np.ndarray:
     given = meas.meta.get("synapse_sd")
     if given is not None:
         sd = np.asarray(given, dtype=np.float64)
-        if sd.shape != (len(BITS),) or not np.all(np.isfinite(sd)) or np.any(sd <= 0):
-            raise InputError(f"fit-chip: meta synapse_sd must be 3 positive numbers (bits 1, 2, 4), got {given!r}")
+        if sd.shape != (len(BITS),) or not np.all(np.isfinite(sd)) or np.any(sd < MIN_SD) or np.any(sd > 1):
+            raise InputError(f"fit-chip: meta synapse_sd must be 3 relative spreads in [{MIN_SD:g}, 1] (bits 1, 2, "
+                             f"4), got {given!r}")
         return sd
     m = np.sqrt(np.array(BITS, dtype=np.float64))
     sizing = meas.meta.get("sizing")
@@ -347,7 +375,12 @@ def fit_bank(name: str, levels: np.ndarray, bias: np.ndarray, config: np.ndarray
         return np.concatenate([(pred - target) / sigma, (theta - 1.0) / PRIOR_SD])
 
     theta0 = np.ones(n_a + n_c + 2)
-    sol = least_squares(residuals, theta0, method="trf", x_scale=0.1)
+    try:
+        with np.errstate(all="ignore"):
+            sol = least_squares(residuals, theta0, method="trf", x_scale=0.1)
+    except ValueError as exc:  # residuals that overflow: readings and drift far from any chip
+        raise InputError(f"fit-chip: bank {name!r}: the fit cannot start ({exc}); check the readings' units "
+                         "and the meta early_slopes") from exc
     try:
         sd = np.sqrt(np.clip(np.diag(np.linalg.inv(sol.jac.T @ sol.jac)), 0, None))
     except np.linalg.LinAlgError:
@@ -424,7 +457,52 @@ def preactivations(meas: Measurements, chip: MeasuredChip) -> dict[str, np.ndarr
 
 
 def fit_chip(meas: Measurements) -> MeasuredChip:
-    """Every bank's factors and every output's read-out pair, from one measurement file."""
+    """Every bank's factors and every output's read-out pair, from one measurement file.
+
+    Raises InputError, naming the measurement's file where it was read from one, when the data cannot
+    be fitted or the fit is not a chip: a factor model that misses the readings by more than
+    ``REFUSE_MISFIT`` RMS, or a negative gain (no mirror inverts a current)."""
+    if not isinstance(meas, Measurements):
+        raise TypeError(f"fit_chip: a Measurements (Measurements.load(path)), got {type(meas).__name__}")
+    try:
+        with np.errstate(all="ignore"):
+            chip = _fit_chip(meas)
+        _check_physical(chip)
+    except np.linalg.LinAlgError as exc:
+        raise InputError(f"{meas.origin or 'fit-chip'}: the fit is singular ({exc}); check the readings") from exc
+    except InputError as exc:
+        if not meas.origin:
+            raise
+        raise InputError(f"{meas.origin}: {str(exc).removeprefix('fit-chip: ')}") from exc
+    return chip
+
+
+def _check_physical(chip: MeasuredChip) -> None:
+    """Refuse a fit no chip can have: a misfit beyond `REFUSE_MISFIT`, or a negative gain or ratio."""
+    for name, b in chip.banks.items():
+        if np.isfinite(b.rms_rel) and b.rms_rel > REFUSE_MISFIT:
+            raise InputError(f"fit-chip: bank {name!r}: the chip model misses the soma readings by "
+                             f"{100 * b.rms_rel:.0f} % RMS (a measured chip: a few %); check each probe's "
+                             "configuration number, the levels and the readings' units")
+        for what, arr in (("row gain", b.a), ("column gain", b.c), ("bias reference gain", b.c_ref)):
+            if (arr < -SIGN_SLACK).any():
+                index = [int(i) for i in np.argwhere(arr < -SIGN_SLACK)[0]]
+                raise InputError(f"fit-chip: bank {name!r}: fitted {what} {arr[tuple(index)]:.3g} at {index}; "
+                                 "a mirror cannot invert a current: the signs of the inputs or readings are wrong, "
+                                 f"or the readings too noisy for this fit ({100 * b.rms_rel:.1f} % RMS misfit)")
+    for out, m in chip.readouts.items():
+        signs = np.sign(m)
+        cols = m.shape[1]
+        half = cols // 2 if cols == 2 * m.shape[0] else cols
+        want = np.concatenate([np.ones(half), -np.ones(cols - half)])
+        bad = (np.abs(m) > SIGN_SLACK) & (signs != want[None, :])
+        if bad.any():
+            o, j = (int(i) for i in np.argwhere(bad)[0])
+            raise InputError(f"fit-chip: read-out of {out!r}: output {o} takes soma {j} with ratio "
+                             f"{abs(m[o, j]):.3g} of the wrong sign; check the signs of y and the soma readings")
+
+
+def _fit_chip(meas: Measurements) -> MeasuredChip:
     banks: dict[str, BankFit] = {}
     slopes, spread = slopes_of(meas), synapse_spread(meas)
     for name in meas.banks:
@@ -454,7 +532,9 @@ def fit_chip(meas: Measurements) -> MeasuredChip:
                  banks[name].rms_rel)
     readouts, sds = _fit_readouts(meas, banks, slopes)
     meta = {"probes": meas.probes, "source": meas.meta.get("source", ""),
-            "simulations": meas.meta.get("simulations", meas.probes)}
+            "simulations": meas.meta.get("simulations", meas.probes), "w_unit": meas.w_unit, "scale": meas.scale}
+    if meas.meta.get("sizing") is not None:
+        meta["sizing"] = meas.meta["sizing"]
     if slopes is not None:
         meta["early_slopes"] = [slopes.kn, slopes.kp]
     return MeasuredChip(banks, readouts, sds, meta)
@@ -475,7 +555,7 @@ def _fit_readouts(meas: Measurements, banks: dict[str, BankFit], slopes: EarlySl
     soma = meas.soma[last]
     if not np.isfinite(soma).all():
         raise InputError(f"fit-chip: the read-out fit needs every soma of the last bank {last!r} measured "
-                         "(soma/{last} holds NaN)")
+                         f"(soma/{last} holds NaN)")
     m = np.zeros((n_out, fit.out * fit.row_sides))
     sd = np.zeros_like(m)
     for o in range(n_out):
