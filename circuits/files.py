@@ -264,11 +264,11 @@ def _json_format(path: Path) -> Any:
 def check_output(path: str | os.PathLike[str], *, directory: bool, kind: str | None = None) -> Path:
     """Raise OutputError now if ``path`` could not take a result later (a long run checks first).
 
-    A file must not be a directory, and its parent must be creatable and writable. A directory
-    (`staged_dir`) must be a directory if it exists, and a non-empty one must hold ``kelvin.json``
-    of the same ``kind`` (compile, measurement, measured_chip, demo, characterization, fits), so ``-o .`` can never replace
-    a user's files, nor one Kelvin output (a lab's CSV measurement) another. Returns the path, a
-    symlinked directory resolved.
+    A file must not be a directory, nor land in a Kelvin output directory (`check_not_in_output_dir`),
+    and its parent must be creatable and writable. A directory (`staged_dir`) must be a directory if it
+    exists, and a non-empty one must hold ``kelvin.json`` of the same ``kind`` (compile, measurement,
+    measured_chip, demo, characterization, fits), so ``-o .`` can never replace a user's files, nor one
+    Kelvin output (a lab's CSV measurement) another. Returns the path, a symlinked directory resolved.
     """
     out = Path(path)
     try:
@@ -281,6 +281,8 @@ def check_output(path: str | os.PathLike[str], *, directory: bool, kind: str | N
         raise OutputError(f"{out}: exists and is not a directory; choose another output directory")
     if not directory and out.is_dir():
         raise OutputError(f"{out}: is a directory; choose a file name")
+    if not directory:
+        check_not_in_output_dir(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -296,6 +298,23 @@ def check_output(path: str | os.PathLike[str], *, directory: bool, kind: str | N
             raise OutputError(f"{out}: holds a Kelvin {found} output, not a {kind} one; choose another output "
                               "directory (writing there would replace or mix into that output)")
     return out
+
+
+_NOT_A_KIND = frozenset({"unknown", "unreadable"})  # a kelvin.json that names no output: not judged here
+
+
+def check_not_in_output_dir(path: str | os.PathLike[str]) -> None:
+    """Raise OutputError if the file ``path`` would be written into a Kelvin output directory (a compile's
+    OUTDIR, a CSV measurement, fits; `output_kind` of its parent).
+
+    Such a directory holds one output's files only: a stray result in it is carried into the next run's
+    directory (`staged_dir` keeps what it did not write), mixing two outputs. The reports Kelvin writes
+    into a compile directory on purpose (`record_derived`) do not come through here."""
+    out = Path(path)
+    kind = output_kind(out.parent)
+    if kind is not None and kind not in _NOT_A_KIND:
+        raise OutputError(f"{out}: {out.parent} is a Kelvin {kind} directory, which holds only that output's "
+                          f"files; write {out.name} elsewhere")
 
 
 @contextmanager

