@@ -80,6 +80,24 @@ def test_seeded_outputs_equal_unseeded(mlp, chip_seed, sizing, caplog):
 
 
 @pytest.mark.ngspice
+def test_a_softmax_head_is_seeded_and_batched_with_unseeded_outputs(caplog):
+    """The diff-pair softmax is left unclamped (`seed.FREE_CELLS`): the batch deck still solves, to
+    the unseeded operating point."""
+    from tests.sim.test_current_softmax_engine import softmax_mlp
+    c = compile_model(softmax_mlp(), "current")
+    nl = emit_netlist(c.graph, c.target, netlist_options("current", SCALE, chip_seed=1, sizing="compact"))
+    assert seeding.bench_for(nl) is not None
+    x = X[:3, :4]
+    kw = {"workers": 1, "progress": False, "chip_seed": 1, "sizing": "compact"}
+    caplog.set_level(logging.INFO)
+    seeded = run_network_spice(c, {"x": x}, SCALE, seeded=True, **kw)["y"]
+    assert "unseeded" not in caplog.text
+    plain = run_network_spice(c, {"x": x}, SCALE, seeded=False, **kw)["y"]
+    assert np.abs(plain).max() > 0.3
+    np.testing.assert_allclose(seeded, plain, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.ngspice
 def test_a_failing_seeded_run_is_rerun_unseeded(mlp, monkeypatch, caplog):
     def broken(deck, nl, tables, sample):  # a deck ngspice refuses: the seeded job fails
         deck.analyses = [".dc Vnosuchsource 0 1 1"]
