@@ -230,6 +230,21 @@ def softmax_backward(gy: Array, y: Array, axes: tuple[int, ...]) -> Array:
     return y * (gy - np.sum(gy * y, axis=axes, keepdims=True))
 
 
+def log_softmax(x: Array, axes: tuple[int, ...]) -> Array:
+    """x − max − ln Σ exp(x − max) jointly over ``axes``: ln(softmax(x)) without its underflow to −∞
+    (ONNX LogSoftmax; a PyTorch classifier's usual head)."""
+    x = as_float(x)
+    if x.size == 0:
+        return x.copy()
+    z = x - np.max(x, axis=axes, keepdims=True)
+    return z - np.log(np.sum(np.exp(z), axis=axes, keepdims=True))
+
+
+def log_softmax_backward(gy: Array, y: Array, axes: tuple[int, ...]) -> Array:
+    """Saved: y. ∂x = gy − exp(y)·Σ_axes gy."""
+    return gy - np.exp(y) * np.sum(gy, axis=axes, keepdims=True)
+
+
 # --- windows ----------------------------------------------------------------------------------
 def window_sum(x: Array, axes: tuple[int, ...], gain, keepdims: bool) -> Array:
     """Σ over ``axes`` times ``gain`` (1/count for an average)."""

@@ -180,6 +180,14 @@ def _drive(name: str, net: str, value: float) -> Element:
     return vsource(name, net, GROUND, value)
 
 
+def _elsewhere(kind: str, target: Target) -> str:
+    """Where an op left digital could be analog: the op-amp target, if any target has a circuit for it."""
+    from compiler.passes.lower import has_analog_role
+    if not has_analog_role(kind):
+        return f"no Kelvin target has a circuit for {kind}"
+    return "try --target opamp" if target.name != "opamp" else "the op-amp target has no circuit for it"
+
+
 @contextmanager
 def _per_sample(graph: Graph, node: OpNode | PrimitiveNode, ins: list[np.ndarray | None]):
     """A netlist holds one sample: the batch axis is gone from every net array. A node whose
@@ -242,8 +250,7 @@ def emit_netlist(graph: Graph, target: Target, options: NetlistOptions | None = 
         else:
             raise UnsupportedError(
                 f"node {node.name!r} ({node.kind}) runs in the digital periphery of target "
-                f"{target.name}; a SPICE netlist needs an all-analog graph "
-                f"({'try --target opamp' if target.name != 'opamp' else 'the op-amp target has no circuit for it'})")
+                f"{target.name}; a SPICE netlist needs an all-analog graph ({_elsewhere(node.kind, target)})")
         for t, value in zip(node.outputs, outs):
             if t:
                 nets[t] = value

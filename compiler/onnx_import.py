@@ -27,9 +27,10 @@ FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 COMPUTE_OPS = frozenset(
     {
         "Gemm", "MatMul", "Conv", "BatchNormalization", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
-        "Clip", "Softmax", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "Add",
+        "Clip", "Softmax", "LogSoftmax", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "Add",
         "Sub", "Mul", "Div", "Sum", "Exp", "Log", "ReduceSum", "Sqrt", "Pow", "Erf", "Gelu",
-        "LayerNormalization",
+        "LayerNormalization", "Abs", "Neg", "Elu", "Celu", "Selu", "Softplus", "Softsign", "HardSigmoid",
+        "HardSwish", "PRelu",
     }
 )
 """Ops that compute on signal values: analog signals are real, so they need float tensors."""

@@ -4,8 +4,9 @@ Importing this package registers every kernel:
     linear      Gemm, MatMul, Conv
     pooling     MaxPool, AveragePool, GlobalAveragePool
     reduce      ReduceSum, ReduceMean
-    elementwise Relu, LeakyRelu, Sigmoid, Tanh, Exp, Log, Clip, Softmax, Sqrt, Pow, Erf, Gelu,
-                Add, Sub, Mul, Div, Sum, BatchNormalization
+    elementwise Relu, LeakyRelu, Sigmoid, Tanh, Exp, Log, Clip, Softmax, LogSoftmax, Sqrt, Pow, Erf,
+                Gelu, Add, Sub, Mul, Div, Sum, BatchNormalization
+    activations Abs, Neg, Elu, Celu, Selu, Softplus, Softsign, HardSigmoid, HardSwish, PRelu
     normalization LayerNormalization
     shape       Flatten, Reshape, Transpose, Concat, Split, Identity, Dropout, Unsqueeze, Squeeze
     folding     Shape, Gather, Slice, Cast, Constant, ConstantOfShape, Expand, Range, Equal, Where
@@ -15,7 +16,7 @@ Importing this package registers every kernel:
 from __future__ import annotations
 
 from . import (  # noqa: F401  (registers kernels)
-    elementwise, folding, kelvin_ops, linear, normalization, pooling, reduce, shape,
+    activations, elementwise, folding, kelvin_ops, linear, normalization, pooling, reduce, shape,
 )
 from .registry import OPS, OpSpec, lookup, register
 from .shape import implied_attributes

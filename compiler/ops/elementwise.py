@@ -137,6 +137,19 @@ def softmax(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
     return [_softmax_along(x, ax)]
 
 
+@register("LogSoftmax", (1, 11, 13))
+def log_softmax(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """x − ln Σ exp(x), over the same axes as Softmax at the same version (`circuits.ideal.log_softmax`)."""
+    x = inputs[0]
+    if x.ndim == 0:
+        raise ModelError("LogSoftmax: input must have rank >= 1")
+    ax = axis("LogSoftmax", int(attrs["axis"]), x.ndim)
+    if version < 13:
+        flat = x.reshape(int(np.prod(x.shape[:ax])), int(np.prod(x.shape[ax:])))
+        return [ideal.log_softmax(flat, (1,)).astype(x.dtype, copy=False).reshape(x.shape)]
+    return [ideal.log_softmax(x, (ax,)).astype(x.dtype, copy=False)]
+
+
 def _softmax_along(x: np.ndarray, ax: int) -> np.ndarray:
     """Softmax along one axis (`circuits.ideal.softmax`, the primitive's own statement)."""
     return ideal.softmax(x, (ax,)).astype(x.dtype, copy=False)

@@ -316,3 +316,8 @@ _CLASSIFIERS = {
     "kelvin.WindowMax": _window_max,
     "kelvin.WindowSum": _window_sum,
 }
+
+
+def has_analog_role(kind: str) -> bool:
+    """Whether an op of ``kind`` can become an analog primitive on some target (its role classifier)."""
+    return kind in _CLASSIFIERS

@@ -50,9 +50,25 @@ class _Inits:
         t = self.by_name.get(name)
         return None if t is None else numpy_helper.to_array(t)
 
+    def _forwarded(self, name: str) -> onnx.TensorProto | None:
+        """The initializer an Identity chain forwards as ``name``: torch.onnx writes one tensor for equal
+        ones (a fresh BatchNorm's weight and running_var) and Identity nodes for the others."""
+        producers = {o: n for n in self.model.graph.node for o in n.output}
+        for _ in range(len(producers)):
+            node = producers.get(name)
+            if node is None or node.op_type != "Identity":
+                return None
+            name = node.input[0]
+            if name in self.by_name:
+                return self.by_name[name]
+        return None
+
     def set(self, node: onnx.NodeProto, slot: int, value: Array) -> None:
         name = node.input[slot]
         old = self.by_name.get(name)
+        if old is None and (old := self._forwarded(name)) is not None:
+            name = f"{name}__{node.name}"  # this node gets its own initializer; the Identity stays for others
+            node.input[slot] = name
         if old is None:
             raise UnsupportedError(f"export: input {slot} of node {node.name!r} ({name!r}) is not an initializer")
         before = numpy_helper.to_array(old)

@@ -21,8 +21,9 @@ from circuits.errors import UnsupportedError
 
 OPS = {
     "Gemm", "MatMul", "Conv", "BatchNormalization", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip",
-    "Softmax", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Sub", "Mul", "Div",
+    "Softmax", "LogSoftmax", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Sub", "Mul", "Div",
     "Sum", "Exp", "Log", "Flatten", "Reshape", "Transpose", "Concat", "Identity", "Dropout",
+    "Abs", "Neg", "Elu", "Celu", "Selu", "Softplus", "Softsign", "HardSigmoid", "HardSwish", "PRelu",
 }
 HELPERS = {"Constant"}  # constants are folded at import
 
@@ -33,6 +34,7 @@ REJECTED = {
     r"^test_identity_(sequence|opt)$": "sequence/optional values: only tensors are supported",
     r"^test_maxpool_with_argmax": "MaxPool Indices output",
     r"^test_batchnorm_.*training_mode": "BatchNormalization in training mode",
+    r"_bfloat16$": "bfloat16 tensors: analog signals are float16/32/64",
 }
 
 

@@ -210,6 +210,8 @@ def test_missing_ngspice_is_one_clear_line(tmp_path):
 @pytest.mark.parametrize("target,op,reason", [
     ("crossbar", "Softmax", "digital periphery"),   # crossbar runs Softmax off the analog tiles
     ("current", "Tanh", "digital periphery"),       # current mode has no tanh (its softmax is a circuit: below)
+    ("crossbar", "Softmax", "try --target opamp"),
+    ("opamp", "LogSoftmax", "no Kelvin target has a circuit for LogSoftmax"),  # PyTorch's usual head
 ])
 def test_netlist_not_written_says_why(tmp_path, capsys, target, op, reason):
     model = helper.make_model(helper.make_graph(
