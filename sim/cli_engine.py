@@ -65,6 +65,10 @@ def _check_used(args: argparse.Namespace) -> None:
         if targets is not None and target not in targets:
             raise InputError(f"{option} applies to the {' and '.join(targets)} target{'s' if len(targets) > 1 else ''}"
                              f", not {target}: drop {option}")
+    if getattr(args, "chip_seed", None) is not None and args.hardware and not modes & {"chip", "fitted"} \
+            and not spice and not getattr(args, "chips", None):
+        raise InputError(f"--chip-seed picks the chip of --hardware chip (or one sampled from --hardware fitted's "
+                         f"population fits); --hardware {args.hardware} has none: add chip or drop --chip-seed")
     chips = modes & {"chip", "fitted"} or getattr(args, "chips", None) or getattr(args, "chip_seed", None) is not None
     if getattr(args, "sizing", None) is not None:
         if target != "current":
@@ -75,6 +79,13 @@ def _check_used(args: argparse.Namespace) -> None:
     if getattr(args, "scale", None) is not None and not spice and not chips:
         raise InputError("--scale applies to --engine spice and to a chip's engine model (--hardware chip or "
                          "fitted); drop --scale")
+
+
+def _momentum(args: argparse.Namespace) -> float:
+    """--momentum is SGD's: Adam has none, so giving it there would change nothing."""
+    if args.momentum is not None and args.optimizer != "sgd":
+        raise InputError(f"--momentum applies to --optimizer sgd, not {args.optimizer}; drop --momentum")
+    return 0.9 if args.momentum is None else args.momentum
 
 
 def check_spice_only(args: argparse.Namespace) -> None:
@@ -118,7 +129,7 @@ def add_parsers(sub, common: argparse.ArgumentParser, targets: list[str]) -> Non
     p.add_argument("--batch-size", type=int, default=32, help="minibatch size (default: 32)")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="(default: sgd with momentum)")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
+    p.add_argument("--momentum", type=float, help="SGD momentum (default: 0.9; --optimizer sgd only)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default: 0)")
     p.add_argument("--loss", choices=["ce", "mse"], default="ce", help="cross-entropy or mean squared error")
     p.add_argument("--seed", type=int, default=0, help="data order, noise draws and calibration (default: 0)")
@@ -160,7 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         eval_hw = hardware_from_args(args, args.eval_hardware,
                                      args.eval_chip_seed if args.eval_chip_seed is not None else args.chip_seed)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                      momentum=args.momentum, weight_decay=args.weight_decay, loss=args.loss, seed=args.seed,
+                      momentum=_momentum(args), weight_decay=args.weight_decay, loss=args.loss, seed=args.seed,
                       pipelined=args.pipelined)
     doc = train_file(args.model, args.data, args.output, metrics=args.metrics, target=args.target, hardware=hw,
                      eval_hardware=eval_hw, config=cfg, checkpoint=args.checkpoint, resume=args.resume,

@@ -29,6 +29,9 @@ from sim.engine.maps import NodeMaps, Rectify, chain
 from sim.engine.program import Program
 
 SPICE_MODES = frozenset({"ideal", "quantized", "chip"})
+TRAINING_ONLY_WITH_CHIP = ("noise", "population")
+"""Parameter maps that act on a chip's nominal weights in training (`_trainable_chip_program`) but
+have nothing to act on in its inference model, which holds the netlist's realized weights."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,10 @@ def hardware_models(compiled: Compiled, opts: HardwareOptions) -> list[HardwareM
     sizing = CellSizing.preset(opts.sizing) if target == "current" else None
     for m in opts.modes:
         if m == "quantized":
+            if target == "opamp" and opts.weight_bits is None:
+                raise ParameterError("--hardware quantized on the op-amp target rounds its resistor ratios to "
+                                     "--weight-bits B; without it they are exact, the same as ideal: give "
+                                     "--weight-bits or use --hardware ideal")
             if "chip" in opts.modes:
                 continue  # a chip's synapses are already programmed with the levels
             out.append(Quantized(target, w_unit=sizing.w_unit if sizing else 0.25, weight_bits=opts.weight_bits,
@@ -321,6 +328,10 @@ def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dt
     if "chip" in opts.modes:
         from sim.chip import ChipInstance
         from sim.spice_commands import default_scale
+        if extra := [m for m in opts.modes if m in TRAINING_ONLY_WITH_CHIP]:
+            raise ParameterError(f"--hardware {','.join(opts.modes)}: at inference a chip is its netlist's model, "
+                                 f"which {' and '.join(extra)} would not change (they act on its nominal weights "
+                                 "while training for it); evaluate or run with --hardware chip")
         scale = opts.scale or default_scale(compiled.target.name)
         graph = ChipInstance.draw(compiled, opts.chip_seed, scale, sizing=opts.sizing).engine_graph()
     hw = None if not models else (models[0] if len(models) == 1 else Stack(tuple(models)))

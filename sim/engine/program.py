@@ -455,6 +455,14 @@ class Program:
             if where in state:
                 m.full_scale = float(state[where])
 
+    def reset_map_state(self) -> bool:
+        """Forget every calibrated converter full scale (the next forward pass sets them again);
+        whether the program has any."""
+        found = False
+        for _, m in self._stateful_maps():
+            m.full_scale, found = None, True
+        return found
+
     def _stateful_maps(self):
         for step in self.steps:
             for side in ("pre", "post"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,13 @@ def load_for(compiled: Compiled, spec: str) -> Dataset:
 
 
 def loss_for(compiled: Compiled, loss: str) -> str:
-    """``ce`` on a model that ends in Softmax is the cross-entropy of its probabilities (``nll``)."""
+    """``ce`` on a model that ends in Softmax is the cross-entropy of its probabilities (``nll``).
+    Cross-entropy needs a class per output: on one output its gradient is identically 0."""
     out = compiled.graph.outputs[0]
+    shape = compiled.graph.shape(out)
+    if loss in ("ce", "nll") and shape and shape[-1] == 1:
+        raise InputError(f"--loss {loss}: the model has one output, and cross-entropy needs one per class "
+                         "(on one output it is 0 whatever the weights); use --loss mse")
     node = compiled.graph.producer(out)
     kind = node.kind if node is not None else ""
     return "nll" if loss == "ce" and kind in _softmax_kinds() else loss
@@ -87,6 +93,20 @@ def programmed_params(program: Program) -> dict[str, dict[str, np.ndarray]]:
     return banks
 
 
+def dead_banks(program: Program) -> list[str]:
+    """Banks whose every programmed weight is 0 at the start: the levels' straight-through gradient then
+    reaches nothing through them (PyTorch's default init, |w| ≤ 0.125, rounds to level 0 on the current
+    target's 0.25 steps), and training stays at chance while exiting 0."""
+    lines = []
+    for name, p in programmed_params(program).items():
+        w = np.asarray(p.get("weights", np.zeros(0)))
+        if w.size and not np.any(w) and np.any(program.params.get(f"{name}.weights", 0)):
+            lines.append(f"bank {name!r}: every weight rounds to level 0 on this hardware (largest |w| "
+                         f"{float(np.max(np.abs(program.params[f'{name}.weights']))):.3g}), so training cannot move "
+                         "it; scale the initial weights up, or train ideally first and then for the hardware")
+    return lines
+
+
 def train_file(model: str, data: str, output: str, *, metrics: str | None = None, target: str = "opamp",
                hardware: HardwareOptions | None = None, eval_hardware: HardwareOptions | None = None,
                config: TrainConfig | None = None, checkpoint: str | None = None, resume: bool = False,
@@ -104,7 +124,13 @@ def train_file(model: str, data: str, output: str, *, metrics: str | None = None
     check_output(output, directory=False)
     if metrics:
         check_output(metrics, directory=False)
+        check_output(Path(metrics).with_suffix(".png"), directory=False)  # the training curves beside it
     check_checkpoint_dir(checkpoint, resume=resume)  # before the compile and the epochs, as -o is
+    if checkpoint:
+        for option, path in (("-o", output), ("--metrics", metrics)):
+            if path and Path(path).resolve().parent == Path(checkpoint).resolve():
+                raise OutputError(f"{option} {path}: inside --checkpoint {checkpoint}, which holds the checkpoint "
+                                  "alone; write it elsewhere")
     compiled = compile_model(model, target)
     if eval_hardware is not None:  # before the training: a bad choice here used to be found after it
         try:
@@ -113,6 +139,8 @@ def train_file(model: str, data: str, output: str, *, metrics: str | None = None
             raise type(exc)(f"--eval-hardware: {exc}") from exc
     program = build_program(compiled, hardware, trainable=True)
     check_unsupported_grad(program)
+    for line in dead_banks(program):
+        log.warning("%s: %s", model, line)
     dataset = load_for(compiled, data)
     config = dataclasses.replace(config, loss=loss_for(compiled, config.loss))
     if val_split:
@@ -125,9 +153,10 @@ def train_file(model: str, data: str, output: str, *, metrics: str | None = None
             "kelvin.trained.target": target, "kelvin.trained.data": str(data)}
     exported = export_trained(model, banks, meta)
     _check_export(exported, compiled, banks, dataset)
-    final_hw = eval_hardware or hardware
-    trained = with_banks(compiled, banks)
-    eval_program = build_program(trained, final_hw) if eval_hardware or "chip" in hardware.modes else program
+    final_hw = eval_hardware or inference_hardware(hardware)
+    # a fresh program, as `kelvin evaluate` builds it: the training program's converters were
+    # calibrated on the last epoch's first batch, which the exported file does not carry
+    eval_program = build_program(with_banks(compiled, banks), final_hw)
     test_loss, test_acc, _ = evaluate(eval_program, dataset.x_test, dataset.y_test, config.loss, seed=config.seed)
     last = result.history[-1] if result.history else {}
     doc = {
@@ -141,12 +170,37 @@ def train_file(model: str, data: str, output: str, *, metrics: str | None = None
         "resumed_from_epoch": result.resumed_from, "history": result.history,
         "kelvin_version": kelvin_version(),
     }
-    write_model(output, exported)  # after everything that can fail: a failed run leaves the old file
-    if metrics:
+    if metrics:  # before the model: a metrics path that fails leaves no model behind
         write_json(metrics, doc)
         doc["plot"] = str(training_curves(result.history, Path(metrics).with_suffix(".png"),
                                           f"{Path(model).name} on {data}, {doc['hardware']['mode']}"))
+    write_model(output, exported)  # last: a failed run leaves the old file
     return doc
+
+
+def _check_evaluate_args(data, hardware, chips, seed, engine, loss) -> None:
+    """The API's arguments get the CLI's checks (a wrong type was a raw TypeError, an unknown engine ran
+    the behavioral one)."""
+    if not isinstance(data, (str, os.PathLike)):
+        raise ParameterError(f"data: a data set name or an .npz path, got {data!r}")
+    if not isinstance(hardware, HardwareOptions):
+        raise ParameterError(f"hardware: a HardwareOptions, got {type(hardware).__name__}")
+    for name, value, low in (("chips", chips, 1), ("seed", seed, 0)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ParameterError(f"{name}: an integer ≥ {low}, got {value!r}")
+    if engine not in ("behavioral", "ideal", "spice"):
+        raise ParameterError(f"engine: behavioral (alias ideal) or spice, got {engine!r}")
+    if loss not in ("ce", "mse"):
+        raise ParameterError(f"loss: ce or mse, got {loss!r}")
+
+
+def inference_hardware(h: HardwareOptions) -> HardwareOptions:
+    """The hardware a model trained for ``h`` is scored on: ``h``, less the parameter maps a chip's
+    inference model has nothing to act on (`sim.engine.prepare.TRAINING_ONLY_WITH_CHIP`)."""
+    from sim.engine.prepare import TRAINING_ONLY_WITH_CHIP
+    if "chip" not in h.modes:
+        return h
+    return dataclasses.replace(h, modes=tuple(m for m in h.modes if m not in TRAINING_ONLY_WITH_CHIP))
 
 
 def hardware_doc(h: HardwareOptions) -> dict[str, Any]:
@@ -201,6 +255,7 @@ def evaluate_file(model: str, data: str, *, target: str = "opamp", hardware: Har
                   progress: bool = True) -> dict[str, Any]:
     """Accuracy and loss of ``model`` on ``data``'s test split (or on ``chips`` chip instances)."""
     hardware = hardware or HardwareOptions()
+    _check_evaluate_args(data, hardware, chips, seed, engine, loss)
     if output:
         check_output(output, directory=False)  # before minutes of evaluation; never into a Kelvin output dir
     compiled = compile_model(model, target)

@@ -170,6 +170,8 @@ def _checked(name: str, arrays: dict[str, np.ndarray], input_shape: tuple | None
             raise InputError(f"{name}: {k} is empty")
         _check_float32(name, k, a)
     for xk, yk in (("x_train", "y_train"), ("x_test", "y_test")):
+        if arrays[yk].ndim == 0:
+            raise InputError(f"{name}: {yk} is a single value; it needs one label or target per sample")
         if len(arrays[xk]) != len(arrays[yk]):
             raise InputError(f"{name}: {xk} has {len(arrays[xk])} samples but {yk} has {len(arrays[yk])}")
     classification = y_tr.dtype.kind in "iub" and y_te.dtype.kind in "iub"

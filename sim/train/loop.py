@@ -1,7 +1,7 @@
 """The training loop: minibatches through a `Program`, an optimizer, checkpoints every epoch.
 
 Determinism: one seed gives the data order (its own generator), the hardware models' fresh draws
-(another), and the initial converter calibration; a checkpoint stores the parameters, the
+(another), and the converter calibration at each epoch's start; a checkpoint stores the parameters, the
 optimizer state, both generators' states, the calibration and the epoch, so a resumed run ends
 with byte-identical weights to an uninterrupted one.
 """
@@ -177,12 +177,11 @@ def train(program: Program, data: Dataset, cfg: TrainConfig, *, hardware: dict |
                                 "train without --resume first")
         start_epoch = _load_checkpoint(ckpt, program, opt, rng_data, rng_hw, ident, result)
         result.resumed_from = start_epoch
-    else:
-        program.run({name: data.x_train[: min(n, 256)]}, rng=np.random.default_rng([cfg.seed, 3]))  # calibrate
     opt.warm_up(program.dtype)
     t_start = time.perf_counter()
     update = (lambda key, g: opt.step_one(key, program.params[key], g)) if cfg.pipelined else None
     for epoch in range(start_epoch, cfg.epochs):
+        _calibrate(program, {name: data.x_train[: min(n, 256)]}, cfg.seed, epoch)
         t0 = time.perf_counter()
         order = rng_data.permutation(n)
         total_loss, correct, seen = 0.0, 0, 0
@@ -241,22 +240,43 @@ def _save_checkpoint(path: Path, program, opt, rng_data, rng_hw, ident, epoch, r
     write_npz(path, **arrays)
 
 
+def _calibrate(program, feeds, seed: int, epoch: int) -> None:
+    """Set the converters' full scales from the first training samples at the start of each epoch, as a
+    chip's converters are calibrated for the weights it holds: fixed at the untrained network's range,
+    an ADC clipped a trained CNN's outputs to a fiftieth of their span (digits: 39 % accuracy against
+    96 % for the same network trained ideally and then quantized). Deterministic per (seed, epoch), so
+    a resumed run recalibrates as the uninterrupted one did."""
+    if program.reset_map_state():
+        program.run(feeds, rng=np.random.default_rng([seed, 3] if epoch == 0 else [seed, 3, epoch]))
+
+
 def _load_checkpoint(path: Path, program, opt, rng_data, rng_hw, ident, result) -> int:
     try:
         arrays = read_npz(path)
         meta = json.loads(str(arrays.pop("meta")))
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
         raise TrainingError(f"{path}: not a readable Kelvin checkpoint ({exc})") from exc
-    if meta.get("version") != CHECKPOINT_VERSION or meta.get("run") != ident:
+    if not isinstance(meta, dict) or meta.get("version") != CHECKPOINT_VERSION or meta.get("run") != ident:
         raise TrainingError(f"{path}: a checkpoint of another model, data set or training setup; "
                             "resume with the same arguments, or train without --resume")
-    for k in program.params:
-        program.params[k][...] = arrays[f"p.{k}"]
-    opt.load_state({k: v for k, v in arrays.items() if k.startswith("opt.")})
-    rng_data.bit_generator.state = meta["rng_data"]
-    rng_hw.bit_generator.state = meta["rng_hw"]
-    program.load_map_state(meta["maps"])
-    result.history = list(meta["history"])
-    result.train_seconds = float(meta["train_seconds"])
-    result.samples = int(meta["samples"])
-    return int(meta["epoch"])
+    try:  # a checkpoint Kelvin wrote has all of these; a damaged or edited one is named, not a KeyError
+        for k in program.params:
+            value = np.asarray(arrays[f"p.{k}"])
+            if value.shape != program.params[k].shape or not np.isfinite(value).all():
+                raise ValueError(f"parameter {k}: shape {value.shape} (the model's {program.params[k].shape}) "
+                                 "or non-finite values")
+            program.params[k][...] = value
+        opt.load_state({k: v for k, v in arrays.items() if k.startswith("opt.")})
+        rng_data.bit_generator.state = meta["rng_data"]
+        rng_hw.bit_generator.state = meta["rng_hw"]
+        program.load_map_state(meta["maps"])
+        result.history = list(meta["history"])
+        result.train_seconds = float(meta["train_seconds"])
+        result.samples = int(meta["samples"])
+        epoch = int(meta["epoch"])
+        if not 0 <= epoch <= len(result.history):
+            raise ValueError(f"epoch {epoch} with {len(result.history)} epochs of history")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise TrainingError(f"{path}: a damaged Kelvin checkpoint ({type(exc).__name__}: {exc}); train without "
+                            "--resume") from exc
+    return epoch
