@@ -124,35 +124,28 @@ def clip(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
     return [x]
 
 
-@register("Softmax", (1, 11, 13))
-def softmax(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
-    """exp(x) / sum(exp(x)); before v13 over the 2-D coercion at ``axis``, from v13 along ``axis``."""
-    x = inputs[0]
+def _normalized(op: str, fn, x: np.ndarray, attrs: Attrs, version: int) -> np.ndarray:
+    """``fn(x, axes)`` (`circuits.ideal.softmax` or `log_softmax`): before v13 over the 2-D coercion at
+    ``axis``, from v13 along ``axis``; in x's dtype."""
     if x.ndim == 0:
-        raise ModelError("Softmax: input must have rank >= 1")
-    ax = axis("Softmax", int(attrs["axis"]), x.ndim)
+        raise ModelError(f"{op}: input must have rank >= 1")
+    ax = axis(op, int(attrs["axis"]), x.ndim)
     if version < 13:
         flat = x.reshape(int(np.prod(x.shape[:ax])), int(np.prod(x.shape[ax:])))
-        return [_softmax_along(flat, 1).reshape(x.shape)]
-    return [_softmax_along(x, ax)]
+        return fn(flat, (1,)).astype(x.dtype, copy=False).reshape(x.shape)
+    return fn(x, (ax,)).astype(x.dtype, copy=False)
+
+
+@register("Softmax", (1, 11, 13))
+def softmax(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
+    """exp(x) / Σ exp(x) (`circuits.ideal.softmax`, the primitive's own statement)."""
+    return [_normalized("Softmax", ideal.softmax, inputs[0], attrs, version)]
 
 
 @register("LogSoftmax", (1, 11, 13))
 def log_softmax(inputs: Inputs, attrs: Attrs, version: int) -> list[np.ndarray]:
     """x − ln Σ exp(x), over the same axes as Softmax at the same version (`circuits.ideal.log_softmax`)."""
-    x = inputs[0]
-    if x.ndim == 0:
-        raise ModelError("LogSoftmax: input must have rank >= 1")
-    ax = axis("LogSoftmax", int(attrs["axis"]), x.ndim)
-    if version < 13:
-        flat = x.reshape(int(np.prod(x.shape[:ax])), int(np.prod(x.shape[ax:])))
-        return [ideal.log_softmax(flat, (1,)).astype(x.dtype, copy=False).reshape(x.shape)]
-    return [ideal.log_softmax(x, (ax,)).astype(x.dtype, copy=False)]
-
-
-def _softmax_along(x: np.ndarray, ax: int) -> np.ndarray:
-    """Softmax along one axis (`circuits.ideal.softmax`, the primitive's own statement)."""
-    return ideal.softmax(x, (ax,)).astype(x.dtype, copy=False)
+    return [_normalized("LogSoftmax", ideal.log_softmax, inputs[0], attrs, version)]
 
 
 Binary = Callable[[np.ndarray, np.ndarray], np.ndarray]

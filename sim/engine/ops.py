@@ -88,24 +88,24 @@ def _clip(args, outs, attrs, version, gy):
     return [ideal.clip_backward(gy, x, float(lo), float(hi))] + [None] * (len(args) - 1)
 
 
-@grad("Softmax")
-def _softmax(args, outs, attrs, version, gy):
+def _normalized_backward(back, outs, attrs, version, gy) -> list[Array]:
+    """``back(gy, y, axes)`` over the axes `compiler.ops.elementwise._normalized` used."""
     y = outs[0]
     ax = int(attrs["axis"]) % y.ndim
     if version < 13:
         flat = (int(np.prod(y.shape[:ax])), -1)
-        return [ideal.softmax_backward(gy.reshape(flat), y.reshape(flat), (1,)).reshape(y.shape)]
-    return [ideal.softmax_backward(gy, y, (ax,))]
+        return [back(gy.reshape(flat), y.reshape(flat), (1,)).reshape(y.shape)]
+    return [back(gy, y, (ax,))]
+
+
+@grad("Softmax")
+def _softmax(args, outs, attrs, version, gy):
+    return _normalized_backward(ideal.softmax_backward, outs, attrs, version, gy)
 
 
 @grad("LogSoftmax")
 def _log_softmax(args, outs, attrs, version, gy):
-    y = outs[0]
-    ax = int(attrs["axis"]) % y.ndim
-    if version < 13:
-        flat = (int(np.prod(y.shape[:ax])), -1)
-        return [ideal.log_softmax_backward(gy.reshape(flat), y.reshape(flat), (1,)).reshape(y.shape)]
-    return [ideal.log_softmax_backward(gy, y, (ax,))]
+    return _normalized_backward(ideal.log_softmax_backward, outs, attrs, version, gy)
 
 
 @grad("Add", "Sum")
