@@ -178,7 +178,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                      val_split=args.val_split, progress=not args.quiet)
     acc = doc["test_accuracy"]
     print(f"trained {args.epochs} epochs on {args.data} ({doc['hardware']['mode']}): test loss "
-          f"{doc['test_loss']:.4f}" + ("" if acc is None else f", accuracy {acc:.4f}") +
+          f"{doc['test_loss'] + 0.0:.4f}" + ("" if acc is None else f", accuracy {acc:.4f}") +
           f"; {doc['samples_per_s']:.0f} samples/s")
     print(f"wrote {args.output}" + (f", {args.metrics} and {doc.get('plot')}" if args.metrics else ""))
     return 0

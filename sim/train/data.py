@@ -174,7 +174,12 @@ def _checked(name: str, arrays: dict[str, np.ndarray], input_shape: tuple | None
             raise InputError(f"{name}: {yk} is a single value; it needs one label or target per sample")
         if len(arrays[xk]) != len(arrays[yk]):
             raise InputError(f"{name}: {xk} has {len(arrays[xk])} samples but {yk} has {len(arrays[yk])}")
-    classification = y_tr.dtype.kind in "iub" and y_te.dtype.kind in "iub"
+    if y_tr.dtype.kind == "b" and y_te.dtype.kind == "b":  # two classes written as booleans: 0 and 1
+        y_tr, y_te = y_tr.astype(np.int64), y_te.astype(np.int64)
+    classification = y_tr.dtype.kind in "iu" and y_te.dtype.kind in "iu"
+    if not classification and (y_tr.dtype.kind in "iu") != (y_te.dtype.kind in "iu"):
+        raise InputError(f"{name}: y_train is {y_tr.dtype} and y_test {y_te.dtype}; give both integer class "
+                         "labels or both float targets")
     classes = 0
     if classification:
         if y_tr.ndim != 1 or y_te.ndim != 1:

@@ -122,3 +122,15 @@ def test_banks_whose_weights_all_round_to_zero_are_warned_about():
     assert lines and all("every weight rounds to level 0" in line for line in lines)
     assert not dead_banks(build_program(compile_model(DIGITS, "current"), HardwareOptions(modes=("quantized",)),
                                         trainable=True))
+
+
+def test_boolean_labels_are_two_classes_and_mixed_label_kinds_are_named(tmp_path, capsys):
+    from sim.train.data import load_dataset
+    x = np.random.default_rng(0).uniform(0, 1, (20, 4)).astype(np.float32)
+    y = np.arange(20) % 2 == 0
+    np.savez(tmp_path / "b.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    d = load_dataset(str(tmp_path / "b.npz"))
+    assert d.classes == 2 and d.y_train.dtype.kind == "i" and d.y_train.sum() == 10
+    np.savez(tmp_path / "m.npz", x_train=x, y_train=y.astype(int), x_test=x, y_test=y.astype(np.float32))
+    with pytest.raises(KelvinError, match=r"m\.npz: y_train is int64 and y_test float32; give both"):
+        load_dataset(str(tmp_path / "m.npz"))
