@@ -270,13 +270,14 @@ def _reduce_mean(args, outs, attrs, version, gy):
 
 
 # --- activations (compiler.ops.activations) ----------------------------------------------------
-def _pointwise(gy: Array, x: Array, d: Array) -> list[Array]:
+def _pointwise(gy: Array, d: Array) -> list[Array]:
+    """An elementwise op's input gradient: gy times its derivative ``d``, in gy's dtype."""
     return [(gy * d).astype(gy.dtype)]
 
 
 @grad("Abs")
 def _abs(args, outs, attrs, version, gy):
-    return _pointwise(gy, args[0], np.sign(args[0]))
+    return _pointwise(gy, np.sign(args[0]))
 
 
 @grad("Neg")
@@ -288,44 +289,44 @@ def _neg(args, outs, attrs, version, gy):
 def _elu(args, outs, attrs, version, gy):
     """∂x = 1 for x > 0, y + α (= α·eˣ) otherwise."""
     x = args[0]
-    return _pointwise(gy, x, np.where(x > 0, 1, outs[0] + x.dtype.type(attrs["alpha"])))
+    return _pointwise(gy, np.where(x > 0, 1, outs[0] + x.dtype.type(attrs["alpha"])))
 
 
 @grad("Celu")
 def _celu(args, outs, attrs, version, gy):
     x, alpha = args[0], float(attrs["alpha"])
-    return _pointwise(gy, x, np.where(x > 0, 1, np.exp(np.minimum(x, 0) / alpha)))
+    return _pointwise(gy, np.where(x > 0, 1, np.exp(np.minimum(x, 0) / alpha)))
 
 
 @grad("Selu")
 def _selu(args, outs, attrs, version, gy):
     x, gamma, alpha = args[0], float(attrs["gamma"]), float(attrs["alpha"])
-    return _pointwise(gy, x, gamma * np.where(x > 0, 1, alpha * np.exp(np.minimum(x, 0))))
+    return _pointwise(gy, gamma * np.where(x > 0, 1, alpha * np.exp(np.minimum(x, 0))))
 
 
 @grad("Softplus")
 def _softplus(args, outs, attrs, version, gy):
     """∂x = σ(x)."""
-    return _pointwise(gy, args[0], ideal.sigmoid(args[0]))
+    return _pointwise(gy, ideal.sigmoid(args[0]))
 
 
 @grad("Softsign")
 def _softsign(args, outs, attrs, version, gy):
-    return _pointwise(gy, args[0], 1 / (1 + np.abs(args[0])) ** 2)
+    return _pointwise(gy, 1 / (1 + np.abs(args[0])) ** 2)
 
 
 @grad("HardSigmoid")
 def _hard_sigmoid(args, outs, attrs, version, gy):
     x, alpha, beta = args[0], float(attrs["alpha"]), float(attrs["beta"])
     u = alpha * x + beta
-    return _pointwise(gy, x, np.where((u > 0) & (u < 1), alpha, 0.0))
+    return _pointwise(gy, np.where((u > 0) & (u < 1), alpha, 0.0))
 
 
 @grad("HardSwish")
 def _hard_swish(args, outs, attrs, version, gy):
     """∂x = 0 below −3, 1 above 3, x/3 + 1/2 between."""
     x = args[0]
-    return _pointwise(gy, x, np.where(x < -3, 0.0, np.where(x > 3, 1.0, x / 3 + 0.5)))
+    return _pointwise(gy, np.where(x < -3, 0.0, np.where(x > 3, 1.0, x / 3 + 0.5)))
 
 
 @grad("PRelu")

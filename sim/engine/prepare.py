@@ -241,9 +241,10 @@ def _measured_setting(chip, opts: HardwareOptions) -> tuple[float | None, float 
     if opts.scale is not None and scale is not None and not math.isclose(opts.scale, float(scale), rel_tol=1e-9):
         raise InputError(f"--fits {opts.fits}: that chip was measured at --scale {float(scale):g} A per unit; drop "
                          f"--scale or give that value (got {opts.scale:g})")
+    if opts.scale is not None:
+        scale = opts.scale
     w_unit = rec.get("w_unit")
-    return (opts.scale if opts.scale is not None else None if scale is None else float(scale),
-            None if w_unit is None else float(w_unit))
+    return (None if scale is None else float(scale)), (None if w_unit is None else float(w_unit))
 
 
 def _check_sides(chip, graph, fits: str | None) -> None:
