@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-model", help="JSON file overriding the cost constants (names as in graph.json 'cost.constants'; implies --report-cost)")
     p.add_argument("--sizing", choices=SIZINGS,
                    help="current-mode mirror sizing (default: default): default 2x4 um, compact 1x2 um (4x less area, 2x the "
-                        "mismatch), minimum 0.5x1 um (16x less area, 4x the mismatch)")
+                        "mismatch), minimum 0.26x0.52 um (59x less area, 7.7x the mismatch)")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("run", parents=[common], help="execute a model on inputs",

@@ -29,8 +29,10 @@ netlists, like `sim.characterize.sweeps.instance_seed`), so a cell's devices do 
 else was emitted before it; single-cell benches still draw in a fixed order from one stream.
 
 Sizing presets (`CellSizing.preset`): ``default`` 2 µm × 4 µm unit mirrors; ``compact`` 1 µm ×
-2 µm, the same W/L (so the same I_spec: weak inversion over the same signal range) at 1/4 of the
-area and 2× the Pelgrom spread (σ(ΔVt) = A_vt/√(W·L)); `CellSizing.report` gives both numbers.
+2 µm and ``minimum`` 0.26 µm × 0.52 µm, the same W/L (so the same I_spec: weak inversion over the
+same signal range) at 1/4 and 1/59 of the area and 2× and 7.7× the Pelgrom spread
+(σ(ΔVt) = A_vt/√(W·L)); `CellSizing.report` gives both numbers. Trims narrow the effective width
+W − 2·WINT (`DeviceCard.scaled_width_m`).
 """
 
 from __future__ import annotations
@@ -104,15 +106,18 @@ class CellSizing:
     @classmethod
     def preset(cls, name: str = "default", card: DeviceCard | None = None) -> CellSizing:
         """A named sizing (`SIZINGS`): ``default`` (2 µm × 4 µm), ``compact`` (1 µm × 2 µm) or
-        ``minimum`` (0.5 µm × 1 µm, 4× less mirror area than compact and 2× its Pelgrom spread).
+        ``minimum`` (0.26 µm × 0.52 µm, 1/15 of compact's mirror area and 3.8× its Pelgrom spread).
 
-        Compact keeps the default's W/L = 1/2, so I_spec = 2·n·µCox·U_T²·W/L (≈ 240 nA n, 73 nA p
-        per unit) and with it the inversion level over the signal range are unchanged. L = 2 µm is
-        the shortest that still mirrors faithfully: in ngspice (6-5-3 MLP, nominal devices, 8 inputs)
-        the network is 1.8 % FS RMS from its quantized weights at 1 µm × 2 µm but 6.7 % at 0.5 µm ×
-        1 µm, where the short channel's output conductance outgrew the Early trim (measured with V_A'·L,
-        before the card tabulated V_A per length; `DeviceCard.early_voltage_v`). The
-        switches keep their W/L at the minimum L.
+        All three keep W/L = 1/2, so I_spec = 2·n·µCox·U_T²·W/L (≈ 240 nA n, 73 nA p per unit) and
+        with it the inversion level over the signal range are unchanged. Compact is the smallest
+        whose nominal network stays within about 1 % FS RMS of its quantized weights in ngspice
+        (digits MLP, 100 inputs: 1.05 % compact, 2.75 % minimum, where the Early drift the
+        quantized model leaves out has grown; the chip model, which includes it, follows the
+        minimum chip to 1.7 %). Minimum is the process's floor for these mirrors: the shortest L
+        the card's Early table measures (0.5 µm) and the narrowest unit whose Early-trimmed copies
+        (about 14 % narrower) still meet the card's W_min (0.22 µm); it is the regime of Binas et
+        al.'s minimum-size transistors, where an ideally trained network loses 5-17 points on a
+        chip and training for that chip wins them back. The switches keep their W/L at the minimum L.
         """
         base = cls() if card is None else cls(card=card)
         if name == "default":
@@ -121,9 +126,9 @@ class CellSizing:
             lmin = base.card.l_min_m
             return replace(base, w_unit_m=1e-6, l_unit_m=2e-6, w_switch_m=lmin * 1e-6 / 0.36e-6,
                            l_switch_m=lmin, w_sign_m=lmin * 4e-6 / 0.5e-6, l_sign_m=lmin)
-        if name == "minimum":  # 0.5 µm × 1 µm: 4x less mirror area than compact, 2x its Pelgrom spread
+        if name == "minimum":  # 0.26 µm × 0.52 µm: trimmed copies at W_min, L at the Early table's shortest
             lmin = base.card.l_min_m
-            return replace(base, w_unit_m=0.5e-6, l_unit_m=1e-6, w_switch_m=lmin * 1e-6 / 0.36e-6,
+            return replace(base, w_unit_m=0.26e-6, l_unit_m=0.52e-6, w_switch_m=lmin * 1e-6 / 0.36e-6,
                            l_switch_m=lmin, w_sign_m=lmin * 4e-6 / 0.5e-6, l_sign_m=lmin)
         raise ParameterError(f"sizing {name!r}: choose one of {', '.join(SIZINGS)}")
 
@@ -162,7 +167,7 @@ class CellSizing:
             return self.w_unit_m
         c = self.card
         dv = c.vdd_v - c.vth_n_v - c.vth_p_v
-        return self.w_unit_m / (1.0 + dv / c.early_voltage_v(polarity, self.l_unit_m))
+        return c.scaled_width_m(self.w_unit_m, 1.0 / (1.0 + dv / c.early_voltage_v(polarity, self.l_unit_m)))
 
 
 def cell_subckt(card: DeviceCard, name: str, ports: Sequence[str], devices: Sequence[Mos], mismatch: bool,

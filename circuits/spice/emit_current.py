@@ -170,7 +170,7 @@ class OperatingPoint:
         s = self.sizing
         if not s.trim:
             return s.w_unit_m
-        return s.w_unit_m / (1.0 + max(dv_v, 0.0) / s.card.early_voltage_v(polarity, s.l_unit_m))
+        return s.card.scaled_width_m(s.w_unit_m, 1.0 / (1.0 + max(dv_v, 0.0) / s.card.early_voltage_v(polarity, s.l_unit_m)))
 
     @property
     def dv_soma_v(self) -> float:

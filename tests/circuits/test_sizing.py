@@ -35,11 +35,39 @@ def test_presets_report_area_and_pelgrom_sigma():
     assert c["unit_area_m2"] < d["unit_area_m2"] / 3 and c["synapse_area_m2"] < d["synapse_area_m2"] / 3
     assert c["sigma_dvt_unit_v"] > 1.9 * d["sigma_dvt_unit_v"]
     assert c["i_spec_p_a"] == pytest.approx(d["i_spec_p_a"])  # same W/L: same weak-inversion range
-    m = rep["minimum"]  # 0.5 µm × 1 µm: a quarter of compact's unit area, twice its spread, same W/L
-    assert m["sigma_dvt_unit_v"] == pytest.approx(2 * c["sigma_dvt_unit_v"])
+    m = rep["minimum"]  # 0.26 µm × 0.52 µm: 1/15 of compact's unit area, 3.8x its spread, same W/L
+    assert m["sigma_dvt_unit_v"] == pytest.approx(c["sigma_dvt_unit_v"] * np.sqrt(2 / 0.1352))
     assert m["i_spec_n_a"] == pytest.approx(c["i_spec_n_a"])
     with pytest.raises(ParameterError, match="compact"):
         CellSizing.preset("tiny")
+
+
+@pytest.mark.parametrize("name", SIZINGS)
+def test_trimmed_copies_are_drawable(name):
+    """Every transistor of every current-mode cell, trimmed copies included (they are the narrowest),
+    is at least the card's minimum width and length: the minimum preset is the smallest W/L = 1/2 unit
+    whose Early-trimmed copies still meet W_min, at the shortest L the card's Early table measures."""
+    from circuits.spice.emit_current import OperatingPoint, readout_devices, soma_devices, synapse_devices
+    sizing = CellSizing.preset(name)
+    card = sizing.card
+    op = OperatingPoint.at(sizing, 10e-9)
+    devices = soma_devices(op) + synapse_devices(op) + readout_devices(op)
+    assert min(t.w_m for t in devices) >= card.w_min_m > 0
+    assert min(t.l_m for t in devices) >= card.l_min_m
+    assert sizing.l_unit_m >= card.early_table[0][0]
+    if name == "minimum":  # and no smaller: 4 % narrower units would trim a copy below W_min
+        assert min(t.w_m for t in devices) < card.w_min_m * 1.04
+
+
+def test_trims_scale_the_effective_width():
+    """BSIM3 currents follow W_eff = W − 2·WINT: a copy meant to carry r times its diode's current is
+    drawn at (W − 2·WINT)·r + 2·WINT (the card's WINT, the .lib's wint)."""
+    card = DeviceCard.load()
+    import re
+    assert {float(v) for v in re.findall(r"wint=([0-9.e+-]+)", card.text)} == {card.wint_m}
+    w = CellSizing.preset("minimum").w_unit_m
+    drawn = card.scaled_width_m(w, 0.8)
+    assert (drawn - 2 * card.wint_m) / (w - 2 * card.wint_m) == pytest.approx(0.8)
 
 
 @pytest.mark.ngspice
