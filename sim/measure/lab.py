@@ -115,6 +115,9 @@ def banks_of(compiled: Compiled) -> list[Bank]:
 
 ACTIVE_PER_ROW = 10  # programmed synapses per row in a sparse configuration
 MAX_CONFIGS = 192  # a default plan's ceiling (five banks); --configs can ask for more
+MAX_PROBES = 1280  # a default plan's ceiling on operating points (MNIST 196-50-10: ~17 min with 2 workers)
+MIN_CONFIGS, MIN_PROBES = 48, 6  # every row's six per-sign, per-bit factors meet a programmed level
+APPEARANCES = 20  # configurations that program each synapse (default_plan)
 SPARSE_MAX_SYNAPSES = 20000  # digits 64-16-10: 1,184 synapses; MNIST 196-50-10: 10,300 (fit: ~3 min)
 
 
@@ -125,26 +128,41 @@ def sparse_density(compiled: Compiled) -> float:
 
 def default_plan(compiled: Compiled, seed: int = 0, quick: bool = False) -> Plan:
     """Sparse configurations (`sparse_density`) that identify every synapse (`sim.measure.fit.
-    refine_synapses`): 48 × 6 operating points (``quick``: 16 × 6), up to SPARSE_MAX_SYNAPSES
-    synapses, whose per-synapse fit grows with their number. Sparse operating points are cheap: on
-    MNIST 196-50-10 chip 0, 288 took 222 s with 2 workers (0.8 s each, against 5 s for a dense one)
-    and brought the measured model to 1.17 % FS RMS of the draw-based one, against 2.82 % for the
-    2 × 12 dense plan. Banks narrow enough that a dense configuration already involves few synapses
-    per row (density 1) need as many configurations: every row's per-sign, per-bit factors must
-    each meet a programmed level (4-8-3 compact chips 1 and 2: 5.5 and 5.6 % FS RMS from the
-    draw-based model with 2 × 12, 0.97 and 0.72 % with 48 × 6). Above the limit, two dense
-    configurations of 12 (``quick``: 8) points, which already take minutes.
+    refine_synapses`), up to SPARSE_MAX_SYNAPSES synapses, whose per-synapse fit grows with their
+    number; above it, two dense configurations of 12 (``quick``: 8) points, which already take minutes.
 
-    Deeper networks get 48 configurations per bank after the first (``quick``: 16), up to
-    MAX_CONFIGS: every reading measures all banks at once, but the output compounds each bank's
-    fitted error, which shrinks as 1/√configurations. On a trained 64-24-16-10 compact chip 1
-    (digits inputs), 48 × 6 left the measured model 1.84 % FS RMS from the draw-based one and
-    96 × 6 1.27 %."""
+    The budget follows from what must be identified. A synapse has six currents of its own (two
+    signs × three bits) and meets one of them in each configuration that programs it, a fraction
+    ``density`` of them: about APPEARANCES/density configurations let each of the six meet about
+    three readings. Within a configuration a row's readings are linear in its programmed synapses
+    (about ACTIVE_PER_ROW of them), so about as many operating points as that pin them. Measured
+    (digits 64-16-10, chip 2, identified fraction of the first bank's synapse currents and measured
+    model against the draw-based one, FS RMS):
+
+    - compact mirrors: 48 × 6 (the former default) 34 %, 1.57 %; 128 × 10 91 %, 0.67 %;
+    - minimum mirrors (3.8× compact's Pelgrom spread): 128 × 10 92 %, 2.0 % (chips 0 and 1: 2.1 and
+      2.7 %; the draw-based model itself is 1.7 % FS RMS from ngspice there, where the largest row
+      currents reach moderate inversion and a mirror's ΔVt weighs less than its weak-inversion
+      exp(ΔVt/n·U_T)).
+
+    Banks narrow enough that a dense configuration already involves few synapses per row (density
+    1) still need MIN_CONFIGS: every row's per-sign, per-bit factors must each meet a programmed level
+    (4-8-3 compact chips 1 and 2: 5.5 and 5.6 % FS RMS from the draw-based model with 2 × 12, 0.97
+    and 0.72 % with 48 × 6). Deeper networks get that many per bank after the first: every reading
+    measures all banks at once, but the output compounds each bank's fitted error (a trained
+    64-24-16-10 compact chip 1: 48 × 6 left 1.84 % FS RMS, 96 × 6 1.27 %). At most MAX_CONFIGS
+    configurations and MAX_PROBES operating points (MNIST 196-50-10: 128 × 10, about 0.8 s each
+    with two workers); ``quick`` takes a quarter of the configurations, at least 16.
+    """
     banks = banks_of(compiled)
-    if sum(b.out * b.inputs for b in banks) <= SPARSE_MAX_SYNAPSES:
-        configs = min(MAX_CONFIGS, (16 if quick else 48) * max(1, len(banks) - 1))
-        return Plan(configs=configs, probes_per_config=6, seed=seed, density=sparse_density(compiled))
-    return Plan(configs=2, probes_per_config=8 if quick else 12, seed=seed)
+    if sum(b.out * b.inputs for b in banks) > SPARSE_MAX_SYNAPSES:
+        return Plan(configs=2, probes_per_config=8 if quick else 12, seed=seed)
+    density = sparse_density(compiled)
+    probes = max(MIN_PROBES, round(density * max(b.inputs for b in banks)))
+    configs = max(MIN_CONFIGS, int(np.ceil(APPEARANCES / density))) * max(1, len(banks) - 1)
+    configs = min(configs, MAX_CONFIGS, MAX_PROBES // probes)
+    return Plan(configs=max(MIN_CONFIGS // 3, configs // 4) if quick else configs, probes_per_config=probes, seed=seed,
+                density=density)
 
 
 def design(compiled: Compiled, plan: Plan, w_unit: float = 0.25) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray,

@@ -62,14 +62,14 @@ def test_demo_options_are_checked():
 def test_demo_measurement_plan_is_sparse_where_it_can_identify_synapses():
     """Digits- and MNIST-wide banks get sparse configurations (about 10 synapses per row of the widest
     bank), narrow banks as many dense ones, networks above 20,000 synapses (the per-synapse fit's time)
-    two dense ones; --quick takes a third of the configurations."""
+    two dense ones; --quick takes a quarter of the configurations (at least 16)."""
     from compiler.pipeline import compile_model
     wide = compile_model(zoo.mlp((64, 16, 10), seed=0), "current")
     plan = DemoConfig().plan(wide)
-    assert plan.density == pytest.approx(10 / 64) and plan.configs == 48 and plan.probes == 288
-    assert DemoConfig(quick=True).plan(wide).configs == 16
+    assert plan.density == pytest.approx(10 / 64) and plan.configs == 128 and plan.probes == 1280
+    assert DemoConfig(quick=True).plan(wide).configs == 32
     mnist = DemoConfig().plan(compile_model(zoo.mlp((196, 50, 10), seed=0), "current"))
-    assert mnist.density == pytest.approx(10 / 196) and mnist.configs == 48
+    assert mnist.density == pytest.approx(10 / 196) and mnist.configs == 128 and mnist.probes == 1280
     narrow = DemoConfig().plan(compile_model(zoo.mlp((6, 5, 3), seed=0), "current"))
     assert narrow.density == 1.0 and narrow.configs == 48  # dense, but as many configurations
     dense = DemoConfig().plan(compile_model(zoo.mlp((400, 50, 10), seed=0), "current"))
