@@ -24,7 +24,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="ONNX model file (a dense MLP)")
     p.add_argument("--chip-seed", type=int, required=True, help="the chip instance to measure")
     p.add_argument("--sizing", choices=SIZINGS, default="compact",
-                   help="mirror sizing of the chip (default: compact, minimum-area mirrors)")
+                   help="mirror sizing of the chip (default: compact, 1x2 um units; minimum: 0.26x0.52 um, the process floor)")
     p.add_argument("--scale", type=float, help="amperes per model unit (default: the target's)")
     p.add_argument("--configs", type=int,
                    help="test weight configurations (default: 48 per bank after the first, sparse where banks are "
