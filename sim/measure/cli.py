@@ -27,10 +27,12 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                    help="mirror sizing of the chip (default: compact, 1x2 um units; minimum: 0.26x0.52 um, the process floor)")
     p.add_argument("--scale", type=float, help="amperes per model unit (default: the target's)")
     p.add_argument("--configs", type=int,
-                   help="test weight configurations (default: 48 per bank after the first, sparse where banks are "
-                        "wider than 10 inputs; 2 dense ones for networks above 20,000 synapses)")
+                   help="test weight configurations (default: enough that each synapse is programmed in about 20, "
+                        "at least 48 per bank after the first, at most 192 and 1,280 operating points: digits "
+                        "64-16-10 128; 2 dense ones for networks above 20,000 synapses)")
     p.add_argument("--probes", type=int,
-                   help="operating points (DC simulations) per configuration (default: 6; 12 above 20,000 synapses)")
+                   help="operating points (DC simulations) per configuration (default: about as many as a row has "
+                        "programmed synapses, at least 6: digits 10; 12 above 20,000 synapses)")
     p.add_argument("--density", type=float,
                    help="fraction of synapses programmed in each configuration (default: about 10 per row of "
                         "the widest bank; sparse configurations identify every synapse's own current, dense "
