@@ -80,6 +80,9 @@ class DeviceCard:
     subckt_devices: bool = False
     length_unit_m: float = 1.0
     wint_m: float = 0.0  # BSIM3 WINT: each side's channel-width reduction, W_eff = W − 2·WINT
+    # measured diode voltages of a W/L = 1/2 device: (L m, V_GS n, V_SG p at I_lo, V_GS n, V_SG p at I_hi)
+    diode_table: tuple[tuple[float, float, float, float, float], ...] = ()
+    diode_currents_a: tuple[float, float] = (2.5e-9, 25e-9)
     w_min_m: float = 0.0  # the process's minimum drawn width (0: not stated)
 
     def __post_init__(self) -> None:
@@ -93,10 +96,34 @@ class DeviceCard:
         for field_name in ("a_vt_v_m", "a_beta_m", "wint_m", "w_min_m"):
             if not getattr(self, field_name) >= 0:
                 raise ParameterError(f"DeviceCard.{field_name} must be >= 0, got {getattr(self, field_name)!r}")
+        d_lengths = [row[0] for row in self.diode_table]
+        if any(len(row) != 5 or not min(row) > 0 for row in self.diode_table) or d_lengths != sorted(set(d_lengths)) \
+                or not 0 < self.diode_currents_a[0] < self.diode_currents_a[1]:
+            raise ParameterError(f"DeviceCard.diode_table: rows (L, V_n, V_p at I_lo, V_n, V_p at I_hi) > 0 with "
+                                 f"ascending L and 0 < I_lo < I_hi, got {self.diode_table!r} at {self.diode_currents_a!r}")
         lengths = [row[0] for row in self.early_table]
         if any(len(row) != 3 or not min(row) > 0 for row in self.early_table) or lengths != sorted(set(lengths)):
             raise ParameterError(f"DeviceCard.early_table: rows (L, V_A n, V_A p) > 0 with ascending L, "
                                  f"got {self.early_table!r}")
+
+    def diode_voltage_v(self, polarity: Polarity, l_m: float, i_a: float, w_over_l: float = 0.5) -> float | None:
+        """|V_GS| of a diode-connected device of length ``l_m`` carrying ``i_a``, from ``diode_table``
+        (ngspice, W/L = 1/2 at two weak-inversion currents): linear in L between rows (nearest row
+        outside), linear in ln I through the two currents (the measured slope n·U_T, 1.5 n and 1.7 p
+        here, not the card's nominal n), and shifted by that slope times ln((1/2)/(W/L)) for another
+        W/L. None without a table: the caller estimates it (EKV). The EKV estimate from the card's
+        k_p and V_th was 35-45 mV low at 2.5 nA, so mirror trims assumed a drain step 80 mV too large
+        and every trimmed copy ran cold by 80 mV/V_A: 1 % at L = 0.52 µm, three or four per layer.
+        """
+        if not self.diode_table:
+            return None
+        col = 1 if polarity == "n" else 2
+        lengths = [row[0] for row in self.diode_table]
+        lo = float(np.interp(l_m, lengths, [row[col] for row in self.diode_table]))
+        hi = float(np.interp(l_m, lengths, [row[col + 2] for row in self.diode_table]))
+        i_lo, i_hi = self.diode_currents_a
+        slope = (hi - lo) / float(np.log(i_hi / i_lo))
+        return lo + slope * float(np.log(i_a / i_lo) + np.log(0.5 / w_over_l))
 
     def scaled_width_m(self, w_m: float, ratio: float) -> float:
         """The drawn width whose effective width is ``ratio`` times that of a ``w_m`` device.
@@ -190,7 +217,9 @@ class DeviceCard:
                        early_n_v_per_m=float(meta["early_n_v_per_m"]),
                        early_p_v_per_m=float(meta["early_p_v_per_m"]),
                        early_table=tuple(tuple(float(v) for v in row) for row in meta.get("early_v_by_length", ())),
-                       wint_m=float(meta.get("wint_m", 0.0)), w_min_m=float(meta.get("w_min_m", 0.0)))
+                       wint_m=float(meta.get("wint_m", 0.0)), w_min_m=float(meta.get("w_min_m", 0.0)),
+                       diode_table=tuple(tuple(float(v) for v in row) for row in meta.get("diode_v_by_length", ())),
+                       diode_currents_a=tuple(float(v) for v in meta.get("diode_currents_a", (2.5e-9, 25e-9))))
         except (KeyError, ValueError, TypeError) as exc:
             raise InputError(f"{meta_path}: malformed device metadata ({exc})") from exc
 

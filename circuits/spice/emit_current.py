@@ -139,8 +139,9 @@ class RowDesign:
 class OperatingPoint:
     """Diode voltages at the network's design current, for trimming mirror copies against the Early effect.
 
-    Weak inversion (EKV): V_GS = V_th + n·U_T·ln(I_unit/I_spec), I_spec = 2·n·k_p·U_T²·W/L, capped
-    at V_th. A copy whose drain sits ΔV above its diode's carries (1 + ΔV/V_A) more current, so it is
+    The diode voltages come from the card's measured table (`DeviceCard.diode_voltage_v`), else from
+    weak inversion (EKV): V_GS = V_th + n·U_T·ln(I_unit/I_spec), I_spec = 2·n·k_p·U_T²·W/L, capped
+    at V_th (35-45 mV low on Kelvin's card at 10 nA per unit). A copy whose drain sits ΔV above its diode's carries (1 + ΔV/V_A) more current, so it is
     narrowed to W/(1 + ΔV/V_A) (V_A = V_A'·L). The cells' own trim assumes diodes at V_th, right near
     100 nA per soma; at 10 nA per unit the diodes sit ~0.15 V lower and copies ran 1–2 % hot per stage
     (ngspice: a synapse read +1.3 % at 1 unit; now within ±0.4 %). The trim holds at one current only:
@@ -159,11 +160,14 @@ class OperatingPoint:
         i_dev = amps_per_unit / s.m_diode
         n = card.subthreshold_n
 
-        def v_gs(kp: float, vth: float) -> float:
+        def v_gs(polarity: Polarity, kp: float, vth: float) -> float:
+            measured = card.diode_voltage_v(polarity, s.l_unit_m, i_dev, s.w_unit_m / s.l_unit_m)
+            if measured is not None:
+                return measured
             i_spec = 2 * n * kp * U_T_V**2 * s.w_unit_m / s.l_unit_m
             return min(vth, vth + n * U_T_V * float(np.log(i_dev / i_spec)))
 
-        return cls(sizing, v_gs(card.kp_n_a_v2, card.vth_n_v), v_gs(card.kp_p_a_v2, card.vth_p_v))
+        return cls(sizing, v_gs("n", card.kp_n_a_v2, card.vth_n_v), v_gs("p", card.kp_p_a_v2, card.vth_p_v))
 
     def copy_w_m(self, polarity: Polarity, dv_v: float) -> float:
         """Unit width of a copy whose drain is ``dv_v`` further from its source than its diode's."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -143,6 +144,35 @@ def test_early_voltage_per_length_is_the_trim_secant(polarity: str, l_m: float) 
     if l_m < 4e-6:  # the table matters: the long-channel slope alone is off by more than the tolerance
         linear = (CARD.early_n_v_per_m if polarity == "n" else CARD.early_p_v_per_m) * l_m
         assert abs(v_a / linear - 1) > 0.1
+
+
+@pytest.mark.ngspice
+@pytest.mark.parametrize("polarity", ["n", "p"])
+@pytest.mark.parametrize("l_m", [0.5e-6, 1e-6, 2e-6, 4e-6])
+def test_diode_voltages_are_the_cards(polarity: str, l_m: float) -> None:
+    """The card's tabulated diode voltages (the mirror trims' operating point) are a W/L = 1/2
+    diode's in ngspice, within 1 mV at both currents and at 10 nA between them (log-interpolated);
+    the EKV estimate from k_p and V_th alone is more than 25 mV off."""
+    for i_a in (*CARD.diode_currents_a, 10e-9):
+        _, _, v_gs = _mirror_sweep(polarity, l_m / 2, l_m, i_a, 0.9)
+        assert CARD.diode_voltage_v(polarity, l_m, i_a) == pytest.approx(v_gs, abs=2e-3)  # type: ignore[arg-type]
+    kp, vth = (CARD.kp_n_a_v2, CARD.vth_n_v) if polarity == "n" else (CARD.kp_p_a_v2, CARD.vth_p_v)
+    n = CARD.subthreshold_n
+    ekv = vth + n * 0.025852 * np.log(10e-9 / (2 * n * kp * 0.025852**2 * 0.5))
+    assert abs(ekv - v_gs) > 0.025
+
+
+def test_diode_table_interpolates_in_length_and_log_current() -> None:
+    rows, (i_lo, i_hi) = CARD.diode_table, CARD.diode_currents_a
+    assert CARD.diode_voltage_v("n", rows[0][0], i_lo) == pytest.approx(rows[0][1])
+    assert CARD.diode_voltage_v("p", rows[-1][0], i_hi) == pytest.approx(rows[-1][4])
+    mid = np.sqrt(i_lo * i_hi)
+    assert CARD.diode_voltage_v("n", rows[1][0], mid) == pytest.approx((rows[1][1] + rows[1][3]) / 2)
+    slope = (rows[0][3] - rows[0][1]) / np.log(i_hi / i_lo)  # a 4x wider device sits ln 4 slopes lower
+    assert CARD.diode_voltage_v("n", rows[0][0], i_lo, 2.0) == pytest.approx(rows[0][1] - slope * np.log(4))
+    assert replace(CARD, diode_table=()).diode_voltage_v("n", 1e-6, 1e-8) is None
+    with pytest.raises(ParameterError, match="diode_table"):
+        replace(CARD, diode_table=((1e-6, 0.3, 0.3, 0.4, 0.4), (0.5e-6, 0.3, 0.3, 0.4, 0.4)))
 
 
 def test_early_table_interpolates_and_scales_outside() -> None:
