@@ -111,9 +111,9 @@ class CellSizing:
         All three keep W/L = 1/2, so I_spec = 2·n·µCox·U_T²·W/L (≈ 240 nA n, 73 nA p per unit) and
         with it the inversion level over the signal range are unchanged. Compact is the smallest
         whose nominal network stays within about 1 % FS RMS of its quantized weights in ngspice
-        (digits MLP, 100 inputs: 1.05 % compact, 2.75 % minimum, where the Early drift the
-        quantized model leaves out has grown; the chip model, which includes it, follows the
-        minimum chip to 1.7 %). Minimum is the process's floor for these mirrors: the shortest L
+        (digits MLP, 100 inputs: 0.50 % default, 0.76 % compact, 1.76 % minimum, where the Early
+        drift the quantized model leaves out has grown; the chip model, which includes it, follows
+        the minimum chip 2 to 1.08 %). Minimum is the process's floor for these mirrors: the shortest L
         the card's Early table measures (0.5 µm) and the narrowest unit whose Early-trimmed copies
         (about 14 % narrower) still meet the card's W_min (0.22 µm); it is the regime of Binas et
         al.'s minimum-size transistors, where an ideally trained network loses 5-17 points on a

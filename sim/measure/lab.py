@@ -140,9 +140,9 @@ def default_plan(compiled: Compiled, seed: int = 0, quick: bool = False) -> Plan
     model against the draw-based one, FS RMS):
 
     - compact mirrors: 48 × 6 (the former default) 34 %, 1.57 %; 128 × 10 91 %, 0.67 %;
-    - minimum mirrors (3.8× compact's Pelgrom spread): 128 × 10 92 %, 2.0 % (chips 0 and 1: 2.1 and
-      2.7 %; the draw-based model itself is 1.7 % FS RMS from ngspice there, where the largest row
-      currents reach moderate inversion and a mirror's ΔVt weighs less than its weak-inversion
+    - minimum mirrors (3.8× compact's Pelgrom spread): 128 × 10 92 %, 2.0 % (chips 0 and 1: 2.0 and
+      3.0 %; the draw-based model itself is 1.4-2.2 % FS RMS from ngspice there, where the largest
+      row currents reach moderate inversion and a mirror's ΔVt weighs less than its weak-inversion
       exp(ΔVt/n·U_T)).
 
     Banks narrow enough that a dense configuration already involves few synapses per row (density
