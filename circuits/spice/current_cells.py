@@ -70,6 +70,8 @@ class Mos:
 
 
 SIZINGS = ("default", "compact", "minimum")
+# unit mirror W, L of the presets below the default; minimum: trimmed copies at W_min, L at the Early table's shortest
+SMALL_UNITS = {"compact": (1e-6, 2e-6), "minimum": (0.26e-6, 0.52e-6)}
 U_T_V = 0.025852  # thermal voltage kT/q at 27 °C, the card's tnom
 
 
@@ -122,15 +124,12 @@ class CellSizing:
         base = cls() if card is None else cls(card=card)
         if name == "default":
             return base
-        if name == "compact":
-            lmin = base.card.l_min_m
-            return replace(base, w_unit_m=1e-6, l_unit_m=2e-6, w_switch_m=lmin * 1e-6 / 0.36e-6,
-                           l_switch_m=lmin, w_sign_m=lmin * 4e-6 / 0.5e-6, l_sign_m=lmin)
-        if name == "minimum":  # 0.26 µm × 0.52 µm: trimmed copies at W_min, L at the Early table's shortest
-            lmin = base.card.l_min_m
-            return replace(base, w_unit_m=0.26e-6, l_unit_m=0.52e-6, w_switch_m=lmin * 1e-6 / 0.36e-6,
-                           l_switch_m=lmin, w_sign_m=lmin * 4e-6 / 0.5e-6, l_sign_m=lmin)
-        raise ParameterError(f"sizing {name!r}: choose one of {', '.join(SIZINGS)}")
+        if name not in SMALL_UNITS:
+            raise ParameterError(f"sizing {name!r}: choose one of {', '.join(SIZINGS)}")
+        w, ln = SMALL_UNITS[name]
+        lmin = base.card.l_min_m
+        return replace(base, w_unit_m=w, l_unit_m=ln, w_switch_m=lmin * 1e-6 / 0.36e-6,
+                       l_switch_m=lmin, w_sign_m=lmin * 4e-6 / 0.5e-6, l_sign_m=lmin)
 
     def report(self) -> dict[str, float]:
         """Area and Pelgrom spread of this sizing (device card's A_vt, A_β; Pelgrom et al. 1989).
@@ -161,13 +160,18 @@ class CellSizing:
             "early_n_v": c.early_voltage_v("n", ln), "early_p_v": c.early_voltage_v("p", ln),
         }
 
-    def copy_w_m(self, polarity: Polarity) -> float:
-        """Unit width of a copy transistor trimmed for its higher drain voltage: W/(1 + ΔV/V_A)."""
+    def trimmed_w_m(self, polarity: Polarity, dv_v: float) -> float:
+        """Unit width of a copy whose drain sits ``dv_v`` further from its source than its diode's: its
+        effective width divided by 1 + ΔV/V_A (`DeviceCard.scaled_width_m`, `DeviceCard.early_voltage_v`)."""
         if not self.trim:
             return self.w_unit_m
         c = self.card
-        dv = c.vdd_v - c.vth_n_v - c.vth_p_v
-        return c.scaled_width_m(self.w_unit_m, 1.0 / (1.0 + dv / c.early_voltage_v(polarity, self.l_unit_m)))
+        return c.scaled_width_m(self.w_unit_m, 1.0 / (1.0 + max(dv_v, 0.0) / c.early_voltage_v(polarity, self.l_unit_m)))
+
+    def copy_w_m(self, polarity: Polarity) -> float:
+        """A copy trimmed for diodes at V_th (the single-cell benches): ΔV = VDD − V_th,n − V_th,p."""
+        c = self.card
+        return self.trimmed_w_m(polarity, c.vdd_v - c.vth_n_v - c.vth_p_v)
 
 
 def cell_subckt(card: DeviceCard, name: str, ports: Sequence[str], devices: Sequence[Mos], mismatch: bool,

@@ -45,6 +45,7 @@ _log = logging.getLogger(__name__)
 
 Polarity = Literal["n", "p"]
 DEFAULT_CARD = "bsim3_180nm"
+DIODE_CURRENTS_A = (2.5e-9, 25e-9)  # where a card's diode_v_by_length is measured, unless it says otherwise
 SKY130_CORNERS = ("tt", "ff", "ss", "sf", "fs")
 
 
@@ -82,7 +83,7 @@ class DeviceCard:
     wint_m: float = 0.0  # BSIM3 WINT: each side's channel-width reduction, W_eff = W − 2·WINT
     # measured diode voltages of a W/L = 1/2 device: (L m, V_GS n, V_SG p at I_lo, V_GS n, V_SG p at I_hi)
     diode_table: tuple[tuple[float, float, float, float, float], ...] = ()
-    diode_currents_a: tuple[float, float] = (2.5e-9, 25e-9)
+    diode_currents_a: tuple[float, float] = DIODE_CURRENTS_A
     w_min_m: float = 0.0  # the process's minimum drawn width (0: not stated)
 
     def __post_init__(self) -> None:
@@ -219,7 +220,7 @@ class DeviceCard:
                        early_table=tuple(tuple(float(v) for v in row) for row in meta.get("early_v_by_length", ())),
                        wint_m=float(meta.get("wint_m", 0.0)), w_min_m=float(meta.get("w_min_m", 0.0)),
                        diode_table=tuple(tuple(float(v) for v in row) for row in meta.get("diode_v_by_length", ())),
-                       diode_currents_a=tuple(float(v) for v in meta.get("diode_currents_a", (2.5e-9, 25e-9))))
+                       diode_currents_a=tuple(float(v) for v in meta.get("diode_currents_a", DIODE_CURRENTS_A)))
         except (KeyError, ValueError, TypeError) as exc:
             raise InputError(f"{meta_path}: malformed device metadata ({exc})") from exc
 

@@ -171,10 +171,7 @@ class OperatingPoint:
 
     def copy_w_m(self, polarity: Polarity, dv_v: float) -> float:
         """Unit width of a copy whose drain is ``dv_v`` further from its source than its diode's."""
-        s = self.sizing
-        if not s.trim:
-            return s.w_unit_m
-        return s.card.scaled_width_m(s.w_unit_m, 1.0 / (1.0 + max(dv_v, 0.0) / s.card.early_voltage_v(polarity, s.l_unit_m)))
+        return self.sizing.trimmed_w_m(polarity, dv_v)
 
     @property
     def dv_soma_v(self) -> float:
