@@ -30,7 +30,9 @@ Nominal drift (Early effect, 4 µm mirrors without cascodes): a copy whose drain
 than its diode's carries (1 + ΔV/V_A); the cells are trimmed for the node voltages at 1 unit,
 and a diode moves n·U_T per e-fold of its current, so each mirror's error is ±(n·U_T/V_A)·ln(I)
 per node (signs and nodes in `InstanceSynapseArray`; V_A from the card, checked in ngspice:
-30 V n, 65 V p at 1 unit). ``engine_graph(early=False)`` drops it (plain `SynapseArray` rows).
+30 V n, 65 V p at 1 unit). ``engine_graph(early=False)`` drops it (plain `SynapseArray` rows): that
+is ``--hardware chip``, exact gradients and the speed of a dense layer; ``chip,early`` keeps it, at
+two more products per bank and a logarithm of every line (`sim.engine.kernels.ChipSynapseKernel`).
 
 Validated for the default sizing (digits MLP, seed 3, 100 inputs: 0.57 % FS RMS, argmax 100 %) and
 for the compact one (L = 2 µm) since the card tabulates V_A per length (`DeviceCard.early_table`:

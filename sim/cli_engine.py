@@ -16,8 +16,9 @@ SPICE_TIMEOUT_S = 300.0  # seconds per ngspice simulation unless --timeout says 
 
 log = logging.getLogger(__name__)
 
-HARDWARE_HELP = ("hardware model(s), comma-separated: ideal, quantized, noise, population, pcm, irdrop, chip, fitted "
-                 "(default: ideal; chip when --chip-seed is given)")
+HARDWARE_HELP = ("hardware model(s), comma-separated: ideal, quantized, noise, population, pcm, irdrop, chip, early, "
+                 "fitted (default: ideal; chip when --chip-seed is given; early adds the current mirrors' Early drift "
+                 "to quantized, chip or a measured chip, at inference)")
 
 
 def hardware_options(p: argparse.ArgumentParser, prefix: str = "") -> None:

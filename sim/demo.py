@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 MODELS = {"digits": "digits_mlp.onnx", "mnist": "mnist14_mlp.onnx"}
 DEFAULT_DATASET = "digits"
+CHIP, MEASURED = "chip,early", "fitted,early"
+"""Every accuracy and output the demo reports is scored with the mirrors' Early drift, the closest
+model of what the netlist computes; training runs the same chips without it (it has no gradient)."""
 PRODUCTS = frozenset({"report.json", "report.md", "report.html", "measurements.npz", "fits", "chip_aware",
                       "naive.onnx", "aware.onnx", "kelvin.json", "transfer.png", "gains.png", "accuracy.png",
                       "spice_vs_engine.png", "training.png", "yield.png"})
@@ -169,21 +172,21 @@ def _run(stage: Path, final: Path, cfg: DemoConfig, progress: bool) -> dict[str,
     fits = str(stage / "fits")
     steps.done("measure")
 
-    naive_acc = _accuracy(build_program(compiled, hw.opts("chip")), x_te, y_te)
+    naive_acc = _accuracy(build_program(compiled, hw.opts(CHIP)), x_te, y_te)
     steps.done("naive")
 
     histories: dict[str, list[dict]] = {}
     measured_banks, histories["aware, measured"] = _train(compiled, hw.opts("fitted", fits=fits), data, cfg,
                                                           progress)
     aware = with_banks(compiled, measured_banks)
-    aware_measured_acc = _accuracy(build_program(aware, hw.opts("chip")), x_te, y_te)
+    aware_measured_acc = _accuracy(build_program(aware, hw.opts(CHIP)), x_te, y_te)
     steps.done("aware_measured")
 
     oracle_banks, histories["aware, oracle"] = _train(compiled, hw.opts("chip"), data, cfg, progress)
-    aware_oracle_acc = _accuracy(build_program(with_banks(compiled, oracle_banks), hw.opts("chip")), x_te, y_te)
+    aware_oracle_acc = _accuracy(build_program(with_banks(compiled, oracle_banks), hw.opts(CHIP)), x_te, y_te)
     # the measured model against the oracle (draw-based, with drift) on the aware weights' outputs
-    z_meas = _outputs(build_program(aware, hw.opts("fitted", fits=fits)), x_te)
-    z_orac = _outputs(build_program(aware, hw.opts("chip")), x_te)
+    z_meas = _outputs(build_program(aware, hw.opts(MEASURED, fits=fits)), x_te)
+    z_orac = _outputs(build_program(aware, hw.opts(CHIP)), x_te)
     measured_vs_oracle = _rms_pct_fs(z_meas, z_orac)
     steps.done("aware_oracle")
 
@@ -297,7 +300,7 @@ def _spice(compiled: Compiled, aware: Compiled, x: np.ndarray, y: np.ndarray, hw
     for name, c in (("naive", compiled), ("aware", aware)):
         z = run_network_spice(c, {c.graph.inputs[0]: x}, hw.scale, chip_seed=hw.seed, sizing=hw.sizing,
                               workers=cfg.workers, progress=progress)[c.graph.outputs[0]]
-        e = _outputs(build_program(c, hw.opts("chip")), x)
+        e = _outputs(build_program(c, hw.opts(CHIP)), x)
         out[f"{name}_spice"], out[f"{name}_engine"] = z, e
         out[f"{name}_accuracy"] = float(np.mean(z.argmax(1) == y))
         out[f"{name}_agreement"] = float(np.mean(z.argmax(1) == e.argmax(1)))
@@ -359,7 +362,7 @@ def _dynamics(aware: Compiled, x: np.ndarray, hw: _Hardware, cfg: DemoConfig, pr
 def _yield(compiled: Compiled, x: np.ndarray, y: np.ndarray, hw: _Hardware, chips: int) -> dict[str, Any]:
     """The same weights on ``chips`` unseen chip instances (seeds 1000…): `chip_yield`."""
     from sim.train.commands import chip_yield
-    return chip_yield(compiled, hw.opts("chip"), x, y, "ce", range(1000, 1000 + chips))
+    return chip_yield(compiled, hw.opts(CHIP), x, y, "ce", range(1000, 1000 + chips))
 
 
 def _shape(compiled: Compiled) -> str:

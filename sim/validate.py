@@ -235,7 +235,7 @@ def validate_network(compiled, inputs: str, info: dict, *, workers: int | None, 
                               timeout_s=timeout_s, progress=progress, chip_seed=info.get("chip_seed"))
     if info.get("chip_seed") is not None:
         from sim.engine.prepare import HardwareOptions, build_program
-        hw = HardwareOptions(modes=("chip",), chip_seed=int(info["chip_seed"]), sizing=info.get("sizing", "default"),
+        hw = HardwareOptions(modes=("chip", "early"), chip_seed=int(info["chip_seed"]), sizing=info.get("sizing", "default"),
                              scale=info["scale"])
         ideal = build_program(compiled, hw).run({k: v.astype(np.float32) for k, v in feeds.items()})
     else:

@@ -17,8 +17,12 @@ first rounds the weights to the target's levels and then perturbs them.
 |              | read noise, global drift compensation                             |                             |
 | `irdrop`     | crossbar: row/column wire resistance per cell, the tiles' exact   | STE (∂w_eff/∂w = 1)         |
 |              | DC solution as effective weights (`circuits.spice.crossbar_tile`)  |                             |
-| `chip`       | current: one chip instance (`sim.chip`), as its netlist holds it; | inference: none (drift);    |
-|              | for training, `sim.engine.chip_map` from the nominal weights      | training: STE (chip_map)    |
+| `chip`       | current: one chip instance (`sim.chip`): its netlist's mismatch   | inference: exact (folded);  |
+|              | folded into each bank; for training, `sim.engine.chip_map` from   | training: STE (chip_map)    |
+|              | the nominal weights                                               |                             |
+| `early`      | current: the mirrors' nominal Early-effect drift (n·U_T/V_A per   | none: inference only        |
+|              | e-fold, `sim.chip.EarlySlopes`) on the programmed levels of       |                             |
+|              | `quantized`, `chip` or a measured chip (`fitted`)                 |                             |
 | `fitted`     | the `kelvin fit` families on their primitives (`sim.engine.fitted`)| exact, levels by STE        |
 """
 
@@ -38,10 +42,10 @@ from circuits.errors import ParameterError
 from sim.engine.maps import ContentMemo, NodeMaps, ParamMap, Quantize, Rectify, RelativeNoise
 
 Array = np.ndarray
-MODES = ("ideal", "quantized", "noise", "population", "pcm", "irdrop", "chip", "fitted")
+MODES = ("ideal", "quantized", "noise", "population", "pcm", "irdrop", "chip", "early", "fitted")
 TARGET_MODES = {
     "opamp": {"ideal", "quantized", "noise", "fitted"},
-    "current": {"ideal", "quantized", "noise", "population", "chip", "fitted"},
+    "current": {"ideal", "quantized", "noise", "population", "chip", "early", "fitted"},
     "crossbar": {"ideal", "quantized", "noise", "pcm", "irdrop", "fitted"},
 }
 

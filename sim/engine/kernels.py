@@ -68,9 +68,9 @@ class DenseKernel(Kernel):
 
     def forward(self, prim, p, xs, save):
         x = xs[0]
-        y = ideal.dense(x, p["weights"], p.get("bias"))
+        y = ideal.dense(x, p["weights"], p.get("bias"))  # a fresh array: rectified in place
         if getattr(prim, "rectify", False):
-            y = ideal.rectify(y, 0.0)
+            np.maximum(y, 0, out=y)
         return y, ((x, y) if save else None)
 
     def backward(self, prim, p, saved, gy):

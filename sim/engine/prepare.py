@@ -28,7 +28,7 @@ from sim.engine.hardware import (
 from sim.engine.maps import NodeMaps, Rectify, chain
 from sim.engine.program import Program
 
-SPICE_MODES = frozenset({"ideal", "quantized", "chip"})
+SPICE_MODES = frozenset({"ideal", "quantized", "chip", "early"})
 TRAINING_ONLY_WITH_CHIP = ("noise", "population")
 """Parameter maps that act on a chip's nominal weights in training (`_trainable_chip_program`) but
 have nothing to act on in its inference model, which holds the netlist's realized weights."""
@@ -90,6 +90,13 @@ class HardwareOptions:
             raise ParameterError(f"--wire-ohm: wire resistance per cell, ≥ 0 Ω, got {self.wire_ohm}")
         if "fitted" in self.modes and not self.fits:
             raise ParameterError("--hardware fitted needs --fits DIR (a directory written by `kelvin fit`)")
+        if "early" in self.modes:
+            if not {"quantized", "chip", "fitted"} & set(self.modes):
+                raise ParameterError("--hardware early drifts the programmed synapse levels: stack it on quantized, chip "
+                                     "or a measured chip (fitted, --fits from `kelvin fit-chip`), e.g. chip,early")
+            if extra := [m for m in self.modes if m in TRAINING_ONLY_WITH_CHIP]:
+                raise ParameterError(f"--hardware {','.join(self.modes)}: early runs the programmed banks as they are, "
+                                     f"which {' and '.join(extra)} would not change; drop {' and '.join(extra)}")
 
 
 class _RectifyInputs(HardwareModel):
@@ -191,8 +198,8 @@ def _trainable_chip_program(compiled: Compiled, opts: HardwareOptions, models: l
 def _measured_chip_program(compiled: Compiled, opts: HardwareOptions, models: list, dtype,
                            trainable: bool = True) -> Program:
     """A chip fitted from measurements (`sim.measure`): its tables and read-outs on the nominal layout.
-    For inference (not ``trainable``) with a fit that removed the mirrors' Early drift, the drift is
-    added back, as `--hardware chip` does for a draw (`_with_drift`)."""
+    With ``early`` (inference only) the mirrors' Early drift, which the fit removed from the readings,
+    is added back on the programmed levels, as ``chip,early`` does for a draw (`_with_drift`)."""
     from circuits.current import SynapseArray
     from compiler.ir import PrimitiveNode as Node
     from sim.chip import ChipInstance
@@ -223,9 +230,12 @@ def _measured_chip_program(compiled: Compiled, opts: HardwareOptions, models: li
             node.primitive = node.primitive.with_parameters(weights=m.astype(np.float32))
     _check_sides(chip, graph, opts.fits)
     program = _table_program(compiled, graph, chip.tables(), opts, models, dtype, w_unit)
-    slopes = chip.meta.get("early_slopes")
-    if trainable or slopes is None or set(opts.modes) - {"fitted", "quantized"}:
+    if trainable or "early" not in opts.modes:
         return program
+    slopes = chip.meta.get("early_slopes")
+    if slopes is None:
+        raise InputError(f"--fits {opts.fits}: this measured chip states no Early slopes (it was fitted without "
+                         "early_slopes or a Kelvin sizing), so --hardware early has nothing to add; drop early")
     from sim.chip import EarlySlopes
     return _with_drift(program, set(chip.banks), set(chip.readouts), EarlySlopes(*map(float, slopes)), dtype)
 
@@ -311,8 +321,10 @@ def _table_program(compiled: Compiled, graph, tables, opts: HardwareOptions, mod
 def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dtype: Any = np.float32,
                   trainable: bool = False) -> Program:
     """A `Program` computing what ``opts``' hardware computes for ``compiled``. ``trainable`` asks for a
-    differentiable chip model (mismatch through `sim.engine.chip_map`) instead of the inference one
-    (mismatch and the mirrors' Early-effect drift)."""
+    differentiable chip model (the nominal weights through the chip's mismatch, `sim.engine.chip_map`)
+    instead of the inference one (the realized weights folded into each bank). ``early`` adds the
+    mirrors' Early-effect drift to the programmed levels of ``quantized`` (the nominal chip), ``chip``
+    or a measured chip; it has no gradient, so it is inference only."""
     if not isinstance(compiled, Compiled):
         raise ParameterError(f"compiled: a compiled model (compiler.pipeline.compile_model), got {type(compiled).__name__}")
     opts = opts or HardwareOptions()
@@ -322,11 +334,19 @@ def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dt
     opts.check()  # a constructed object gets the checks the parsed one does (chip without a seed, noise > 1)
     models = hardware_models(compiled, opts)
     graph = compiled.graph
+    early = "early" in opts.modes
+    if early and trainable:
+        raise ParameterError("--hardware early: the mirrors' Early drift has no gradient here; train with chip (or "
+                             "quantized, or a measured chip) and score with --eval-hardware …,early")
     if "chip" in opts.modes and trainable:
         return _trainable_chip_program(compiled, opts, models, dtype)
     if "fitted" in opts.modes and _measured(opts):
         return _measured_chip_program(compiled, opts, models, dtype, trainable)
-    if "chip" in opts.modes:
+    if early and "fitted" in opts.modes:
+        raise ParameterError(f"--hardware fitted,early: --fits {opts.fits} holds characterization fits, which already "
+                             "state each block's errors; early stacks on a measured chip (`kelvin fit-chip`), chip "
+                             "or quantized")
+    if "chip" in opts.modes or early:
         from sim.chip import ChipInstance
         from sim.spice_commands import default_scale
         if extra := [m for m in opts.modes if m in TRAINING_ONLY_WITH_CHIP]:
@@ -334,7 +354,10 @@ def build_program(compiled: Compiled, opts: HardwareOptions | None = None, *, dt
                                  f"which {' and '.join(extra)} would not change (they act on its nominal weights "
                                  "while training for it); evaluate or run with --hardware chip")
         scale = opts.scale or default_scale(compiled.target.name)
-        graph = ChipInstance.draw(compiled, opts.chip_seed, scale, sizing=opts.sizing).engine_graph()
+        seed = opts.chip_seed if "chip" in opts.modes else None  # quantized,early: the nominal chip
+        graph = ChipInstance.draw(compiled, seed, scale, sizing=opts.sizing).engine_graph(early=early)
+        if "chip" not in opts.modes:  # its banks hold the programmed levels already
+            models = [m for m in models if not isinstance(m, Quantized)] + [_RectifyInputs()]
     hw = None if not models else (models[0] if len(models) == 1 else Stack(tuple(models)))
     return Program(graph, dtype=dtype, hardware=hw)
 

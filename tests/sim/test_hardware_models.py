@@ -106,13 +106,13 @@ def test_quantized_export_holds_only_levels():
 def test_quantize_converter_rule_and_calibration():
     q = Quantize(3)  # L = 3 levels per side, full scale calibrated to the first signal
     x = np.array([-2.0, -0.4, 0.0, 0.2, 0.5, 1.0, 2.0])
-    y, mask = q.forward(x, None)
+    y, saved = q.forward(x, None)
     assert q.full_scale == 2.0
     step = 2.0 / 3
     np.testing.assert_allclose(y, step * np.clip(np.floor(x / step + 0.5), -3, 3))
-    assert mask.all()
-    y2, mask2 = q.forward(np.array([3.0]), None)
-    assert y2[0] == pytest.approx(2.0) and not mask2[0]
+    assert np.all(q.backward(saved, np.ones_like(x)) == 1)  # STE: the whole range passes the gradient
+    y2, saved2 = q.forward(np.array([3.0]), None)
+    assert y2[0] == pytest.approx(2.0) and q.backward(saved2, np.ones(1))[0] == 0  # saturated: none
 
 
 def test_stacked_models_compose_and_noise_is_seeded():
@@ -205,6 +205,10 @@ def test_irdrop_runs_the_tiles_effective_weights():
     (["--target", "current", "--hardware", "noise", "--engine", "spice"], "cannot represent --hardware noise"),
     (["--target", "current", "--hardware", "fitted"], "--fits"),
     (["--target", "current", "--hardware", "fitted", "--fits", "no/such/dir"], "not a directory"),
+    (["--target", "current", "--hardware", "early"], "stack it on quantized, chip"),
+    (["--target", "crossbar", "--hardware", "quantized,early"], "not available on target 'crossbar'"),
+    (["--target", "current", "--hardware", "chip,early,noise", "--chip-seed", "1"], "drop noise"),
+    (["--target", "current", "--hardware", "fitted,early", "--fits", "models/fits"], "characterization fits"),
 ])
 def test_bad_hardware_options_are_one_line(tmp_path, capsys, argv, needle):
     x = tmp_path / "x.npy"
@@ -446,3 +450,31 @@ def test_a_constructed_hardware_options_is_checked_like_a_parsed_one():
                         ("quantized", "a HardwareOptions")):
         with pytest.raises(KelvinError, match=match):
             build_program(c, opts)
+
+
+def test_early_stacks_the_mirrors_drift_on_the_programmed_levels():
+    """``chip`` is the drawn chip's folded banks (mismatch only), ``chip,early`` adds the mirrors' Early
+    drift (`ChipInstance.engine_graph(early=True)`); ``quantized,early`` is the nominal chip with the
+    drift, and ``quantized`` that chip without it. The drift moves outputs by a fraction of a percent
+    of full scale, the size the slopes (n·U_T/V_A per e-fold) give."""
+    from sim.chip import ChipInstance
+    from sim.engine.program import Program
+    c = compile_model(MLP, "current")
+    x = {c.graph.inputs[0]: rng.uniform(0, 1, (40, 64))}
+    out = c.graph.outputs[0]
+
+    def run(modes, seed=None):
+        return build_program(c, HardwareOptions(modes=modes, chip_seed=seed), dtype=np.float64).run(x)[out]
+
+    def draw(seed, early):
+        return Program(ChipInstance.draw(c, seed, None).engine_graph(early=early), dtype=np.float64).run(x)[out]
+
+    for modes, seed, early in ((("chip",), 2, False), (("chip", "early"), 2, True), (("quantized", "early"), None, True),
+                               (("quantized",), None, False)):
+        want = draw(seed, early)
+        np.testing.assert_allclose(run(modes, seed), want, rtol=1e-6, atol=1e-6 * np.abs(want).max(), err_msg=str(modes))
+    fs = np.abs(draw(2, True)).max()
+    shift = np.sqrt(np.mean((run(("chip", "early"), 2) - run(("chip",), 2)) ** 2)) / fs
+    assert 1e-4 < shift < 0.02
+    with pytest.raises(KelvinError, match="no gradient"):
+        build_program(c, HardwareOptions(modes=("chip", "early"), chip_seed=2), trainable=True)

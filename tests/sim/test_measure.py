@@ -419,7 +419,7 @@ def test_unit_factors_with_drift_are_the_nominal_chip(small, tmp_path):
                         {"y": np.zeros((3, 6))}, {"early_slopes": [slopes.kn, slopes.kp]})
     chip.save(tmp_path / "fits")
     x = np.random.default_rng(1).uniform(0, 1, (7, 6)).astype(np.float32)
-    got = build_program(small, HardwareOptions.parse("fitted", fits=str(tmp_path / "fits"), sizing="compact"),
+    got = build_program(small, HardwareOptions.parse("fitted,early", fits=str(tmp_path / "fits"), sizing="compact"),
                         dtype=np.float64).run({"x": x})["y"]
     nominal = ChipInstance.draw(small, None, 1e-8, sizing="compact").engine_graph(early=True)
     want = Program(nominal, dtype=np.float64).run({"x": np.maximum(x, 0).astype(np.float64)})["y"]
@@ -427,6 +427,13 @@ def test_unit_factors_with_drift_are_the_nominal_chip(small, tmp_path):
     linear = build_program(small, HardwareOptions.parse("fitted", fits=str(tmp_path / "fits"), sizing="compact"),
                            dtype=np.float64, trainable=True).run({"x": x})["y"]
     assert np.max(np.abs(linear - want)) > 10 * np.max(np.abs(got - want))  # the drift is there, and it matters
+    plain = build_program(small, HardwareOptions.parse("fitted", fits=str(tmp_path / "fits"), sizing="compact"),
+                          dtype=np.float64).run({"x": x})["y"]
+    np.testing.assert_allclose(plain, linear, rtol=1e-9, atol=1e-12)  # without early: the linear chip
+    del chip.meta["early_slopes"]
+    chip.save(tmp_path / "bare")
+    with pytest.raises(InputError, match="states no Early slopes"):
+        build_program(small, HardwareOptions.parse("fitted,early", fits=str(tmp_path / "bare")))
 
 
 
