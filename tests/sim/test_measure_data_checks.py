@@ -8,6 +8,7 @@ measurements of a chip whose factors are known (`tests/sim/test_measure._synthet
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -133,7 +134,8 @@ def test_misfit_warning_and_fit_quality_in_the_cli(meas, tmp_path, capsys):
     noisy = replace(meas, soma=dict(meas.soma, **{last: meas.soma[last] * noise}))
     path = noisy.save(tmp_path / "noisy.npz")
     chip = fit_chip(Measurements.load(path))
-    assert any("still misses the readings by 8.4 % RMS" in w for w in chip.warnings()), chip.warnings()
+    assert any(re.search(r"still misses the readings by ([5-9]|1\d)\.\d % RMS", w) for w in chip.warnings()), \
+        chip.warnings()  # 10 % noise on the readings: about that much misfit
     assert not fit_chip(Measurements.load(meas.save(tmp_path / "good.npz"))).warnings()
 
 
@@ -191,11 +193,12 @@ def test_fit_chip_cli_names_the_data_file(meas, tmp_path, capsys):
 def test_a_large_factor_misfit_is_refused_only_where_the_refined_synapses_miss_too(meas):
     """At minimum sizing a synapse copy errs by 26 %: the factor model, which averages those errors
     into rows and columns, misses an ngspice chip's readings by 15-27 % RMS while the refined synapses
-    follow them to 0.5-1.2 %. Only a misfit of both is readings no chip produced (random: 66 %)."""
-    from sim.measure.fit import REFUSE_MISFIT, WARN_SYN_MISFIT, _check_physical
+    follow them to 0.5-2.2 %. Only a misfit of both is readings no chip produced (random: 66 %)."""
+    from sim.measure.fit import FOLLOW_SYN_MISFIT, REFUSE_MISFIT, WARN_SYN_MISFIT, _check_physical
     chip = fit_chip(meas)
     name, bank = next(iter(chip.banks.items()))
-    for syn_misfit, refused in ((0.5 * WARN_SYN_MISFIT, False), (2 * WARN_SYN_MISFIT, True), (float("nan"), True)):
+    for syn_misfit, refused in ((0.5 * WARN_SYN_MISFIT, False), (0.5 * (WARN_SYN_MISFIT + FOLLOW_SYN_MISFIT), False),
+                                (2 * FOLLOW_SYN_MISFIT, True), (float("nan"), True)):
         worse = replace(bank, rms_rel=1.2 * REFUSE_MISFIT, syn_rms_rel=syn_misfit)
         odd = replace(chip, banks={**chip.banks, name: worse})
         assert worse.follows_readings is not refused
@@ -205,4 +208,6 @@ def test_a_large_factor_misfit_is_refused_only_where_the_refined_synapses_miss_t
             assert any(name in w and "misses the soma readings" in w for w in odd.warnings())
         else:
             _check_physical(odd)
-            assert not [w for w in odd.warnings() if "misses" in w]
+            assert not [w for w in odd.warnings() if "misses the soma readings" in w]
+            # between the two: fitted, with a word on the refined synapses' own misfit
+            assert bool([w for w in odd.warnings() if "still misses" in w]) == (syn_misfit > WARN_SYN_MISFIT)
