@@ -76,7 +76,7 @@ ACTIVE_UNITS = 0.2
 MAX_SLOPE = 0.5  # an Early slope per e-fold beyond which a transistor is no current mirror
 MIN_SD = 1e-4  # a synapse prior tighter than this makes the ridge solve singular, and no chip matches so
 # Fit quality: the factor model's RMS relative misfit on a simulated Kelvin chip is 3-5 % (digits,
-# compact; 15-27 % at minimum sizing, where refined synapses still follow the readings to 0.5-1.2 %:
+# compact; 15-42 % at minimum sizing, where refined synapses still follow the readings to 0.5-2.2 %:
 # `BankFit.follows_readings`); beyond REFUSE_MISFIT it describes nothing of the data (random readings: 66 %, configurations
 # numbered from 1: 57 %, inputs in amperes: 95 %), beyond WARN_MISFIT it is doubtful. The refined
 # synapses fit a measured chip to about 0.1 %; WARN_SYN_MISFIT flags readings they cannot follow.
@@ -115,7 +115,7 @@ class BankFit:
     def follows_readings(self) -> bool:
         """Whether the refined synapses follow the readings (misfit within `FOLLOW_SYN_MISFIT`). The
         factor model alone averages every synapse's own copy error into its row and column: its
-        misfit grows with the Pelgrom spread (3-5 % at compact sizing, 15-27 % at minimum, where a
+        misfit grows with the Pelgrom spread (3-5 % at compact sizing, 15-42 % at minimum, where a
         copy errs by 26 %), so on a chip whose synapses are refined it says little about the data,
         and only a misfit of both flags readings no chip produced."""
         return bool(np.isfinite(self.syn_rms_rel) and self.syn_rms_rel <= FOLLOW_SYN_MISFIT)

@@ -143,10 +143,13 @@ def default_plan(compiled: Compiled, seed: int = 0, quick: bool = False) -> Plan
     model against the draw-based one, FS RMS):
 
     - compact mirrors: 48 × 6 (the former default) 34 %, 1.57 %; 128 × 10 91 %, 0.67 %;
-    - minimum mirrors (3.8× compact's Pelgrom spread): 128 × 10 92 %, 2.0 % (chips 0 and 1: 2.0 and
-      3.0 %; the draw-based model itself is 1.4-2.2 % FS RMS from ngspice there, where the largest
-      row currents reach moderate inversion and a mirror's ΔVt weighs less than its weak-inversion
-      exp(ΔVt/n·U_T)).
+    - minimum mirrors (3.8× compact's Pelgrom spread), chip 1: 128 × 10 with independent random
+      levels at one density for every bank 92.6 % (second bank 80.7 %), 2.6 %; dealt levels
+      (`_balanced_levels`) and as many programmed synapses per row in every bank (`bank_density`)
+      99.9 % (second bank 100 %), 1.5 % (chips 0 and 2: 1.2 and 1.5 %). The measured model is then
+      1.1 % FS RMS from ngspice on the aware network, the draw-based one 1.6-2.4 %: the largest row
+      currents reach moderate inversion, where a mirror's ΔVt weighs less than its weak-inversion
+      exp(ΔVt/n·U_T).
 
     Banks narrow enough that a dense configuration already involves few synapses per row (density
     1) still need MIN_CONFIGS: every row's per-sign, per-bit factors must each meet a programmed level
