@@ -504,3 +504,26 @@ def test_the_default_plan_meets_every_synapse_current_several_times():
     assert plan.configs * plan.density >= APPEARANCES and plan.probes <= MAX_PROBES
     wide = compile_model(zoo.mlp((196, 50, 10), seed=0), "current")  # MNIST's shape: capped by operating points
     assert default_plan(wide).probes <= MAX_PROBES and default_plan(wide).probes_per_config == 10
+
+
+def test_the_plan_deals_every_sign_and_bit_and_programs_every_bank_alike():
+    """Each synapse is programmed in the same number of configurations, its single-bit levels dealt
+    from a deck with each bit at each sign (one negative per two positives in a rectified bank, half
+    and half in a signed one), so no sign or bit is left unprogrammed by chance; and a narrow bank
+    programs as many synapses per row as the widest one (digits 64-16-10: about 10 in both)."""
+    compiled = compile_model(zoo.mlp((64, 16, 10), seed=0), "current")
+    plan = default_plan(compiled)
+    levels = design(compiled, plan)[0]
+    banks = {b.name: b for b in banks_of(compiled)}
+    for name, lv in levels.items():
+        per_row = (lv != 0).sum(axis=2).mean()
+        assert abs(per_row - plan.density * 64) < 1.0, (name, per_row)
+        counts = (lv != 0).sum(axis=0)
+        assert counts.min() == counts.max()  # every synapse in the same number of configurations
+        negative = 1 / 3 if banks[name].rectify else 1 / 2
+        for bit in BITS:
+            for sign, share in ((1, 1 - negative), (-1, negative)):
+                dealt = (lv == sign * bit).sum(axis=0)
+                expected = counts.max() * share / len(BITS)
+                assert dealt.min() >= np.floor(expected) - 1 and dealt.max() <= np.ceil(expected) + 1, \
+                    (name, sign * bit, dealt.min(), dealt.max(), expected)
