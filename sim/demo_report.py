@@ -139,7 +139,7 @@ def _rel(v: float | None) -> str:
 def _plan(p: dict | None) -> str:
     if not p:
         return "n/a"
-    kind = "dense" if p["density"] >= 1 else f"sparse, {100 * p['density']:.0f} % of the synapses programmed in each"
+    kind = "dense" if p["density"] >= 1 else f"sparse, {100 * p['density']:.0f} % of the widest bank's synapses programmed in each"
     return f"{p['configurations']} configurations × {p['probes_per_configuration']} operating points ({kind})"
 
 

@@ -34,8 +34,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                    help="operating points (DC simulations) per configuration (default: about as many as a row has "
                         "programmed synapses, at least 6: digits 10; 12 above 20,000 synapses)")
     p.add_argument("--density", type=float,
-                   help="fraction of synapses programmed in each configuration (default: about 10 per row of "
-                        "the widest bank; sparse configurations identify every synapse's own current, dense "
+                   help="fraction of the widest bank's synapses programmed in each configuration, every bank "
+                        "as many per row (default: about 10 per row; sparse configurations identify every synapse's own current, dense "
                         "ones mostly row and column gains)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test configurations and inputs (default: 0)")
     p.add_argument("-o", "--output", required=True,
