@@ -98,11 +98,14 @@ def weighted_sum_backward(gy: Array, shapes: tuple[tuple[int, ...], ...], gains:
 
 
 # --- elementwise nonlinearities ---------------------------------------------------------------
-def rectify(x: Array, negative_slope: float) -> Array:
-    """max(0, x) + slope·min(0, x): a precision rectifier, or leaky with slope ≠ 0."""
+def rectify(x: Array, negative_slope: float, in_place: bool = False) -> Array:
+    """max(0, x) + slope·min(0, x): a precision rectifier, or leaky with slope ≠ 0. ``in_place``: y is
+    written over x (a floating-point array nobody else reads; the engine at inference)."""
     x = as_float(x)
     if negative_slope == 0.0:
-        return np.maximum(x, 0)
+        return np.maximum(x, 0, out=x if in_place else None)
+    if in_place:
+        return np.multiply(x, x.dtype.type(negative_slope), out=x, where=~(x >= 0))
     return np.where(x >= 0, x, x * x.dtype.type(negative_slope))
 
 

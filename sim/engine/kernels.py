@@ -11,7 +11,7 @@ read from the primitive itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -73,6 +73,15 @@ class DenseKernel(Kernel):
             np.maximum(y, 0, out=y)
         return y, ((x, y) if save else None)
 
+    def forward_conv(self, prim, p, x: Array, conv: Callable[[Array, Array, Array | None], Array]) -> Array:
+        """Inference for a bank fed by an Im2Col of the image ``x``: the same y as ``forward`` on the
+        im2col rows, from ``conv(x, weights, bias)`` (`compiler.ops._window.conv2d_shifted` or
+        `conv2d_gathered`, which take ``p["weights"]`` in the layout they need)."""
+        y = conv(x, p["weights"], p.get("bias"))
+        if getattr(prim, "rectify", False):
+            np.maximum(y, 0, out=y)
+        return y
+
     def backward(self, prim, p, saved, gy):
         x, y = saved
         if getattr(prim, "rectify", False):
@@ -94,6 +103,31 @@ class WeightedSumKernel(Kernel):
         y = ideal.weighted_sum(tuple(xs), prim.gains, prim.bias)
         return y, (tuple(np.shape(x) for x in xs) if save else None)
 
+    def forward_in_place(self, prim, xs: list[Array], i: int) -> Array | None:
+        """Inference: ``forward``'s y, the same values summed in the same order, written over ``xs[i]``
+        (an array nobody else reads); None where it cannot hold y (another dtype or shape, or a sum
+        of three or more that would change order)."""
+        y = xs[i]
+        dtype = np.result_type(*[ideal.float_dtype(np.asarray(x)) for x in xs])
+        shapes = [np.shape(x) for x in xs] + [np.shape(g) for g in prim.gains]
+        if prim.bias is not None:
+            shapes.append(np.shape(prim.bias))
+        if y.dtype != dtype or np.broadcast_shapes(*shapes) != y.shape or (i and len(xs) > 2):
+            return None
+        order = [i] + [j for j in range(len(xs)) if j != i]  # two terms commute exactly
+        for j in order:
+            g = np.asarray(prim.gains[j], dtype)
+            if j == i:
+                if not (g.ndim == 0 and g == 1):
+                    np.multiply(y, g, out=y)
+            elif g.ndim == 0 and g == 1:  # x·1 is x: one pass, no temporary
+                np.add(y, np.asarray(xs[j], dtype), out=y)
+            else:
+                np.add(y, np.asarray(xs[j], dtype) * g, out=y)
+        if prim.bias is not None:
+            np.add(y, np.asarray(prim.bias, dtype), out=y)
+        return y
+
     def backward(self, prim, p, saved, gy):
         bias_shape = None if prim.bias is None else np.shape(prim.bias)
         gxs, _ = ideal.weighted_sum_backward(gy, saved, prim.gains, bias_shape)
@@ -107,6 +141,13 @@ class RectifyKernel(Kernel):
     def forward(self, prim, p, xs, save):
         y = ideal.rectify(xs[0], getattr(prim, "negative_slope", 0.0))
         return y, (y if save else None)
+
+    def forward_in_place(self, prim, xs: list[Array], i: int) -> Array | None:
+        """Inference: ``forward``'s y written over ``xs[0]`` (an array nobody else reads), or None
+        if it is not floating-point."""
+        if xs[0].dtype.kind != "f":
+            return None
+        return ideal.rectify(xs[0], getattr(prim, "negative_slope", 0.0), in_place=True)
 
     def backward(self, prim, p, saved, gy):
         return [ideal.rectify_backward(gy, saved, getattr(prim, "negative_slope", 0.0))], {}
