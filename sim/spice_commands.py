@@ -208,18 +208,19 @@ def run_network_spice(compiled: Compiled, feeds: dict[str, np.ndarray], scale: f
                       workers: int | None = None, executor: Executor | None = None, timeout_s: float = 300.0,
                       max_devices: int = 200_000, progress: bool = True,
                       chip_seed: int | None = None, sizing: str = "default", seeded: bool = True,
-                      converters: dict | None = None) -> dict[str, np.ndarray]:
+                      converters: dict | None = None, release: seeding.Release | None = None) -> dict[str, np.ndarray]:
     """Simulate the whole network (one chip instance if ``chip_seed``) in ngspice once per sample.
 
     Inputs beyond the circuit's rails are refused before any simulation. If some samples fail,
     `BatchError` carries the outputs of all of them, NaN in the failed rows. ``seeded`` (current
     mode): start ngspice's Newton at predicted node voltages (`sim.spice.seed`; same outputs,
-    some 5x faster); a seeded run that fails is rerun unseeded. ``converters``: crossbar DAC/ADC per
-    bank (`netlist_options`).
+    some 5x faster); a seeded run that fails is rerun with the gradual release (`seed.Release`), in
+    halves, then unseeded. ``release``: how seeded decks let go of their clamps (default:
+    `seed.release_for` the chip). ``converters``: crossbar DAC/ADC per bank (`netlist_options`).
     """
     return run_network_spice_saving(compiled, feeds, scale, workers=workers, executor=executor, timeout_s=timeout_s,
                                     max_devices=max_devices, progress=progress, chip_seed=chip_seed, sizing=sizing,
-                                    seeded=seeded, converters=converters)[0]
+                                    seeded=seeded, converters=converters, release=release)[0]
 
 
 def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], scale: float, *,
@@ -227,6 +228,7 @@ def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], s
                              executor: Executor | None = None, timeout_s: float = 300.0, max_devices: int = 200_000,
                              progress: bool = True, chip_seed: int | None = None, sizing: str = "default",
                              seeded: bool = True, converters: dict | None = None,
+                             release: seeding.Release | None = None,
                              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """`run_network_spice`, also returning ``extra_saves``: ngspice vectors such as ``xdut.sum_3`` or
     device currents ``@m.xdut.xsoma_1.mm2[id]``, each an array over samples (NaN where a sample failed
@@ -236,17 +238,18 @@ def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], s
     n = batch_rows(feeds)
     check_in_rails(nl, feeds)
     tables = seeding.tables_for(nl, executor=executor, timeout_s=timeout_s) if seeded else None
+    release = release or (seeding.release_for(nl, tables) if tables is not None else seeding.SNAP)
 
-    def deck_for(group: Sequence[int], seed_it: bool) -> Deck:
+    def deck_for(group: Sequence[int], seed_it: bool, release: seeding.Release) -> Deck:
         """One sample's deck (seeded if asked and possible), or a seeded batch deck of several."""
         samples = [{k: v[i] for k, v in feeds.items()} for i in group]
         if len(group) > 1:  # only ever seeded; a structure the predictor does not know raises
-            deck = seeding.batch_deck(nl, tables, samples, title=f"samples {group[0]}-{group[-1]}")
+            deck = seeding.batch_deck(nl, tables, samples, title=f"samples {group[0]}-{group[-1]}", release=release)
         else:
             deck = nl.deck(samples[0], title=f"sample {group[0]}")
             if seed_it and tables is not None:
                 try:
-                    seeding.seed_deck(deck, nl, tables, samples[0])
+                    seeding.seed_deck(deck, nl, tables, samples[0], release)
                 except (KeyError, IndexError, ValueError) as exc:  # a structure the predictor does not know
                     log.warning("sample %d: no seed (%s); running unseeded", group[0], exc)
                     deck = nl.deck(samples[0], title=f"sample {group[0]}")
@@ -254,16 +257,16 @@ def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], s
             deck.save(extra_saves)
         return deck
 
-    def attempt(groups: list[list[int]], seed_it: bool) -> list[list[int]]:
+    def attempt(groups: list[list[int]], seed_it: bool, release: seeding.Release) -> list[list[int]]:
         """Run each group as one job; keep each sample's vectors, return the groups that failed."""
         jobs, planned = [], []
         for g in groups:
             try:
-                deck = deck_for(g, seed_it)
+                deck = deck_for(g, seed_it, release)
             except (KeyError, IndexError, ValueError) as exc:  # no batch seed: each sample on its own
                 log.warning("samples %d-%d: no batch seed (%s); one deck per sample", g[0], g[-1], exc)
                 for i in g:
-                    jobs.append(SimJob(f"sample_{i}", deck_for([i], seed_it).render(), timeout_s))
+                    jobs.append(SimJob(f"sample_{i}", deck_for([i], seed_it, release).render(), timeout_s))
                     planned.append([i])
                 continue
             jobs.append(SimJob(deck.title.replace(" ", "_"), deck.render(), timeout_s * len(g)))
@@ -273,7 +276,7 @@ def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], s
                                                      retried=True)):
             try:
                 if r.ok:
-                    points = [seeding.last_point(r.vectors)] if len(g) == 1 else seeding.batch_points(r.vectors, len(g))
+                    points = [seeding.last_point(r.vectors)] if len(g) == 1 else seeding.batch_points(r.vectors, len(g), release)
                     for i, v in zip(g, points):
                         vectors[i] = v
                     continue
@@ -287,17 +290,22 @@ def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], s
     vectors: dict[int, dict[str, np.ndarray]] = {}
     results: dict[int, SimResult] = {}
     groups = seeding.batches(n, workers or usable_cpus()) if tables is not None else [[i] for i in range(n)]
-    pending = attempt(groups, True)
+    pending = attempt(groups, True, release)
+    if pending and tables is not None and release.steps == 0:  # let go gradually before cutting batches (`seed.Release`)
+        log.info("%d seeded simulation(s) failed (first: %s); rerunning them with the gradual release",
+                 len(pending), results[pending[0][0]].error)
+        release = seeding.GRADUAL
+        pending = attempt(pending, True, release)
     while batched := [g for g in pending if len(g) > 1]:  # one bad step between two samples fails a batch:
         log.info("%d batched seeded simulation(s) failed (first: %s); rerunning them in halves",  # halve it
                     len(batched), results[batched[0][0]].error)
         pending = [g for g in pending if len(g) == 1] + attempt(
-            [h for g in batched for h in (g[:len(g) // 2], g[len(g) // 2:])], True)
+            [h for g in batched for h in (g[:len(g) // 2], g[len(g) // 2:])], True, release)
     failed = [i for g in pending for i in g]
     if failed and tables is not None:
         log.info("%d seeded sample simulation(s) failed (first: %s); rerunning them unseeded",
                     len(failed), results[failed[0]].error)
-        failed = [i for g in attempt([[i] for i in failed], False) for i in g]
+        failed = [i for g in attempt([[i] for i in failed], False, release) for i in g]
     nan = {name: np.full(shape, np.nan) for name, shape in nl.output_shapes.items()}
     per, errors = [], {}
     extras = {v: np.full(n, np.nan) for v in extra_saves}

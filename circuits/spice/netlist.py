@@ -202,16 +202,18 @@ def indexed(index: str, values: Sequence[float]) -> str:
     return f"pwl(V({_node(index)})," + ",".join(f"{i},{fmt(float(v))}" for i, v in enumerate(values)) + ")"
 
 
-def clamp_source(name: str, node: str, control: str, target_v: float | Sequence[float], index: str = "") -> Element:
-    """A pull towards ``target_v``: I = V(control)·(V(node) − target_v) from ``node`` to ground.
+def clamp_source(name: str, node: str, control: str, target_v: float | Sequence[float], index: str = "",
+                 pull: str = "") -> Element:
+    """A pull towards ``target_v``: I = V(control)·(V(node) − target_v) from ``node`` to ground, or
+    I = pull·(V(node) − target_v) with ``pull`` an expression (siemens) of ``control``'s voltage.
 
-    ``node`` may be a path into subcircuit instances (``xdut.xsyn_3.c1``); with V(control) = 0
-    the element carries no current and adds nothing to the Jacobian but a zero. A sequence of
+    ``node`` may be a path into subcircuit instances (``xdut.xsyn_3.c1``); with a zero pull the
+    element carries no current and adds nothing to the Jacobian but a zero. A sequence of
     targets with an ``index`` node pulls towards ``target_v[i]`` when V(index) = i (`indexed`).
     """
     node = _node(node)
     target = indexed(index, target_v) if index else fmt(float(target_v))  # type: ignore[arg-type]
-    return Element("B", name, (node, "0"), f"I = V({_node(control)})*(V({node})-({target}))")
+    return Element("B", name, (node, "0"), f"I = {pull or f'V({_node(control)})'}*(V({node})-({target}))")
 
 
 @dataclass(slots=True)

@@ -264,6 +264,7 @@ def measure_chip(compiled: Compiled, chip_seed: int | None, *, sizing: str = "co
                  plan: Plan | None = None, workers: int | None = None, timeout_s: float = 600.0,
                  progress: bool = True) -> Measurements:
     """Run ``plan``'s experiments on chip ``chip_seed`` in ngspice; return what a lab would have recorded."""
+    from sim.spice import seed as seeding
     from sim.spice_commands import (
         default_scale,
         netlist_options,
@@ -283,9 +284,11 @@ def measure_chip(compiled: Compiled, chip_seed: int | None, *, sizing: str = "co
         probes = soma_probes(nl, banks)
         idx = np.flatnonzero(config == k)
         saves = [v for b in banks for v in probes[b.name]]
+        # a probe deck's sparse rows let go in one step: at minimum sizing 0.6 s per 10 probes against
+        # 2.0 s gradually, and the few that fail are rerun gradually (`seed.Release`)
         outs, extra = run_network_spice_saving(chip, {compiled.graph.inputs[0]: x[idx]}, scale, extra_saves=saves,
                                                workers=workers, timeout_s=timeout_s, progress=False,
-                                               chip_seed=chip_seed, sizing=sizing)
+                                               chip_seed=chip_seed, sizing=sizing, release=seeding.SNAP)
         y.append(np.concatenate([outs[o].reshape(len(idx), -1) for o in compiled.graph.outputs], axis=1))
         for b in banks:
             soma[b.name][idx] = np.abs(np.stack([extra[v] for v in probes[b.name]], axis=1)) / scale

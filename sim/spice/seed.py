@@ -14,6 +14,18 @@ are read at the last point). A poor prediction only costs iterations (ngspice fa
 gmin stepping); a failed seeded run is rerun unseeded by `sim.spice_commands`. Measured (digits
 64-16-10, compact chip seed 0): ~20 Newton iterations instead of ~620, outputs equal to 1e-9.
 
+Release. Letting go in one step (`SNAP`) suits chips whose loose nodes (below) are predicted to
+some 0.1 V. At minimum sizing (3.8× compact's Pelgrom spread) some 300 of them sit 0.3–0.6 V off,
+and released all at once they send Newton to gmin stepping (digits, minimum chip 0, aware weights:
+2 of 10 samples, 8–17 s each instead of ~1 s; in batches, whole batches failing with an overflow).
+`GRADUAL` lets go in two phases of decade steps, integer V(knob) from N down to 0: first the loose
+nodes, down to ~1e-12 S and then 0 while every held node stays pinned (each loose node settles
+against its own few devices), then the held nodes likewise. Both phases need the small steps:
+starting the loose phase at 1 µS, stepping two decades at a time, or releasing the loose nodes
+in the held phase's first step each sent some samples back to gmin stepping. The pulls must also
+be written into each clamp's own expression: routing them through a shared node (``B gh … V=…``)
+failed on every sample tried.
+
 Prediction. Cells are characterised once per cell design by one ngspice bench of the
 netlist's own subcircuits (`bench_deck`): a soma whose input node is swept in voltage, driving
 one synapse of every level into outputs held at V_out (a second sweep). That gives, on a
@@ -352,33 +364,93 @@ def _branch_ratio(syn: CellRecord, pre: CellRecord, n_ut_v: float) -> float:
                                                      for m in bits) / sum(bits)
 
 
-def clamp_deck(deck: Deck, predictions: Sequence[Prediction], start_s: float = CLAMP_START_S) -> Deck:
-    """``deck`` with every predicted node pulled towards its prediction by V(knob) siemens, released by
-    ``.dc Vknob start 0``: the last point (V(knob) = 0) is the unmodified circuit. Replaces ``.op``.
-    Several predictions (a `batch_deck`) are `indexed` by V(idx), swept outside the knob."""
+@dataclass(frozen=True, slots=True)
+class Release:
+    """How the clamps let go of a seeded deck (module docstring, "Release"): the pull on held and
+    on loose nodes (siemens, as expressions of V(knob)) and the ``.dc`` sweep of the knob.
+
+    ``steps == 0`` (`SNAP`): pull V(knob) on every node, V(knob) from ``start_s`` to 0 in one step.
+    Otherwise V(knob) = N … 0 with N = 2·steps + 1: at N every node is pulled by ``start_s``; the
+    loose pull falls by ``decades`` per step to ``start_s``·10^−decades·(steps−1), then to 0 at
+    steps + 1, where every held node is still pulled by ``start_s``; the held pull then falls by
+    ``decades`` per step to ``start_s``·10^−decades·steps at 1, and to 0 at 0.
+    """
+
+    steps: int = 0
+    decades: float = 1.1
+    start_s: float = CLAMP_START_S
+
+    @property
+    def points(self) -> int:
+        """Sweep points per sample; the last is the unmodified circuit."""
+        return 2 if self.steps == 0 else 2 * self.steps + 2
+
+    def sweep(self) -> tuple[float, float, float]:
+        """``.dc Vknob`` start, stop, step."""
+        if self.steps == 0:
+            return self.start_s, 0.0, -self.start_s
+        return float(2 * self.steps + 1), 0.0, -1.0
+
+    def pull(self, held: bool) -> str:
+        """The pull (S) on a held or a loose node, as an expression of V(knob)."""
+        if self.steps == 0:
+            return f"V({KNOB})"
+        g, rate, n, s = fmt(self.start_s), fmt(-self.decades * np.log(10)), 2 * self.steps + 1, self.steps
+        if held:
+            return (f"(V({KNOB}) > {s + 0.5} ? {g} : (V({KNOB}) > 0.5 ? {g}*exp({rate}*({s + 1}-V({KNOB}))) : 0))")
+        return f"(V({KNOB}) > {s + 1.5} ? {g}*exp({rate}*({n}-V({KNOB}))) : 0)"
+
+
+SNAP = Release()
+GRADUAL = Release(steps=8)
+GRADUAL_SPREAD = 0.1  # σ(ΔVt)/(n·U_T) of a chip's synapse devices from which `release_for` lets go gradually
+
+
+def release_for(nl: Netlist, tables: CellTables) -> Release:
+    """`GRADUAL` for a chip whose synapse mirrors spread by σ(ΔVt) ≥ `GRADUAL_SPREAD`·n·U_T (their
+    currents by ≥ 10 %), else `SNAP`. Loose nodes hang on single devices' draws, so the spread of the
+    mirror branches (``mn*``, ``mp*``; RMS over the chip) sets how far off they are predicted. Measured σ(ΔVt)/(n·U_T) on the digits MLP's chip 0: default sizing
+    0.03, compact 0.05 (`SNAP` solves digits in ~20 iterations a sample), minimum 0.20 (`SNAP`
+    sends 2 in 10 samples to gmin stepping; `GRADUAL`: digits, minimum chip 0, aware weights, 24
+    samples in batches: 0.9–1.0 s a sample on 2 workers against 3.2 s, outputs equal to 1e-9)."""
+    draws = [v for r in nl.layout if r.kind == "synapse" for d, v in r.dvt_v.items() if d[:2] in ("mn", "mp")]
+    if not draws:
+        return SNAP
+    spread = float(np.sqrt(np.mean(np.square(draws)))) / tables.n_ut_v
+    return GRADUAL if spread >= GRADUAL_SPREAD else SNAP
+
+
+def clamp_deck(deck: Deck, predictions: Sequence[Prediction], release: Release = SNAP) -> Deck:
+    """``deck`` with every predicted node pulled towards its prediction, let go as ``release`` says:
+    the last point (V(knob) = 0) is the unmodified circuit. Replaces ``.op``. Several predictions
+    (a `batch_deck`) are `indexed` by V(idx), swept outside the knob."""
     deck.elements.append(vsource(KNOB, KNOB, GROUND, 0.0))
     index = INDEX if len(predictions) > 1 else ""
     if index:
         deck.elements.append(vsource(INDEX, INDEX, GROUND, 0.0))
+    held = set(predictions[0].held)
     targets = [{**p.held, **p.loose} for p in predictions]
+    pulls = {True: release.pull(True), False: release.pull(False)}
     for i, node in enumerate(targets[0]):
         values = [round(t[node], 6) for t in targets]
-        deck.elements.append(clamp_source(f"cl{i}", node, KNOB, values if index else values[0], index))
+        deck.elements.append(clamp_source(f"cl{i}", node, KNOB, values if index else values[0], index,
+                                          pulls[node in held]))
     deck.analyses = [a for a in deck.analyses if a.strip() != ".op"]
-    deck.dc(KNOB, start_s, 0.0, -start_s)
+    deck.dc(KNOB, *release.sweep())
     if index:
         deck.analyses[-1] += f" V{INDEX} 0 {len(predictions) - 1} 1"
     return deck
 
 
-def seed_deck(deck: Deck, nl: Netlist, tables: CellTables, sample: Mapping[str, np.ndarray]) -> Deck:
+def seed_deck(deck: Deck, nl: Netlist, tables: CellTables, sample: Mapping[str, np.ndarray],
+              release: Release = SNAP) -> Deck:
     """`clamp_deck` with this sample's `predict`ion: a one-sample deck of ``nl`` that solves in a few
     Newton iterations; read its outputs at the last sweep point (`last_point`)."""
-    return clamp_deck(deck, [predict(nl, tables, sample)])
+    return clamp_deck(deck, [predict(nl, tables, sample)], release)
 
 
 def batch_deck(nl: Netlist, tables: CellTables, samples: Sequence[Mapping[str, np.ndarray]],
-               title: str = "kelvin batch", start_s: float = CLAMP_START_S) -> Deck:
+               title: str = "kelvin batch", release: Release = SNAP) -> Deck:
     """One deck that solves several samples, each from its own prediction, on one parsed circuit.
 
     ngspice spends more time reading a 12,000-device deck (subcircuit and parameter expansion,
@@ -396,7 +468,7 @@ def batch_deck(nl: Netlist, tables: CellTables, samples: Sequence[Mapping[str, n
     if len(samples) < 2:
         raise ValueError("batch_deck: a batch has at least two samples (one sample: seed_deck)")
     deck = nl.deck(title=title, stimulus=nl.batch_stimulus(samples, INDEX))
-    return clamp_deck(deck, [predict(nl, tables, s) for s in samples], start_s)
+    return clamp_deck(deck, [predict(nl, tables, s) for s in samples], release)
 
 
 def batches(n: int, workers: int, most: int = BATCH_MAX) -> list[list[int]]:
@@ -407,15 +479,16 @@ def batches(n: int, workers: int, most: int = BATCH_MAX) -> list[list[int]]:
     return [[int(i) for i in a] for a in np.array_split(np.arange(n), jobs)] if jobs else []
 
 
-def batch_points(vectors: Mapping[str, np.ndarray], samples: int) -> list[dict[str, np.ndarray]]:
+def batch_points(vectors: Mapping[str, np.ndarray], samples: int, release: Release = SNAP) -> list[dict[str, np.ndarray]]:
     """Per sample of a `batch_deck` run, every vector at that sample's released point (V(knob) = 0)."""
     out: list[dict[str, np.ndarray]] = [{} for _ in range(samples)]
+    m = release.points
     for k, v in vectors.items():
         v = np.asarray(v).reshape(-1)
-        if v.size != 2 * samples:
-            raise ValueError(f"vector {k!r} has {v.size} points, not the batch's {2 * samples}")
+        if v.size != m * samples:
+            raise ValueError(f"vector {k!r} has {v.size} points, not the batch's {m * samples}")
         for i in range(samples):
-            out[i][k] = v[2 * i + 1: 2 * i + 2]
+            out[i][k] = v[m * i + m - 1: m * i + m]
     return out
 
 

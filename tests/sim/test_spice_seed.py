@@ -79,6 +79,65 @@ def test_seeded_outputs_equal_unseeded(mlp, chip_seed, sizing, caplog):
     np.testing.assert_allclose(seeded, plain, rtol=1e-5, atol=1e-6 * np.abs(plain).max())
 
 
+def _pulls_by_ngspice(release: seeding.Release) -> tuple[np.ndarray, np.ndarray]:
+    """The held and loose pulls (S) at each sweep point, as ngspice evaluates them: each clamp pulls a
+    node that a 0 V source holds towards 1 V, so the source carries g·1 V."""
+    from circuits.spice.netlist import Deck, vsource
+    deck = Deck("pulls")
+    deck.elements += [vsource(seeding.KNOB, seeding.KNOB, "0", 0.0), vsource("h", "h", "0", 0.0),
+                      vsource("l", "l", "0", 0.0),
+                      clamp_source("h", "h", seeding.KNOB, 1.0, pull=release.pull(True)),
+                      clamp_source("l", "l", seeding.KNOB, 1.0, pull=release.pull(False))]
+    deck.dc(seeding.KNOB, *release.sweep())
+    v = run_inline(SimJob("pulls", deck.render())).raise_for_error().vectors
+    g_h, g_l = (np.abs(np.asarray(v[f"v{n}#branch"], float).reshape(-1)) for n in ("h", "l"))
+    assert len(g_h) == release.points
+    return g_h, g_l
+
+
+@pytest.mark.ngspice
+def test_the_gradual_release_lets_go_of_loose_nodes_then_held_ones_a_decade_at_a_time():
+    """Oracle: ngspice's own evaluation of the pull expressions (`_pulls_by_ngspice`)."""
+    rel = seeding.GRADUAL
+    g_h, g_l = _pulls_by_ngspice(rel)
+    s, g0 = rel.steps, rel.start_s
+    assert rel.points == 2 * s + 2  # the last point: no pull, the unmodified circuit (to ngspice's abstol, 1 pA)
+    assert g_h[-1] <= 1e-12 and g_l[-1] <= 1e-12
+    np.testing.assert_allclose(g_h[: s + 1], g0, rtol=1e-6)  # held pinned through the loose phase
+    np.testing.assert_allclose(g_l[:s], g0 * 10.0 ** (-rel.decades * np.arange(s)), rtol=1e-6)
+    assert np.all(g_l[s:] <= 1e-12)  # loose free from the point before the held ones start to let go
+    np.testing.assert_allclose(g_h[s + 1: -1], g0 * 10.0 ** (-rel.decades * np.arange(1, s + 1)), rtol=1e-6,
+                               atol=1e-12)
+    assert g_h[-2] < 1e-12 and g_l[s - 1] < 1e-11  # both let go from about ngspice's gmin (1 pS)
+    snap_h, snap_l = _pulls_by_ngspice(seeding.SNAP)
+    np.testing.assert_allclose(snap_h, [g0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(snap_l, [g0, 0.0], atol=1e-12)
+
+
+def test_minimum_size_chips_are_released_gradually(mlp):
+    """`release_for` reads the chip's own draws: the one-step release for nominal, default and compact
+    mirrors, the gradual one at minimum size (σ(ΔVt)/(n·U_T) 0.03, 0.05, 0.2 on the digits MLP)."""
+    got = {}
+    for chip, sizing in ((None, "minimum"), (0, "default"), (0, "compact"), (0, "minimum")):
+        nl = emit_netlist(mlp.graph, mlp.target, netlist_options("current", SCALE, chip_seed=chip, sizing=sizing))
+        tables = seeding.CellTables(np.zeros(1), np.zeros(1), np.zeros(1), {}, {}, {}, 0.035)  # only n·U_T is read
+        got[(chip, sizing)] = seeding.release_for(nl, tables)
+    assert got == {(None, "minimum"): seeding.SNAP, (0, "default"): seeding.SNAP, (0, "compact"): seeding.SNAP,
+                   (0, "minimum"): seeding.GRADUAL}
+
+
+@pytest.mark.ngspice
+def test_a_minimum_size_chip_released_gradually_gives_the_unseeded_outputs(mlp, caplog):
+    """Batched and gradual (`release_for`), against the unseeded ``.op`` of the same chip."""
+    kw = {"workers": 1, "progress": False, "chip_seed": 2, "sizing": "minimum"}
+    caplog.set_level(logging.INFO)
+    seeded = run_network_spice(mlp, {"x": X}, SCALE, seeded=True, **kw)["y"]
+    assert "rerunning" not in caplog.text
+    plain = run_network_spice(mlp, {"x": X}, SCALE, seeded=False, **kw)["y"]
+    assert np.abs(plain).max() > 0.1
+    np.testing.assert_allclose(seeded, plain, rtol=1e-5, atol=1e-6 * np.abs(plain).max())
+
+
 @pytest.mark.ngspice
 def test_a_softmax_head_is_seeded_and_batched_with_unseeded_outputs(caplog):
     """The diff-pair softmax is left unclamped (`seed.FREE_CELLS`): the batch deck still solves, to
@@ -99,7 +158,7 @@ def test_a_softmax_head_is_seeded_and_batched_with_unseeded_outputs(caplog):
 
 @pytest.mark.ngspice
 def test_a_failing_seeded_run_is_rerun_unseeded(mlp, monkeypatch, caplog):
-    def broken(deck, nl, tables, sample):  # a deck ngspice refuses: the seeded job fails
+    def broken(deck, nl, tables, sample, release=seeding.SNAP):  # a deck ngspice refuses: the seeded job fails
         deck.analyses = [".dc Vnosuchsource 0 1 1"]
         return deck
 
@@ -108,7 +167,7 @@ def test_a_failing_seeded_run_is_rerun_unseeded(mlp, monkeypatch, caplog):
     caplog.set_level(logging.INFO)
     got = run_network_spice(mlp, {"x": X[:2]}, SCALE, workers=2, progress=False, seeded=True)["y"]
     np.testing.assert_array_equal(got, plain)
-    assert "rerunning them unseeded" in caplog.text
+    assert caplog.text.index("with the gradual release") < caplog.text.index("rerunning them unseeded")
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # recovered: nothing to warn of
 
 
@@ -193,7 +252,8 @@ def test_a_failing_batch_is_rerun_in_halves_down_to_single_samples(mlp, monkeypa
     caplog.set_level(logging.INFO)
     got = run_network_spice(mlp, {"x": X}, SCALE, workers=1, progress=False, seeded=True)["y"]
     np.testing.assert_allclose(got, plain, rtol=1e-5, atol=1e-6 * np.abs(plain).max())
-    assert caplog.text.count("rerunning them in halves") == 2 and "unseeded" not in caplog.text  # 3 -> 1+2 -> 1+1
+    assert "with the gradual release" in caplog.text  # 3 (one-step release) -> 3 (gradual) -> 1+2 -> 1+1
+    assert caplog.text.count("rerunning them in halves") == 2 and "unseeded" not in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # every sample recovered
 
 
