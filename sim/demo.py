@@ -1,8 +1,10 @@
 """``kelvin demo``: Binas et al. (2016) end to end: measure a mismatched chip, train for it, confirm in ngspice.
 
 1. The bundled MLP (digits 64-16-10, or 14×14 MNIST 196-50-10, Binas's network), trained by Kelvin.
-2. Compiled to the current target with small mirrors (``--sizing``, default compact): the paper's
-   point is that training, not transistor area, absorbs mismatch.
+2. Compiled to the current target with minimum-size mirrors (``--sizing``, default minimum: the
+   process floor, 0.26 µm × 0.52 µm): the paper's point is that training, not transistor area,
+   absorbs mismatch. ``compact`` (1 µm × 2 µm) mismatches too little for that to show: an ideally
+   trained network loses only 1-3 points on it.
 3. Chip instance S is measured as a lab would (`sim.measure.lab`: programmed test levels, driven
    inputs, read soma and output currents; never the mismatch draws) and fitted (`sim.measure.fit`).
 4. Naive: the ideally trained weights, deployed on chip S.
@@ -56,7 +58,7 @@ class DemoConfig:
     dataset: str | None = None         # the bundled network and its data; None: not given, digits
     seed: int = 0
     quick: bool = False
-    sizing: str = "compact"
+    sizing: str = "minimum"
     spice_samples: int | None = None   # default 100 (quick 30)
     epochs: int | None = None          # aware training epochs, default 10 (quick 4)
     chips: int | None = None           # yield chips, default 50 (quick 20)
