@@ -76,9 +76,26 @@ def dense_backward(gy: Array, x: Array, weights: Array, has_bias: bool,
     return gx, gw, gb
 
 
-def weighted_sum(inputs: tuple[Array, ...], gains: tuple, bias) -> Array:
-    """y = Σ gᵢ·xᵢ + b with NumPy broadcasting (Kirchhoff's current law, or an inverting summer)."""
+def weighted_sum(inputs: tuple[Array, ...], gains: tuple, bias, into: int | None = None) -> Array:
+    """y = Σ gᵢ·xᵢ + b with NumPy broadcasting (Kirchhoff's current law, or an inverting summer).
+
+    ``into``: y is written over ``inputs[into]`` (the engine at inference, for an array nobody else
+    reads; it must have y's dtype and shape), its term first. The values are the same: two terms
+    commute exactly, so with three or more only ``into = 0`` keeps the order, and x·1 is x."""
     dtype = np.result_type(*[float_dtype(np.asarray(x)) for x in inputs])
+    if into is not None:
+        y = inputs[into]
+        for j in [into, *(j for j in range(len(inputs)) if j != into)]:
+            g = np.asarray(gains[j], dtype)
+            unit = g.ndim == 0 and g == 1
+            if j == into:
+                if not unit:
+                    np.multiply(y, g, out=y)
+            else:
+                np.add(y, np.asarray(inputs[j], dtype) if unit else np.asarray(inputs[j], dtype) * g, out=y)
+        if bias is not None:
+            np.add(y, np.asarray(bias, dtype), out=y)
+        return y
     y = None
     for x, g in zip(inputs, gains, strict=True):
         term = np.asarray(x, dtype) * np.asarray(g, dtype)

@@ -104,29 +104,16 @@ class WeightedSumKernel(Kernel):
         return y, (tuple(np.shape(x) for x in xs) if save else None)
 
     def forward_in_place(self, prim, xs: list[Array], i: int) -> Array | None:
-        """Inference: ``forward``'s y, the same values summed in the same order, written over ``xs[i]``
-        (an array nobody else reads); None where it cannot hold y (another dtype or shape, or a sum
-        of three or more that would change order)."""
-        y = xs[i]
+        """Inference: ``forward``'s y written over ``xs[i]`` (an array nobody else reads,
+        `ideal.weighted_sum`'s ``into``); None where it cannot hold y (another dtype or shape, or a
+        sum of three or more that would change order)."""
         dtype = np.result_type(*[ideal.float_dtype(np.asarray(x)) for x in xs])
         shapes = [np.shape(x) for x in xs] + [np.shape(g) for g in prim.gains]
         if prim.bias is not None:
             shapes.append(np.shape(prim.bias))
-        if y.dtype != dtype or np.broadcast_shapes(*shapes) != y.shape or (i and len(xs) > 2):
+        if xs[i].dtype != dtype or np.broadcast_shapes(*shapes) != xs[i].shape or (i and len(xs) > 2):
             return None
-        order = [i] + [j for j in range(len(xs)) if j != i]  # two terms commute exactly
-        for j in order:
-            g = np.asarray(prim.gains[j], dtype)
-            if j == i:
-                if not (g.ndim == 0 and g == 1):
-                    np.multiply(y, g, out=y)
-            elif g.ndim == 0 and g == 1:  # x·1 is x: one pass, no temporary
-                np.add(y, np.asarray(xs[j], dtype), out=y)
-            else:
-                np.add(y, np.asarray(xs[j], dtype) * g, out=y)
-        if prim.bias is not None:
-            np.add(y, np.asarray(prim.bias, dtype), out=y)
-        return y
+        return ideal.weighted_sum(tuple(xs), prim.gains, prim.bias, into=i)
 
     def backward(self, prim, p, saved, gy):
         bias_shape = None if prim.bias is None else np.shape(prim.bias)

@@ -99,3 +99,17 @@ def test_describe_is_json_ready():
     doc = s.describe()
     json.dumps(doc)
     assert doc["weights"]["shape"] == [20, 30]
+
+
+@pytest.mark.parametrize("into, gains, bias", [(0, (1.0, 1.0), None), (1, (1.0, -0.5), 0.25),
+                                               (0, (2.0, 1.0, -1.0), np.array([0.5, -1.0, 2.0]))])
+def test_weighted_sum_written_into_an_input_gives_the_same_values(into, gains, bias):
+    """`ideal.weighted_sum(..., into=i)` (the engine's in-place residual add) against the plain sum."""
+    from circuits import ideal
+    rng = np.random.default_rng(0)
+    xs = tuple(rng.standard_normal((4, 3)).astype(np.float32) for _ in gains)
+    want = ideal.weighted_sum(xs, gains, bias)
+    target = xs[into]
+    got = ideal.weighted_sum(tuple(x.copy() if i != into else x for i, x in enumerate(xs)), gains, bias, into=into)
+    assert got is target and got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
