@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--seed in ngspice as a lab would, train for it from the measurements, and "
                                    "confirm accuracy, speed and energy in ngspice (report.json, report.html, plots).")
     p.add_argument("-o", "--outdir", default="out/demo", help="output directory (default: out/demo)")
-    p.add_argument("--quick", action="store_true", help="smaller budgets (30 ngspice samples, 4 epochs, 20 chips)")
+    p.add_argument("--quick", action="store_true", help="smaller budgets (30 ngspice samples, 16 epochs, 20 chips)")
     p.add_argument("--seed", type=int, default=0, help="the chip instance (default: 0)")
     p.add_argument("--dataset", choices=["digits", "mnist"],  # None if not given: DemoConfig.check tells them apart
                    help="digits (default): 64-16-10 on 8x8 digits; mnist: Binas's 196-50-10 on 14x14 MNIST "
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizing", choices=SIZINGS, default="minimum",
                    help="mirror sizing (default: minimum, 0.26x0.52 um, the process floor, where the ideally trained digits MLP loses 5-17 points; compact: 1x2 um units, where it loses 1-3)")
     p.add_argument("--spice-samples", type=int, help="test inputs run in ngspice per deployment (default: 100)")
-    p.add_argument("--epochs", type=int, help="aware-training epochs (default: 10)")
+    p.add_argument("--epochs", type=int, help="aware-training epochs (default: 40, cosine-annealed)")
     p.add_argument("--chips", type=int, help="chip instances for the yield figure (default: 50)")
     p.add_argument("--workers", type=int, help="ngspice worker processes (default: one per CPU)")
     p.add_argument("--model", help="another dense ReLU MLP (ONNX) instead of the bundled one; give --data too")

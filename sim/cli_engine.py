@@ -129,6 +129,8 @@ def add_parsers(sub, common: argparse.ArgumentParser, targets: list[str]) -> Non
     p.add_argument("--epochs", type=int, default=10, help="passes over the training set (default: 10)")
     p.add_argument("--batch-size", type=int, default=32, help="minibatch size (default: 32)")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant", dest="lr_schedule",
+                   help="constant, or cosine annealing to zero over the run (default: constant)")
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="(default: sgd with momentum)")
     p.add_argument("--momentum", type=float, help="SGD momentum (default: 0.9; --optimizer sgd only)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default: 0)")
@@ -171,8 +173,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.eval_hardware:
         eval_hw = hardware_from_args(args, args.eval_hardware,
                                      args.eval_chip_seed if args.eval_chip_seed is not None else args.chip_seed)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                      momentum=_momentum(args), weight_decay=args.weight_decay, loss=args.loss, seed=args.seed,
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, schedule=args.lr_schedule,
+                      optimizer=args.optimizer, momentum=_momentum(args), weight_decay=args.weight_decay, loss=args.loss, seed=args.seed,
                       pipelined=args.pipelined)
     doc = train_file(args.model, args.data, args.output, metrics=args.metrics, target=args.target, hardware=hw,
                      eval_hardware=eval_hw, config=cfg, checkpoint=args.checkpoint, resume=args.resume,

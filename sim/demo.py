@@ -60,7 +60,7 @@ class DemoConfig:
     quick: bool = False
     sizing: str = "minimum"
     spice_samples: int | None = None   # default 100 (quick 30)
-    epochs: int | None = None          # aware training epochs, default 10 (quick 4)
+    epochs: int | None = None          # aware training epochs, default 40 (quick 16)
     chips: int | None = None           # yield chips, default 50 (quick 20)
     dynamics_samples: int | None = None  # transients for settling and energy, default 3 (quick 1)
     workers: int | None = None
@@ -93,7 +93,7 @@ class DemoConfig:
 
     @property
     def n_epochs(self) -> int:
-        return self.epochs or (4 if self.quick else 10)
+        return self.epochs or (16 if self.quick else 40)
 
     @property
     def n_dynamics(self) -> int:
@@ -281,12 +281,19 @@ def _rms_pct_fs(got: np.ndarray, ref: np.ndarray) -> float:
 
 
 def _train(compiled: Compiled, opts, data, cfg: DemoConfig, progress: bool):
-    """Fine-tune the bundled weights for ``opts`` (Adam, 2e-3, batch 32); the programmed banks and history."""
+    """Fine-tune the bundled weights for ``opts``; the programmed banks and history.
+
+    Adam at 2e-3, batch 32, cosine-annealed to zero over 40 epochs (quick: 16). Against the constant
+    rate over 10 epochs it was worth +0.6 points on unseen chips (oracle training, chips 3-8 × 3
+    training seeds: 96.0 → 96.6 %, ideal 96.9 %) and +0.8 on measured fits (chips 0-2 × 5 seeds:
+    96.0 → 96.8 %); 60 epochs gained nothing more. Annealed, the last epochs settle the weights the
+    chip's 3-bit + sign levels are rounded from, instead of leaving them where the last minibatches
+    pushed them."""
     from sim.engine.prepare import build_program
     from sim.train.commands import hardware_doc, loss_for, programmed_params
     from sim.train.loop import TrainConfig, train
     program = build_program(compiled, opts, trainable=True)
-    tc = TrainConfig(epochs=cfg.n_epochs, lr=0.002, optimizer="adam", seed=cfg.seed,
+    tc = TrainConfig(epochs=cfg.n_epochs, lr=0.002, schedule="cosine", optimizer="adam", seed=cfg.seed,
                      loss=loss_for(compiled, "ce"))
     result = train(program, data, tc, hardware=hardware_doc(opts), progress=progress)
     return programmed_params(program), result.history

@@ -26,7 +26,7 @@ from circuits.files import ensure_dir, output_kind, read_npz, write_npz
 from sim.engine.program import Program
 from sim.train.data import Dataset
 from sim.train.loss import accuracy, loss_and_grad
-from sim.train.optim import make_optimizer
+from sim.train.optim import SCHEDULES, make_optimizer, scheduled_lr
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.npz"
@@ -42,6 +42,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 32
     lr: float = 0.01
+    schedule: str = "constant"   # "cosine": anneal to zero over the run (`sim.train.optim.scheduled_lr`)
     optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 0.0
@@ -63,9 +64,12 @@ class TrainConfig:
         for option, value in (("--lr", self.lr), ("--momentum", self.momentum), ("--weight-decay", self.weight_decay)):
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
                 raise InputError(f"{option}: a number, got {value!r}")
-        for option, value in (("--optimizer", self.optimizer), ("--loss", self.loss)):
+        for option, value in (("--optimizer", self.optimizer), ("--loss", self.loss),
+                              ("--lr-schedule", self.schedule)):
             if not isinstance(value, str):
                 raise InputError(f"{option}: a name, got {value!r}")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"--lr-schedule: one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if not isinstance(self.pipelined, bool):
             raise InputError(f"--pipelined: True or False, got {self.pipelined!r}")
 
@@ -180,6 +184,7 @@ def train(program: Program, data: Dataset, cfg: TrainConfig, *, hardware: dict |
     opt.warm_up(program.dtype)
     t_start = time.perf_counter()
     update = (lambda key, g: opt.step_one(key, program.params[key], g)) if cfg.pipelined else None
+    per_epoch = -(-n // cfg.batch_size)
     for epoch in range(start_epoch, cfg.epochs):
         _calibrate(program, {name: data.x_train[: min(n, 256)]}, cfg.seed, epoch)
         t0 = time.perf_counter()
@@ -197,6 +202,7 @@ def train(program: Program, data: Dataset, cfg: TrainConfig, *, hardware: dict |
                 if not np.isfinite(value):
                     raise TrainingError(f"non-finite loss at epoch {epoch + 1}, step {step + 1}; lower --lr "
                                         f"(now {cfg.lr}) or check the data; the last good checkpoint is kept")
+                opt.lr = scheduled_lr(cfg.lr, cfg.schedule, epoch * per_epoch + step, cfg.epochs * per_epoch)
                 if cfg.pipelined:
                     opt.begin_step()
                     program.backward(tape, {out_name: g}, update=update)

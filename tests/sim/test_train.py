@@ -102,10 +102,12 @@ def test_evaluate_chips_reports_a_distribution(tmp_path):
 
 def _train_cmd(model, out, ckpt, epochs, extra=()):
     return [sys.executable, "-m", "sim.cli", "train", model, "--data", "digits", "-o", str(out), "--epochs",
-            str(epochs), "--lr", "0.05", "--seed", "7", "--checkpoint", str(ckpt), "-q", *extra]
+            str(epochs), "--lr", "0.05", "--lr-schedule", "cosine", "--seed", "7", "--checkpoint", str(ckpt), "-q",
+            *extra]
 
 
 def test_resume_after_sigkill_is_byte_identical(mlp32, tmp_path):
+    """Cosine schedule included: a resumed run that restarted the annealing would differ."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     full = tmp_path / "full.onnx"
     subprocess.run(_train_cmd(mlp32, full, tmp_path / "ck_full", 6), check=True, env=env, cwd=ROOT)

@@ -134,3 +134,51 @@ def test_boolean_labels_are_two_classes_and_mixed_label_kinds_are_named(tmp_path
     np.savez(tmp_path / "m.npz", x_train=x, y_train=y.astype(int), x_test=x, y_test=y.astype(np.float32))
     with pytest.raises(KelvinError, match=r"m\.npz: y_train is int64 and y_test float32; give both"):
         load_dataset(str(tmp_path / "m.npz"))
+
+
+def test_cosine_schedule_is_the_annealing_formula():
+    """η_k = η(1 + cos(πk/K))/2 at known points; constant is η throughout; other names are refused."""
+    from sim.train.optim import scheduled_lr
+    assert scheduled_lr(0.1, "cosine", 0, 100) == pytest.approx(0.1)
+    assert scheduled_lr(0.1, "cosine", 50, 100) == pytest.approx(0.05)
+    assert scheduled_lr(0.1, "cosine", 25, 100) == pytest.approx(0.05 * (1 + np.sqrt(0.5)))
+    assert 0 < scheduled_lr(0.1, "cosine", 99, 100) < 0.1 * 3e-4
+    assert scheduled_lr(0.1, "constant", 99, 100) == 0.1
+    with pytest.raises(ParameterError, match="--lr-schedule"):
+        scheduled_lr(0.1, "linear", 0, 10)
+
+
+def test_training_steps_through_the_whole_schedule(monkeypatch):
+    """The loop asks for steps 0 … K−1 of K = epochs × ⌈n/batch⌉, in order, and the optimizer uses each."""
+    import sim.train.loop as loop
+    from sim.train.data import load_dataset
+    calls, used = [], []
+    real = loop.scheduled_lr
+
+    def spy(lr, schedule, step, total):
+        calls.append((step, total))
+        return real(lr, schedule, step, total)
+
+    monkeypatch.setattr(loop, "scheduled_lr", spy)
+    compiled = compile_model(DIGITS, "opamp")
+    program = build_program(compiled, HardwareOptions(), trainable=True)
+    data = load_dataset("digits")
+    import sim.train.optim as optim
+    step_one = optim.Adam.step_one
+    monkeypatch.setattr(optim.Adam, "step_one", lambda self, k, p, g: (used.append(self.lr), step_one(self, k, p, g)))
+    loop.train(program, data, TrainConfig(epochs=2, batch_size=500, lr=0.01, optimizer="adam", schedule="cosine"),
+               progress=False)
+    per_epoch = -(-len(data.x_train) // 500)
+    assert calls == [(k, 2 * per_epoch) for k in range(2 * per_epoch)]
+    lrs = sorted(set(used), reverse=True)
+    assert lrs == pytest.approx([real(0.01, "cosine", k, 2 * per_epoch) for k in range(2 * per_epoch)])
+
+
+def test_an_unknown_schedule_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:  # argparse's choices: usage, then one error line naming the option
+        main(["train", DIGITS, "--data", "digits", "-o", str(tmp_path / "t.onnx"), "-q", "--lr-schedule", "linear"])
+    assert exc.value.code != 0
+    assert "argument --lr-schedule: invalid choice: 'linear'" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "t.onnx").exists()
+    with pytest.raises(KelvinError, match="--lr-schedule: one of constant, cosine"):
+        TrainConfig(schedule="step").check()
