@@ -527,3 +527,35 @@ def test_the_plan_deals_every_sign_and_bit_and_programs_every_bank_alike():
                 expected = counts.max() * share / len(BITS)
                 assert dealt.min() >= np.floor(expected) - 1 and dealt.max() <= np.ceil(expected) + 1, \
                     (name, sign * bit, dealt.min(), dealt.max(), expected)
+
+
+def test_factor_jacobian_is_the_residuals_derivative(small):
+    """The fit's analytic Jacobian (`_FactorJacobian`) against central differences of the residuals, at
+    a random point off the optimum, for a rectified and a signed bank (with bias synapses)."""
+    from sim.measure import fit as fitmod
+    meas, _ = _synthetic(small, Plan(configs=3, probes_per_config=8, negative_fraction=0.5))
+    rng = np.random.default_rng(1)
+    x_in = meas.x
+    for name in meas.banks:
+        rows, cols = meas.soma[name].shape[1], x_in.shape[1]
+        row_sides, col_sides = rows // meas.levels[name].shape[1], cols // meas.levels[name].shape[2]
+        d = _Design.of(name, meas.levels[name], meas.bias_levels[name], meas.config, row_sides, col_sides)
+        pi, ri = np.nonzero(meas.soma[name] > fitmod.ACTIVE_UNITS)
+        sigma = 0.01 * meas.soma[name][pi, ri] + 0.002
+        jac = fitmod._FactorJacobian(d, x_in, 0.25, pi, ri, sigma, rows, cols)
+        n_a, n_c = rows * 6, cols * 2
+
+        def unpack(t):
+            return t[:n_a].reshape(rows, 2, 3), t[n_a:n_a + n_c].reshape(cols, 2), t[n_a + n_c:]
+
+        def res(t):
+            pred = d.preactivation(*unpack(t), x_in, 0.25)[pi, ri]
+            return np.concatenate([(pred - meas.soma[name][pi, ri]) / sigma, (t - 1) / fitmod.PRIOR_SD])
+
+        theta = 1 + 0.2 * rng.standard_normal(n_a + n_c + 2)
+        got = jac(*unpack(theta)).toarray()
+        h = 1e-6
+        fd = np.stack([(res(theta + h * e) - res(theta - h * e)) / (2 * h) for e in np.eye(len(theta))], axis=1)
+        assert np.abs(fd).max() > 1
+        np.testing.assert_allclose(got, fd, atol=1e-6 * np.abs(fd).max())
+        x_in = meas.soma[name]  # the next bank's input
