@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spice-samples", type=int, help="test inputs run in ngspice per deployment (default: 100)")
     p.add_argument("--epochs", type=int, help="aware-training epochs (default: 40, cosine-annealed)")
     p.add_argument("--chips", type=int, help="chip instances for the yield figure (default: 50)")
+    p.add_argument("--dynamics-samples", type=int, dest="dynamics_samples",
+                   help="test inputs whose ngspice transients give settling and energy (default: 3; --quick 1)")
     p.add_argument("--workers", type=int, help="ngspice worker processes (default: one per CPU)")
     p.add_argument("--model", help="another dense ReLU MLP (ONNX) instead of the bundled one; give --data too")
     p.add_argument("--data", help="its data set: an .npz with x_train, y_train, x_test, y_test, or digits, iris, "
@@ -302,7 +304,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     cfg = DemoConfig(dataset=args.dataset, seed=args.seed, quick=args.quick, sizing=args.sizing,
                      spice_samples=args.spice_samples, epochs=args.epochs, chips=args.chips, workers=args.workers,
-                     model=args.model, data=args.data)
+                     dynamics_samples=args.dynamics_samples, model=args.model, data=args.data)
     r = run_demo(args.outdir, cfg, progress=not args.quiet)
     pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
     print(f"Kelvin demo, {r['dataset']} {r['network']} on chip {r['seed']} ({r['sizing']} mirrors), {r['seconds']} s")

@@ -67,7 +67,8 @@ def test_run_csv_input(tmp_path, capsys):
 
 def test_demo_bad_options_one_line(tmp_path, capsys):
     """The demo itself runs in tests/sim/test_demo.py (small model); here its CLI refuses bad budgets."""
-    for bad in (["--spice-samples", "0"], ["--seed", "-2"], ["--epochs", "0"], ["--model", str(tmp_path / "no.onnx")]):
+    for bad in (["--spice-samples", "0"], ["--seed", "-2"], ["--epochs", "0"], ["--dynamics-samples", "0"],
+                ["--model", str(tmp_path / "no.onnx")]):
         assert main(["demo", "-o", str(tmp_path / "demo"), "-q", *bad]) == 1
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and bad[0] in err
