@@ -19,7 +19,6 @@ and sums that write over an input nobody else reads (`Program._mark_in_place`).
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,13 +29,14 @@ import numpy as np
 from circuits.errors import InputError, KelvinError, ModelError, UnsupportedError
 from compiler.ir import WIRING_OPS, Graph, Node, OpNode, PrimitiveNode
 from compiler.ops import lookup
+from sim.engine import fused
 from sim.engine.feeds import check_feed, check_graph
-from sim.engine.kernels import DenseKernel, Kernel, RectifyKernel, WeightedSumKernel, WindowMaxKernel, kernel_for
+from sim.engine.fused import TAPS_FIRST_MIN_CHANNELS
+from sim.engine.kernels import Kernel, kernel_for
 from sim.engine.maps import ContentMemo, NodeMaps, chain, chain_back
 from sim.engine.ops import NO_SIGNAL, Router, op_backward
 
 Array = np.ndarray
-TAPS_FIRST_MIN_CHANNELS = 16  # below this the channel runs are too short for the NHWC gather to pay
 
 
 @dataclass(slots=True, eq=False)
@@ -58,7 +58,7 @@ class Step:
     taps_first: Step | None = None  # Im2Col whose only reader is this dense step (inference fast path)
     taps_view: bool = False  # a grouped Im2Col that may return its taps-first gather as a transposed view
     pool_max: Step | None = None  # a max pool's Im2Col whose only reader is this WindowMax (inference fast path)
-    in_place: int = -1  # the input this step may overwrite at inference (_mark_in_place), -1: none
+    in_place: int = -1  # the input this step may overwrite at inference (`fused.plan_in_place`), -1: none
     in_place_slots: tuple[int, ...] = ()  # the slots whose memory that overwrites
 
 
@@ -134,8 +134,8 @@ class Program:
         missing = [n for n, s in zip(self.outputs, self.output_slots) if s < 0]
         if missing:
             raise ModelError(f"graph output(s) {', '.join(missing)} are not produced")
-        self._mark_fast_convolutions()
-        self._mark_in_place()
+        self.steps = fused.plan_windows(self.steps, self.output_slots)
+        fused.plan_in_place(self.steps, self.output_slots)
         last: dict[int, int] = {}
         for step in self.steps:
             for s in step.ins:
@@ -163,74 +163,6 @@ class Program:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._scratch = threading.local()
-
-    def _mark_fast_convolutions(self) -> None:
-        """Im2Col feeding only a dense bank (ungrouped, 2-D windows): at inference the bank may convolve
-        the image itself (`_direct_conv`), or the pair run with the taps in (kh, kw, C) order and the
-        bank's weight columns permuted alike. A max pool's Im2Col feeding only its WindowMax: the max
-        may be taken over the image's windows without gathering them (`_max_pool`)."""
-        readers: dict[int, list[Step]] = {}
-        for step in self.steps:
-            for s in step.ins:
-                readers.setdefault(s, []).append(step)
-        for step in self.steps:
-            node = step.node
-            if not (isinstance(node, OpNode) and node.op == "kelvin.Im2Col" and len(node.attrs["kernel"]) == 2):
-                continue
-            users = readers.get(step.outs[0], [])
-            if int(node.attrs.get("groups", 1)) > 1:  # one group per channel (pooling): a transposed view
-                step.taps_view = True
-                if (len(users) == 1 and isinstance(users[0].kernel, WindowMaxKernel) and users[0].ins[0] == step.outs[0]
-                        and step.outs[0] not in self.output_slots and node.attrs.get("fill") == -np.inf
-                        and users[0].node.primitive.axes == (-1,)):
-                    step.pool_max = users[0]
-                continue
-            if (len(users) == 1 and isinstance(users[0].kernel, DenseKernel) and users[0].ins[0] == step.outs[0]
-                    and step.outs[0] not in self.output_slots):
-                step.taps_first = users[0]
-        # each such gather runs just before its bank (a valid order: its one input is ready earlier),
-        # so one scratch buffer can hold every gather in turn
-        gathers = {id(s.taps_first): s for s in self.steps if s.taps_first is not None}
-        order = []
-        for step in self.steps:
-            if step.taps_first is None:
-                if id(step) in gathers:
-                    order.append(gathers[id(step)])
-                order.append(step)
-        for i, step in enumerate(order):
-            step.index = i
-        self.steps = order
-
-    def _mark_in_place(self) -> None:
-        """Rectify and weighted-sum steps with an input that is a fresh array they alone read (a bank's,
-        a sum's or a rectifier's output, possibly through a `ColToImage` view read by nothing else): at
-        inference they may write their output over it instead of into new memory, whose first touch
-        costs page faults on every run (ResNet-18 at batch 8: 6-12 ms of some 0.35 s)."""
-        producer = {s: step for step in self.steps for s in step.outs if s >= 0}
-        n_readers: dict[int, int] = {}
-        for step in self.steps:
-            for s in step.ins:
-                n_readers[s] = n_readers.get(s, 0) + 1
-        outputs = set(self.output_slots)
-
-        def owned(s: int) -> tuple[int, ...] | None:  # the slots sharing s's memory, if s is ours alone
-            prod = producer.get(s)
-            if prod is None or n_readers.get(s) != 1 or s in outputs:
-                return None
-            if isinstance(prod.kernel, (DenseKernel, WeightedSumKernel, RectifyKernel)):
-                return (s,)
-            if isinstance(prod.node, OpNode) and prod.node.op == "kelvin.ColToImage":
-                below = owned(prod.ins[0])
-                return None if below is None else (s, *below)
-            return None
-
-        for step in self.steps:
-            if isinstance(step.kernel, (RectifyKernel, WeightedSumKernel)):
-                for i, s in enumerate(step.ins):
-                    slots = owned(s) if s >= 0 else None
-                    if slots is not None:
-                        step.in_place, step.in_place_slots = i, slots
-                        break
 
     # --------------------------------------------------------------------------- binding
     def bind(self, hardware: Any) -> None:
@@ -289,7 +221,7 @@ class Program:
                     results, saved = [args[0]], None  # no gather here: its bank convolves the image itself
                     convolved[step.outs[0]] = (step, how)
                 elif not train and step.taps_first is not None and args[0].shape[1] >= TAPS_FIRST_MIN_CHANNELS:
-                    # its one reader runs next (_mark_fast_convolutions): the scratch buffer may hold it
+                    # its one reader runs next (`fused.plan_windows`): the scratch buffer may hold it
                     results, saved = self._im2col_taps_first(step, args[0], step.outs[0] not in extra_keep), None
                     permuted[step.outs[0]] = (args[0].shape[1], *step.node.attrs["kernel"])
                 elif (not train and step.pool_max is not None and not step.pool_max.maps.pre
@@ -340,73 +272,22 @@ class Program:
             raise InputError(f"no tensor named {name!r} in graph {self.graph.name!r}")
         return s
 
+    # fused inference paths (`sim.engine.fused`), as methods so a test can watch them
     def _im2col_taps_first(self, step: Step, x: Array, reuse: bool = False) -> list[Array]:
-        """The taps-first gather; with ``reuse`` it is written into this thread's scratch buffer
-        (grown to the largest layer), which the next taps-first gather overwrites."""
-        from compiler.ops._window import im2col_2d_taps_first
-        from compiler.ops.kelvin_ops import window_from_attrs
-        attrs = step.node.attrs
-        cols = im2col_2d_taps_first(x, window_from_attrs(attrs), attrs.get("fill", 0.0),
-                                    self._scratch_array if reuse else np.empty)
-        return [cols.reshape(cols.shape[0], cols.shape[1], 1, cols.shape[2])]
+        """The taps-first gather; with ``reuse`` into this thread's scratch buffer (`_scratch_array`)."""
+        return fused.im2col_taps_first(step, x, self._scratch_array if reuse else np.empty)
 
     def _direct_conv(self, gather: Step, x: Array) -> str | None:
-        """How the bank reading ``gather`` may convolve ``x`` itself at inference, or None (gather as
-        usual): "shifted" (`conv2d_shifted`) where `shifted_conv_pays`, else "taps_first" (C ≥ 16) or
-        "ordered" (`conv2d_gathered`). Not for a bank with input maps (they act on the whole gather:
-        a converter calibrates its full scale on it), nor for dtypes BLAS lacks."""
-        from compiler.ops._window import shifted_conv_pays
-        from compiler.ops.kelvin_ops import window_from_attrs
         bank = gather.taps_first
         assert bank is not None
-        if x.dtype not in (np.float32, np.float64) or x.ndim != 4 or x.size == 0 or bank.maps.pre:
-            return None
-        weights = dict(bank.params).get("weights")
-        w = self.params[weights] if weights is not None else bank.const.get("weights")
-        if w is None or w.ndim != 2:
-            return None
-        if x.shape[1] < TAPS_FIRST_MIN_CHANNELS:
-            return "ordered"
-        return "shifted" if shifted_conv_pays(window_from_attrs(gather.node.attrs), x.shape[2:], w.shape[0]) \
-            else "taps_first"
+        key = dict(bank.params).get("weights")
+        return fused.direct_conv_kind(gather, x, self.params[key] if key is not None else bank.const.get("weights"))
 
     def _conv_direct(self, bank: Step, x: Array, gather: Step, how: str, rng) -> list[Array]:
-        """``bank`` on the im2col of ``x`` that ``gather`` skipped (``how``: `_direct_conv`): its weights
-        (through the weight maps, as `_forward_step`) with the columns in the order ``how`` needs, then
-        `DenseKernel.forward_conv` and the output maps."""
-        from compiler.ops._window import conv2d_gathered, conv2d_shifted
-        from compiler.ops.kelvin_ops import window_from_attrs
-        attrs = gather.node.attrs
-        win, fill, (kh, kw), c = window_from_attrs(attrs), attrs.get("fill", 0.0), attrs["kernel"], x.shape[1]
-        p, _ = self._bank_params(bank, rng, False)
-        w = p["weights"]
-        if how == "shifted":  # tap-major (kh·kw, out, C)
-            w = np.ascontiguousarray(w.reshape(w.shape[0], c, kh * kw).transpose(2, 0, 1), dtype=x.dtype)
-            conv = functools.partial(conv2d_shifted, win=win, fill=fill, alloc=self._scratch_array)
-        else:
-            if how == "taps_first":  # columns in (kh, kw, C) order
-                w = w.reshape(w.shape[0], c, kh, kw).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
-            conv = functools.partial(conv2d_gathered, win=win, fill=fill, taps_first=how == "taps_first",
-                                     alloc=self._scratch_array)
-        assert isinstance(bank.kernel, DenseKernel) and isinstance(bank.node, PrimitiveNode)
-        y = bank.kernel.forward_conv(bank.node.primitive, {**p, "weights": w}, x, conv)
-        y = y.reshape(y.shape[0], y.shape[1], 1, y.shape[2])  # as the bank's (N, P, groups, K) rows give
-        if bank.maps.post:
-            y, _ = chain(bank.maps.post, y, rng, False)
-        return [y]
+        return fused.conv_direct(bank, self._bank_params(bank, rng, False)[0], x, gather, how, self._scratch_array, rng)
 
     def _max_pool(self, reduce: Step, x: Array, gather: Step, rng) -> list[Array]:
-        """The WindowMax ``reduce`` over the windows of ``x`` that ``gather`` skipped (`max_pool_2d`),
-        shaped as the max over the gathered (N, P, C, taps) would be, then the output maps."""
-        from compiler.ops._window import max_pool_2d
-        from compiler.ops.kelvin_ops import window_from_attrs
-        y = max_pool_2d(x, window_from_attrs(gather.node.attrs))
-        assert isinstance(reduce.node, PrimitiveNode)
-        if reduce.node.primitive.keepdims:
-            y = y[..., None]
-        if reduce.maps.post:
-            y, _ = chain(reduce.maps.post, y, rng, False)
-        return [y]
+        return fused.max_pool(reduce, x, gather, rng)
 
     def _scratch_array(self, shape: tuple[int, ...], dtype: np.dtype) -> Array:
         """A view of this thread's scratch buffer, grown as needed; the next call overwrites it."""
