@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -24,10 +24,8 @@ from compiler.ir import OpNode, PrimitiveNode
 from sim.engine.kernels import DenseKernel, RectifyKernel, WeightedSumKernel, WindowMaxKernel
 from sim.engine.maps import chain
 
-if TYPE_CHECKING:
-    from sim.engine.program import Step
-
 Array = np.ndarray
+Step = Any  # a `sim.engine.program.Step` (not imported: program imports this module)
 Alloc = Callable[[tuple[int, ...], np.dtype], Array]
 TAPS_FIRST_MIN_CHANNELS = 16  # below this the channel runs are too short for the NHWC gather to pay
 
