@@ -46,6 +46,8 @@ DEFAULT_DATASET = "digits"
 CHIP, MEASURED = "chip,early", "fitted,early"
 """Every accuracy and output the demo reports is scored with the mirrors' Early drift, the closest
 model of what the netlist computes; training runs the same chips without it (it has no gradient)."""
+TRAINING = {"optimizer": "adam", "lr": 0.002, "schedule": "cosine", "batch_size": 32}
+"""How every aware training runs (`_train`'s docstring says why); report.json's ``training``."""
 PRODUCTS = frozenset({"report.json", "report.md", "report.html", "measurements.npz", "fits", "chip_aware",
                       "naive.onnx", "aware.onnx", "kelvin.json", "transfer.png", "gains.png", "accuracy.png",
                       "spice_vs_engine.png", "training.png", "yield.png"})
@@ -226,7 +228,7 @@ def _run(stage: Path, final: Path, cfg: DemoConfig, progress: bool) -> dict[str,
         **dyn,
         "yield": yields,
         "netlist": netlist,
-        "epochs": cfg.n_epochs,
+        "epochs": cfg.n_epochs, "training": {**TRAINING, "epochs": cfg.n_epochs},
         "step_seconds": steps.times,
     }
     report["seconds"] = round(time.perf_counter() - t_start, 1)
@@ -293,8 +295,7 @@ def _train(compiled: Compiled, opts, data, cfg: DemoConfig, progress: bool):
     from sim.train.commands import hardware_doc, loss_for, programmed_params
     from sim.train.loop import TrainConfig, train
     program = build_program(compiled, opts, trainable=True)
-    tc = TrainConfig(epochs=cfg.n_epochs, lr=0.002, schedule="cosine", optimizer="adam", seed=cfg.seed,
-                     loss=loss_for(compiled, "ce"))
+    tc = TrainConfig(epochs=cfg.n_epochs, seed=cfg.seed, loss=loss_for(compiled, "ce"), **TRAINING)
     result = train(program, data, tc, hardware=hardware_doc(opts), progress=progress)
     return programmed_params(program), result.history
 

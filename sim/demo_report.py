@@ -205,9 +205,17 @@ def _digital(ref: dict[str, Any] | None) -> str:
     return "; ".join(rows) + " (Horowitz, ISSCC 2014, 45 nm)"
 
 
+def _recipe(t: dict[str, Any] | None) -> str:
+    """" (adam, lr 0.002, batch 32, cosine schedule)" from report.json's ``training``; "" without one."""
+    if not t:
+        return ""
+    return f" ({t['optimizer']}, lr {t['lr']:g}, batch {t['batch_size']}, {t['schedule']} schedule)"
+
+
 def markdown(r: dict[str, Any]) -> str:
     lines = [f"# Kelvin demo: Binas et al. on a measured chip ({r['dataset']}, {r['network']}, chip {r['seed']})", "",
-             f"Sizing `{r['sizing']}`; aware training {r['epochs']} epochs; total {r['seconds']} s.", ""]
+             f"Sizing `{r['sizing']}`; aware training {r['epochs']} epochs{_recipe(r.get('training'))}; "
+             f"total {r['seconds']} s.", ""]
     for title, rows in _sections(r):
         lines += [f"## {title}", "", "| | |", "|---|---|", *[f"| {a} | {b} |" for a, b in rows], ""]
     lines += ["## Files", "", f"- aware chip netlist: `{r['netlist']}` (runs alone: `ngspice -b netlist.cir`)",

@@ -37,12 +37,14 @@ def test_demo_small_model_writes_every_output(tmp_path):
     assert 0 <= doc["engine_spice_argmax_agreement"] <= 1
     assert doc["energy_per_inference_j"] > 0 and doc["macs_per_joule"] > 0 and doc["settling_time_s"] > 0
     assert doc["yield"]["naive"]["chips"] == 3
+    assert doc["training"] == {"optimizer": "adam", "lr": 0.002, "schedule": "cosine", "batch_size": 32, "epochs": 2}
     for f in ("report.md", "report.html", "transfer.png", "gains.png", "accuracy.png", "spice_vs_engine.png",
               "training.png", "yield.png", "measurements.npz", "fits/measured_chip.npz", "aware.onnx",
               "naive.onnx", "chip_aware/netlist.cir", "chip_aware/inputs.inc"):
         assert (out / f).is_file(), f
     assert doc["netlist"] == str(out / "chip_aware" / "netlist.cir")
     md = (out / "report.md").read_text()
+    assert "aware training 2 epochs (adam, lr 0.002, batch 32, cosine schedule)" in md
     ratio = doc["macs_per_joule"] / 7e12  # Binas et al.'s ~7 TOp/J, one op = one MAC
     assert f"{ratio:.2f}x their MACs per joule" in md and "not their 196-50-10" in md
     assert "int8: " in md and "0.2 pJ mult + 0.03 pJ add" in md  # the Horowitz constants, stated
