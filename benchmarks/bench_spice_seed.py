@@ -58,7 +58,7 @@ def dense_mlp(sizes: tuple[int, ...], seed: int = 0) -> onnx.ModelProto:
 def timed(compiled, x: np.ndarray, scale: float, workers: int, seeded: bool, chip_seed: int | None = None,
           sizing: str = "default") -> dict:
     """Outputs, median per-job seconds and batch wall per sample of one batch, built the way
-    `run_network_spice` builds it (`seed.seed_deck`, released as `seed.release_for` the chip, outputs
+    `run_network_spice` builds it (`seed.seed_deck`, released in one step, `seed.SNAP`, outputs
     at `seed.last_point`)."""
     nl = emit_netlist(compiled.graph, compiled.target, netlist_options("current", scale, 10**9, chip_seed, sizing))
     tables = seeding.tables_for(nl) if seeded else None
@@ -68,7 +68,7 @@ def timed(compiled, x: np.ndarray, scale: float, workers: int, seeded: bool, chi
     for i in range(len(x)):
         deck = nl.deck({name: x[i]})
         if tables is not None:
-            seeding.seed_deck(deck, nl, tables, {name: x[i]}, seeding.release_for(nl, tables))
+            seeding.seed_deck(deck, nl, tables, {name: x[i]}, seeding.SNAP)
         jobs.append(SimJob(f"s{i}", deck.render(), 3600))
     t_decks = time.perf_counter() - t0
     results = run_jobs(jobs, workers=workers)

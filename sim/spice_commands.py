@@ -216,7 +216,7 @@ def run_network_spice(compiled: Compiled, feeds: dict[str, np.ndarray], scale: f
     mode): start ngspice's Newton at predicted node voltages (`sim.spice.seed`; same outputs,
     some 5x faster); a seeded run that fails is rerun with the gradual release (`seed.Release`), in
     halves, then unseeded. ``release``: how seeded decks let go of their clamps (default:
-    `seed.release_for` the chip). ``converters``: crossbar DAC/ADC per bank (`netlist_options`).
+    `seed.SNAP`, one step). ``converters``: crossbar DAC/ADC per bank (`netlist_options`).
     """
     return run_network_spice_saving(compiled, feeds, scale, workers=workers, executor=executor, timeout_s=timeout_s,
                                     max_devices=max_devices, progress=progress, chip_seed=chip_seed, sizing=sizing,
@@ -238,7 +238,7 @@ def run_network_spice_saving(compiled: Compiled, feeds: dict[str, np.ndarray], s
     n = batch_rows(feeds)
     check_in_rails(nl, feeds)
     tables = seeding.tables_for(nl, executor=executor, timeout_s=timeout_s) if seeded else None
-    release = release or (seeding.release_for(nl, tables) if tables is not None else seeding.SNAP)
+    release = release or seeding.SNAP
 
     def deck_for(group: Sequence[int], seed_it: bool, release: seeding.Release) -> Deck:
         """One sample's deck (seeded if asked and possible), or a seeded batch deck of several."""

@@ -14,11 +14,12 @@ are read at the last point). A poor prediction only costs iterations (ngspice fa
 gmin stepping); a failed seeded run is rerun unseeded by `sim.spice_commands`. Measured (digits
 64-16-10, compact chip seed 0): ~20 Newton iterations instead of ~620, outputs equal to 1e-9.
 
-Release. Letting go in one step (`SNAP`) suits chips whose loose nodes (below) are predicted to
-some 0.1 V. At minimum sizing (3.8× compact's Pelgrom spread) some 300 of them sit 0.3–0.6 V off,
-and released all at once they send Newton to gmin stepping (digits, minimum chip 0, aware weights:
-2 of 10 samples, 8–17 s each instead of ~1 s; in batches, whole batches failing with an overflow).
-`GRADUAL` lets go in two phases of decade steps, integer V(knob) from N down to 0: first the loose
+Release. Every chip is let go in one step (`SNAP`). Disabled bits' drains, which only leakage sets,
+are left free (`Prediction`): clamped at their predictions, some 300 of a minimum-size chip's sat
+0.3–0.6 V off (3.8× compact's Pelgrom spread), and released all at once they sent Newton to gmin
+stepping (digits, minimum chip 0, aware weights: 2 of 10 samples, 8–17 s each; in batches, whole
+batches failing with an overflow). A seeded run that fails is rerun with `GRADUAL`, which lets go
+in two phases of decade steps, integer V(knob) from N down to 0: first the loose
 nodes, down to ~1e-12 S and then 0 while every held node stays pinned (each loose node settles
 against its own few devices), then the held nodes likewise. Both phases need the small steps:
 starting the loose phase at 1 µS, stepping two decades at a time, or releasing the loose nodes
@@ -273,8 +274,15 @@ class Prediction:
     """Node voltages (V) by ngspice's flattened name (``xdut.sum_3``, ``xdut.xsyn_7.c1``).
 
     ``held``: nodes a device holds (soma diodes, enabled bit drains, the powered sign node), predicted
-    to mV. ``loose``: nodes only leakage sets (a disabled bit's drain, the idle sign node); their
-    level depends on each device's mismatch and may be off by some 0.1 V.
+    to mV. ``loose``: the idle sign node, which only leakage sets; its level depends on each device's
+    mismatch and may be off by some 0.1 V. A disabled bit's drain, also set by leakage alone, is not
+    predicted: it is left free for Newton from the first iteration. Clamped at its prediction it
+    moved 0.3-0.6 V on release at minimum sizing, which took the gradual release (`Release`) to
+    solve; free, it settles with the held nodes pinned, and the one-step release solves (digits,
+    minimum chip 0, 24 samples on 2 workers: 0.25 s a sample against 1.05 s with those clamps and
+    the gradual release; outputs equal to 1e-9). A digits chip has 1,855 such drains among 5,667
+    clamped nodes, and the clamps' behavioral sources cost ngspice more per iteration than the
+    transistors do.
     """
 
     held: dict[str, float]
@@ -350,6 +358,8 @@ def predict(nl: Netlist, tables: CellTables, sample: Mapping[str, np.ndarray]) -
         for n in SYNAPSE_NODES:
             values = _bilinear(t.nodes[k][n], pre, post)
             held = n == ("ps" if k > 0 else "ns") or (n[0] == "c" and abs(k) & int(n[1:]))
+            if n[0] == "c" and not held:  # a disabled bit's drain: left free (`Prediction`)
+                continue
             for s, v in zip(group, values):
                 (out if held else loose)[f"xdut.x{spice_name(s.element)}.{n}"] = float(v)
     return Prediction(out, loose)
@@ -402,22 +412,7 @@ class Release:
 
 
 SNAP = Release()
-GRADUAL = Release(steps=8)
-GRADUAL_SPREAD = 0.1  # σ(ΔVt)/(n·U_T) of a chip's synapse devices from which `release_for` lets go gradually
-
-
-def release_for(nl: Netlist, tables: CellTables) -> Release:
-    """`GRADUAL` for a chip whose synapse mirrors spread by σ(ΔVt) ≥ `GRADUAL_SPREAD`·n·U_T (their
-    currents by ≥ 10 %), else `SNAP`. Loose nodes hang on single devices' draws, so the spread of the
-    mirror branches (``mn*``, ``mp*``; RMS over the chip) sets how far off they are predicted. Measured σ(ΔVt)/(n·U_T) on the digits MLP's chip 0: default sizing
-    0.03, compact 0.05 (`SNAP` solves digits in ~20 iterations a sample), minimum 0.20 (`SNAP`
-    sends 2 in 10 samples to gmin stepping; `GRADUAL`: digits, minimum chip 0, aware weights, 24
-    samples in batches: 0.9–1.0 s a sample on 2 workers against 3.2 s, outputs equal to 1e-9)."""
-    draws = [v for r in nl.layout if r.kind == "synapse" for d, v in r.dvt_v.items() if d[:2] in ("mn", "mp")]
-    if not draws:
-        return SNAP
-    spread = float(np.sqrt(np.mean(np.square(draws)))) / tables.n_ut_v
-    return GRADUAL if spread >= GRADUAL_SPREAD else SNAP
+GRADUAL = Release(steps=8)  # the first fallback of a failed seeded run (`sim.spice_commands`)
 
 
 def clamp_deck(deck: Deck, predictions: Sequence[Prediction], release: Release = SNAP) -> Deck:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from circuits.errors import ParameterError
-from circuits.spice.netlist import clamp_source
+from circuits.spice.netlist import clamp_source, spice_name
 from compiler.netlist import emit_netlist
 from compiler.pipeline import compile_model
 from sim import zoo
@@ -71,7 +71,8 @@ def test_prediction_is_within_millivolts_of_the_operating_point(mlp):
 @pytest.mark.ngspice
 @pytest.mark.parametrize("chip_seed, sizing", [(0, "compact"), (None, "default"), (2, "minimum")])
 def test_seeded_outputs_equal_unseeded(mlp, chip_seed, sizing, caplog):
-    """Batched, released as `release_for` says (gradually for the minimum-size chip)."""
+    """Batched and released in one step, the minimum-size chip too (its disabled bits' drains are
+    left free), with no fallback to the gradual release or to unseeded runs."""
     kw = {"workers": 2, "progress": False, "chip_seed": chip_seed, "sizing": sizing}
     caplog.set_level(logging.INFO)
     seeded = run_network_spice(mlp, {"x": X}, SCALE, seeded=True, **kw)["y"]
@@ -116,16 +117,21 @@ def test_the_gradual_release_lets_go_of_loose_nodes_then_held_ones_a_decade_at_a
     np.testing.assert_allclose(snap_l, [g0, 0.0], atol=1e-12)
 
 
-def test_minimum_size_chips_are_released_gradually(mlp):
-    """`release_for` reads the chip's own draws: the one-step release for nominal, default and compact
-    mirrors, the gradual one at minimum size (σ(ΔVt)/(n·U_T) 0.03, 0.05, 0.2 on the digits MLP)."""
-    got = {}
-    for chip, sizing in ((None, "minimum"), (0, "default"), (0, "compact"), (0, "minimum")):
-        nl = emit_netlist(mlp.graph, mlp.target, netlist_options("current", SCALE, chip_seed=chip, sizing=sizing))
-        tables = seeding.CellTables(np.zeros(1), np.zeros(1), np.zeros(1), {}, {}, {}, 0.035)  # only n·U_T is read
-        got[(chip, sizing)] = seeding.release_for(nl, tables)
-    assert got == {(None, "minimum"): seeding.SNAP, (0, "default"): seeding.SNAP, (0, "compact"): seeding.SNAP,
-                   (0, "minimum"): seeding.GRADUAL}
+def test_disabled_bit_drains_are_left_free(mlp):
+    """Only the idle sign node is a loose clamp; a disabled bit's drain is not predicted at all (left to
+    Newton from the first iteration), an enabled bit's drain is held."""
+    import re
+    nl = emit_netlist(mlp.graph, mlp.target, netlist_options("current", SCALE, chip_seed=0, sizing="minimum"))
+    pred = seeding.predict(nl, seeding.tables_for(nl), {"x": X[0]})
+    assert pred.loose and all(re.search(r"\.(ps|ns)$", k) for k in pred.loose)
+    drains = [k for k in pred.held if re.search(r"\.c[124]$", k)]
+    assert drains
+    levels = {spice_name(r.element): abs(r.level) for r in nl.layout if r.kind == "synapse"}
+    for k in drains:  # every predicted drain belongs to an enabled bit of its synapse's level
+        cell, bit = k.split(".")[-2][1:], int(k[-1])
+        assert levels[cell] & bit, k
+    n_enabled = sum(bin(v).count("1") for v in levels.values())
+    assert len(drains) == n_enabled
 
 
 @pytest.mark.ngspice
