@@ -284,11 +284,11 @@ def measure_chip(compiled: Compiled, chip_seed: int | None, *, sizing: str = "co
         probes = soma_probes(nl, banks)
         idx = np.flatnonzero(config == k)
         saves = [v for b in banks for v in probes[b.name]]
-        # a probe deck's sparse rows let go in one step: at minimum sizing 0.6 s per 10 probes against
-        # 2.0 s gradually, and the few that fail are rerun gradually (`seed.Release`)
+        # a probe deck's sparse rows let go in one step, their disabled drains clamped (`seed.PROBE`): at
+        # minimum sizing 0.6 s per 10 probes against 2.0 s gradually; the few that fail are rerun gradually
         outs, extra = run_network_spice_saving(chip, {compiled.graph.inputs[0]: x[idx]}, scale, extra_saves=saves,
                                                workers=workers, timeout_s=timeout_s, progress=False,
-                                               chip_seed=chip_seed, sizing=sizing, release=seeding.SNAP)
+                                               chip_seed=chip_seed, sizing=sizing, release=seeding.PROBE)
         y.append(np.concatenate([outs[o].reshape(len(idx), -1) for o in compiled.graph.outputs], axis=1))
         for b in banks:
             soma[b.name][idx] = np.abs(np.stack([extra[v] for v in probes[b.name]], axis=1)) / scale

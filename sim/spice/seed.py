@@ -282,15 +282,18 @@ class Prediction:
     minimum chip 0, 24 samples on 2 workers: 0.25 s a sample against 1.05 s with those clamps and
     the gradual release; outputs equal to 1e-9). A digits chip has 1,855 such drains among 5,667
     clamped nodes, and the clamps' behavioral sources cost ngspice more per iteration than the
-    transistors do.
+    transistors do. A measurement's probe decks are the exception (`PROBE`): their single-bit test
+    levels leave two of every synapse's three drains disabled, and free, 2 in 8 of their batches
+    failed the one-step release (digits, minimum chip 0).
     """
 
     held: dict[str, float]
     loose: dict[str, float]
 
 
-def predict(nl: Netlist, tables: CellTables, sample: Mapping[str, np.ndarray]) -> Prediction:
-    """Predicted voltage of every soma and synapse node for one sample (model units, like ``Netlist.deck``)."""
+def predict(nl: Netlist, tables: CellTables, sample: Mapping[str, np.ndarray], free_drains: bool = True) -> Prediction:
+    """Predicted voltage of every soma and synapse node for one sample (model units, like ``Netlist.deck``);
+    without ``free_drains``, disabled bits' drains too, as loose nodes (`Prediction`)."""
     cells = _cells(nl)
     if cells is None:
         raise ValueError("predict: only current-mode networks of somas, synapses and read-outs are seeded")
@@ -358,7 +361,7 @@ def predict(nl: Netlist, tables: CellTables, sample: Mapping[str, np.ndarray]) -
         for n in SYNAPSE_NODES:
             values = _bilinear(t.nodes[k][n], pre, post)
             held = n == ("ps" if k > 0 else "ns") or (n[0] == "c" and abs(k) & int(n[1:]))
-            if n[0] == "c" and not held:  # a disabled bit's drain: left free (`Prediction`)
+            if free_drains and n[0] == "c" and not held:  # a disabled bit's drain: left free (`Prediction`)
                 continue
             for s, v in zip(group, values):
                 (out if held else loose)[f"xdut.x{spice_name(s.element)}.{n}"] = float(v)
@@ -389,6 +392,7 @@ class Release:
     steps: int = 0
     decades: float = 1.1
     start_s: float = CLAMP_START_S
+    free_drains: bool = True  # leave disabled bits' drains unclamped (`Prediction`)
 
     @property
     def points(self) -> int:
@@ -412,7 +416,8 @@ class Release:
 
 
 SNAP = Release()
-GRADUAL = Release(steps=8)  # the first fallback of a failed seeded run (`sim.spice_commands`)
+PROBE = Release(free_drains=False)  # a measurement's single-bit probe decks (`sim.measure.lab`)
+GRADUAL = Release(steps=8, free_drains=False)  # the first fallback of a failed seeded run (`sim.spice_commands`)
 
 
 def clamp_deck(deck: Deck, predictions: Sequence[Prediction], release: Release = SNAP) -> Deck:
@@ -441,7 +446,7 @@ def seed_deck(deck: Deck, nl: Netlist, tables: CellTables, sample: Mapping[str, 
               release: Release = SNAP) -> Deck:
     """`clamp_deck` with this sample's `predict`ion: a one-sample deck of ``nl`` that solves in a few
     Newton iterations; read its outputs at the last sweep point (`last_point`)."""
-    return clamp_deck(deck, [predict(nl, tables, sample)], release)
+    return clamp_deck(deck, [predict(nl, tables, sample, release.free_drains)], release)
 
 
 def batch_deck(nl: Netlist, tables: CellTables, samples: Sequence[Mapping[str, np.ndarray]],
@@ -463,7 +468,7 @@ def batch_deck(nl: Netlist, tables: CellTables, samples: Sequence[Mapping[str, n
     if len(samples) < 2:
         raise ValueError("batch_deck: a batch has at least two samples (one sample: seed_deck)")
     deck = nl.deck(title=title, stimulus=nl.batch_stimulus(samples, INDEX))
-    return clamp_deck(deck, [predict(nl, tables, s) for s in samples], release)
+    return clamp_deck(deck, [predict(nl, tables, s, release.free_drains) for s in samples], release)
 
 
 def batches(n: int, workers: int, most: int = BATCH_MAX) -> list[list[int]]:

@@ -132,6 +132,12 @@ def test_disabled_bit_drains_are_left_free(mlp):
         assert levels[cell] & bit, k
     n_enabled = sum(bin(v).count("1") for v in levels.values())
     assert len(drains) == n_enabled
+    # a measurement's probe decks and the gradual fallback clamp them, as loose nodes
+    assert not seeding.PROBE.free_drains and not seeding.GRADUAL.free_drains and seeding.SNAP.free_drains
+    probe = seeding.predict(nl, seeding.tables_for(nl), {"x": X[0]}, free_drains=False)
+    assert probe.held == pred.held
+    loose_drains = {k for k in probe.loose if re.search(r"\.c[124]$", k)}
+    assert len(loose_drains) == 3 * len(levels) - n_enabled and set(probe.loose) - loose_drains == set(pred.loose)
 
 
 @pytest.mark.ngspice
@@ -187,7 +193,7 @@ def test_extra_saves_come_back_per_sample(mlp):
 
 @pytest.mark.ngspice
 def test_a_network_the_predictor_cannot_read_runs_unseeded(mlp, monkeypatch, caplog):
-    def unknown(nl, tables, sample):
+    def unknown(nl, tables, sample, free_drains=True):
         raise KeyError("xdut.sum_0")
 
     plain = run_network_spice(mlp, {"x": X[:1]}, SCALE, workers=1, progress=False, seeded=False)["y"]
@@ -255,7 +261,7 @@ def test_a_failing_batch_is_rerun_in_halves_down_to_single_samples(mlp, monkeypa
 
 @pytest.mark.ngspice
 def test_a_batch_the_predictor_cannot_read_runs_one_deck_per_sample(mlp, monkeypatch, caplog):
-    def unknown(nl, tables, sample):
+    def unknown(nl, tables, sample, free_drains=True):
         raise KeyError("xdut.sum_0")
 
     plain = run_network_spice(mlp, {"x": X}, SCALE, workers=1, progress=False, seeded=False)["y"]
