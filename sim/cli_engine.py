@@ -11,6 +11,7 @@ import math
 from circuits.errors import InputError
 from circuits.files import json_safe
 from circuits.spice.current_cells import SIZINGS
+from sim.train.schedule import SCHEDULES
 
 SPICE_TIMEOUT_S = 300.0  # seconds per ngspice simulation unless --timeout says otherwise
 
@@ -129,7 +130,7 @@ def add_parsers(sub, common: argparse.ArgumentParser, targets: list[str]) -> Non
     p.add_argument("--epochs", type=int, default=10, help="passes over the training set (default: 10)")
     p.add_argument("--batch-size", type=int, default=32, help="minibatch size (default: 32)")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
-    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant", dest="lr_schedule",
+    p.add_argument("--lr-schedule", choices=SCHEDULES, default="constant", dest="lr_schedule",
                    help="constant, or cosine annealing to zero over the run (default: constant)")
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="(default: sgd with momentum)")
     p.add_argument("--momentum", type=float, help="SGD momentum (default: 0.9; --optimizer sgd only)")
@@ -174,8 +175,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         eval_hw = hardware_from_args(args, args.eval_hardware,
                                      args.eval_chip_seed if args.eval_chip_seed is not None else args.chip_seed)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, schedule=args.lr_schedule,
-                      optimizer=args.optimizer, momentum=_momentum(args), weight_decay=args.weight_decay, loss=args.loss, seed=args.seed,
-                      pipelined=args.pipelined)
+                      optimizer=args.optimizer, momentum=_momentum(args), weight_decay=args.weight_decay,
+                      loss=args.loss, seed=args.seed, pipelined=args.pipelined)
     doc = train_file(args.model, args.data, args.output, metrics=args.metrics, target=args.target, hardware=hw,
                      eval_hardware=eval_hw, config=cfg, checkpoint=args.checkpoint, resume=args.resume,
                      val_split=args.val_split, progress=not args.quiet)

@@ -397,8 +397,7 @@ def fit_bank(name: str, levels: np.ndarray, bias: np.ndarray, config: np.ndarray
         raise InputError(f"fit-chip: bank {name!r}: the fit cannot start ({exc}); check the readings' units "
                          "and the meta early_slopes") from exc
     try:
-        jtj = sol.jac.T @ sol.jac
-        sd = np.sqrt(np.clip(np.diag(np.linalg.inv(jtj.toarray() if sparse.issparse(jtj) else jtj)), 0, None))
+        sd = np.sqrt(np.clip(np.diag(np.linalg.inv((sol.jac.T @ sol.jac).toarray())), 0, None))
     except np.linalg.LinAlgError:
         sd = np.full(len(theta0), PRIOR_SD)
     a, c, cr = unpack(sol.x)
@@ -426,37 +425,42 @@ class _FactorJacobian:
     chip 0: tables equal to 5e-7, factors to 2e-4 along their one flat direction)."""
 
     def __init__(self, design: _Design, x_in, w_unit: float, pi, ri, sigma, rows: int, cols: int) -> None:
-        n = len(pi)
-        self.shape = (n + rows * 6 + cols * 2 + 2, rows * 6 + cols * 2 + 2)
+        n, n_a = len(pi), rows * 6
+        n_theta = n_a + cols * 2 + 2
         scale = w_unit / sigma
-        self.g = design.sgn[pi, ri] * design.mag[pi, ri] * x_in[pi] * scale[:, None]   # [N, C]
-        self.s, self.b = design.sidx[pi, ri], design.bidx[pi, ri]                       # [N, C]
-        self.gb = design.bsgn[pi, ri] * design.bmag[pi, ri] * scale                     # [N]
-        self.sb, self.bb = design.bsidx[pi, ri], design.bbidx[pi, ri]                   # [N]
-        self.ri, self.n, self.rows, self.cols = ri, n, rows, cols
-        self.used = np.nonzero(self.g)                                                  # (reading, column) pairs
+        g = design.sgn[pi, ri] * design.mag[pi, ri] * x_in[pi] * scale[:, None]   # [N, C]
+        i, j = np.nonzero(g)                                                  # the (reading, column) pairs used
+        self.i, self.j, self.r = i, j, ri[i]
+        self.s, self.b, self.g = design.sidx[pi, ri][i, j], design.bidx[pi, ri][i, j], g[i, j]
+        self.gb = design.bsgn[pi, ri] * design.bmag[pi, ri] * scale           # [N]
+        self.sb, self.bb, self.ri = design.bsidx[pi, ri], design.bbidx[pi, ri], ri
+        self.slot = (i, self.s * 3 + self.b)                                  # ∂/∂A[R_i, s, b] by slot s·3 + b
+        self.bslot = (np.arange(n), self.sb * 3 + self.bb)
+        self.n = n
+        # the sparsity pattern is fixed: only the values change between calls (no entry repeats)
+        k = np.arange(n)
+        rows_idx = np.concatenate([np.repeat(k, 6), i, k, n + np.arange(n_theta)])
+        cols_idx = np.concatenate([(ri[:, None] * 6 + np.arange(6)).reshape(-1), n_a + j * 2 + self.s,
+                                   n_a + cols * 2 + self.sb, np.arange(n_theta)])
+        entry = np.arange(1, len(rows_idx) + 1, dtype=np.float64)  # 1-based: no stored value is 0
+        self.pattern = sparse.csr_matrix((entry, (rows_idx, cols_idx)), shape=(n + n_theta, n_theta))
+        assert self.pattern.nnz == len(entry)
+        self.order = self.pattern.data.astype(np.int64) - 1  # CSR position → entry of the value vector
+        self.prior = np.full(n_theta, 1.0 / PRIOR_SD)
 
     # least_squares options: LSMR's inner solves to 1e-10, so the fit also converges along the gains'
     # one flat direction (A·c up to a common scale, held only by the prior)
     options = {"tr_solver": "lsmr", "tr_options": {"atol": 1e-10, "btol": 1e-10}}
 
-    def __call__(self, a: np.ndarray, c: np.ndarray, c_ref: np.ndarray):
-        n, rows, cols = self.n, self.rows, self.cols
-        i, j = self.used
-        s, b, g = self.s[i, j], self.b[i, j], self.g[i, j]
-        r = self.ri[i]
-        d_a = np.zeros((n, 6))  # ∂/∂A[R_i, s, b], by slot s·3 + b
-        np.add.at(d_a, (i, s * 3 + b), g * c[j, s])
-        np.add.at(d_a, (np.arange(n), self.sb * 3 + self.bb), self.gb * c_ref[self.sb])
-        d_c = g * a[r, s, b]
-        d_cr = self.gb * a[self.ri, self.sb, self.bb]
-        n_a = rows * 6
-        k = np.arange(n)
-        row_idx = np.concatenate([np.repeat(k, 6), i, k, n + np.arange(self.shape[1])])
-        col_idx = np.concatenate([(self.ri[:, None] * 6 + np.arange(6)).reshape(-1), n_a + j * 2 + s,
-                                  n_a + cols * 2 + self.sb, np.arange(self.shape[1])])
-        vals = np.concatenate([d_a.reshape(-1), d_c, d_cr, np.full(self.shape[1], 1.0 / PRIOR_SD)])
-        return sparse.coo_matrix((vals, (row_idx, col_idx)), shape=self.shape).tocsr()
+    def __call__(self, a: np.ndarray, c: np.ndarray, c_ref: np.ndarray) -> sparse.csr_matrix:
+        d_a = np.zeros((self.n, 6))
+        np.add.at(d_a, self.slot, self.g * c[self.j, self.s])
+        np.add.at(d_a, self.bslot, self.gb * c_ref[self.sb])
+        vals = np.concatenate([d_a.reshape(-1), self.g * a[self.r, self.s, self.b],
+                               self.gb * a[self.ri, self.sb, self.bb], self.prior])
+        m = self.pattern.copy()
+        m.data = vals[self.order]
+        return m
 
 
 def _rms_rel(pred: np.ndarray, target: np.ndarray) -> float:

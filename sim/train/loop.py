@@ -26,7 +26,8 @@ from circuits.files import ensure_dir, output_kind, read_npz, write_npz
 from sim.engine.program import Program
 from sim.train.data import Dataset
 from sim.train.loss import accuracy, loss_and_grad
-from sim.train.optim import SCHEDULES, make_optimizer, scheduled_lr
+from sim.train.optim import make_optimizer
+from sim.train.schedule import SCHEDULES, scheduled_lr
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.npz"

@@ -5,12 +5,6 @@
 - Adam (Kingma & Ba 2015), as torch.optim.Adam (L2 weight decay added to the gradient):
   m ← β₁m + (1 − β₁)g;  v ← β₂v + (1 − β₂)g²;  p ← p − η·m̂/(√v̂ + ε), m̂ = m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ).
 
-Learning-rate schedules (`scheduled_lr`), set on the optimizer before each step:
-- ``constant``: η.
-- ``cosine``: η_k = η·(1 + cos(πk/K))/2 over the run's K steps, annealing to zero (Loshchilov &
-  Hutter 2017, SGDR without restarts). Training *for* a mismatched chip, it was worth 0.6-0.8 points
-  on digits over a constant rate (measured in `sim.demo._train`'s docstring).
-
 `step_one` updates one parameter, so a pipelined backward can update each block as soon as its
 gradient is ready. Each update is one fused Numba loop over the parameter (in place, no temporaries).
 """
@@ -122,18 +116,6 @@ class Adam(Optimizer):
         eps_t = self.eps * np.sqrt(1 - self.beta2 ** self.t)
         _adam(_flat(p), _flat(np.ascontiguousarray(g, p.dtype)), _flat(m), _flat(v), t(lr_t), t(self.beta1),
               t(self.beta2), t(eps_t), t(self.weight_decay))
-
-
-SCHEDULES = ("constant", "cosine")
-
-
-def scheduled_lr(lr: float, schedule: str, step: int, total: int) -> float:
-    """The learning rate for step ``step`` (0-based) of ``total`` under ``schedule`` (module docstring)."""
-    if schedule == "constant":
-        return lr
-    if schedule == "cosine":
-        return lr * 0.5 * (1.0 + float(np.cos(np.pi * min(step, total) / max(total, 1))))
-    raise ParameterError(f"--lr-schedule: one of {', '.join(SCHEDULES)}, got {schedule!r}")
 
 
 def make_optimizer(name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimizer:

@@ -138,7 +138,7 @@ def test_boolean_labels_are_two_classes_and_mixed_label_kinds_are_named(tmp_path
 
 def test_cosine_schedule_is_the_annealing_formula():
     """η_k = η(1 + cos(πk/K))/2 at known points; constant is η throughout; other names are refused."""
-    from sim.train.optim import scheduled_lr
+    from sim.train.schedule import scheduled_lr
     assert scheduled_lr(0.1, "cosine", 0, 100) == pytest.approx(0.1)
     assert scheduled_lr(0.1, "cosine", 50, 100) == pytest.approx(0.05)
     assert scheduled_lr(0.1, "cosine", 25, 100) == pytest.approx(0.05 * (1 + np.sqrt(0.5)))
